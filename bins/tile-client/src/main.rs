@@ -1,6 +1,8 @@
 //! `tile-client`: talks to tile-server, and does tile math at the command line.
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 for bad usage.
+// A binary talks to its user on stdout and stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{self, BufWriter, Write};
 use std::ops::RangeInclusive;

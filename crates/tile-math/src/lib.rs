@@ -9,20 +9,20 @@
 //! of a nonsense tile.
 //!
 //! # Layout
-//! - [`mercator`]: constants, [`LngLat`], [`MercatorPoint`] and the projection
+//! - [`mercator`] — constants, [`LngLat`], [`MercatorPoint`] and the projection
 //!   between them; the tile that holds a point ([`tile_for_lnglat`]).
-//! - [`tile`]: [`TileCoord`] and its relations: parent, children, neighbours,
+//! - [`tile`] — [`TileCoord`] and its relations: parent, children, neighbours,
 //!   quadkeys, the TMS flip, bounds and [`simplify`].
-//! - [`bbox`]: [`LngLatBbox`], [`MercatorBbox`] and [`bounding_tile`].
-//! - [`cover`]: [`tiles_covering`], a lazy iterator over the tiles of a bbox
+//! - [`bbox`] — [`LngLatBbox`], [`MercatorBbox`] and [`bounding_tile`].
+//! - [`cover`] — [`tiles_covering`], a lazy iterator over the tiles of a bbox
 //!   over a zoom range, split at the antimeridian, in mercantile's order.
-//! - [`metatile`]: [`Metatile`], N×N blocks of tiles rendered in one go.
-//! - [`render`]: [`PixelTransform`] (metres ↔ pixels for a tile or metatile,
+//! - [`metatile`] — [`Metatile`], N×N blocks of tiles rendered in one go.
+//! - [`render`] — [`PixelTransform`] (metres ↔ pixels for a tile or metatile,
 //!   with a buffer) and [`scale_denominator`] in Mapnik's convention.
-//! - [`viewport`]: [`Viewport`], the tiles a user is looking at, the ring of
+//! - [`viewport`] — [`Viewport`], the tiles a user is looking at, the ring of
 //!   neighbours around them and their distance from the centre, for the
 //!   render scheduler.
-//! - [`error`]: [`TileMathError`].
+//! - [`error`] — the one error type, [`TileMathError`].
 //!
 //! # Conventions
 //! - Tiles are XYZ ("slippy map"): `x` grows east, `y` grows south, tile
