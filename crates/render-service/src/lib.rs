@@ -15,6 +15,12 @@
 //! - `config`: TOML file plus command-line flags.
 //! - `stats`: queue depths, throughput and render-time percentiles.
 //!
-//! Nothing is public yet: the crate is a skeleton that compiles.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod scheduler;
+
+pub use scheduler::{
+    Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,
+    Scheduler, SchedulerConfig, SchedulerStats, TileRequest,
+};

@@ -1,0 +1,751 @@
+//! The scheduler: which metatile to render next.
+//!
+//! This is tessera's reason to exist. It is a plain data structure with no
+//! threads and no clock of its own (the caller passes `now`), so every rule
+//! below is tested deterministically:
+//!
+//! - **Classes.** Work is ranked by class, highest first: [`PriorityClass::Viewport`]
+//!   (on screen), `Neighbour` (around the screen), `Explicit`, `Bulk`, `Dirty`.
+//! - **Viewports.** A client's tile that is on its current screen counts as
+//!   `Viewport`, whatever class it was asked with; a tile in the ring around
+//!   the screen counts as `Neighbour`. Work asked as `Viewport` or `Neighbour`
+//!   that is no longer near the screen (the user scrolled away) drops to
+//!   `Explicit`. Within a class, work is ordered by distance from the
+//!   client's screen centre, then first come first served. A new viewport
+//!   re-ranks the client's queued work at once.
+//! - **Merging.** Requests for the same metatile, from any clients, become
+//!   one job: it is rendered once and every requester is answered. Each
+//!   requester ranks the job by its own class, so a duplicate at a higher
+//!   class promotes the job. A request for a metatile being rendered joins
+//!   that render.
+//! - **Fairness.** Within a class, clients take turns (round robin).
+//! - **Bounds.** Queued tiles are limited in total and per client. When the
+//!   queue is full, the lowest-ranked work is refused with
+//!   [`Outcome::Busy`]: a new request evicts queued work of a strictly lower
+//!   class, or is itself refused. Nothing is dropped silently.
+//! - **Deadlines.** Work past its deadline is answered
+//!   [`CancelReason::DeadlineExpired`] instead of being rendered.
+//! - **Exactly one final answer.** Every tile of every request leaves the
+//!   scheduler exactly once: as part of a [`RenderJob`] whose completion
+//!   delivers it ([`Scheduler::complete`]), or as an [`Answer`] (cancelled,
+//!   busy) collected with [`Scheduler::drain_answers`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use tile_math::{Metatile, TileCoord, Viewport};
+
+/// Who asked: one id per connection (or per embedding caller).
+pub type ClientId = u64;
+
+/// The client's own id for one request; answers carry it back.
+pub type RequestId = u64;
+
+/// Identifies one render of one metatile, from [`Scheduler::next_job`] to
+/// [`Scheduler::complete`].
+pub type JobId = u64;
+
+/// Priority classes, highest first. The order of the variants is the order
+/// of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PriorityClass {
+    /// On the client's screen now.
+    Viewport = 0,
+    /// In the ring of tiles around the screen (prefetch).
+    Neighbour = 1,
+    /// Asked for explicitly, e.g. `tile-client render`.
+    Explicit = 2,
+    /// Bulk seeding.
+    Bulk = 3,
+    /// Re-rendering tiles whose data changed.
+    Dirty = 4,
+}
+
+impl PriorityClass {
+    /// Every class, highest first.
+    pub const ALL: [PriorityClass; 5] = [
+        PriorityClass::Viewport,
+        PriorityClass::Neighbour,
+        PriorityClass::Explicit,
+        PriorityClass::Bulk,
+        PriorityClass::Dirty,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name, for stats and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PriorityClass::Viewport => "viewport",
+            PriorityClass::Neighbour => "neighbour",
+            PriorityClass::Explicit => "explicit",
+            PriorityClass::Bulk => "bulk",
+            PriorityClass::Dirty => "dirty",
+        }
+    }
+}
+
+/// Limits and shape of the scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Metatile size N (N×N tiles are rendered together).
+    pub metatile_size: u32,
+    /// Most tiles queued at once, over all clients.
+    pub max_queued_tiles: usize,
+    /// Most tiles one client may have queued.
+    pub max_queued_tiles_per_client: usize,
+    /// How many rings of tiles around the screen count as `Neighbour`.
+    pub neighbour_rings: u32,
+    /// The retry hint sent with [`Outcome::Busy`].
+    pub retry_after_ms: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            metatile_size: tile_math::DEFAULT_METATILE_SIZE,
+            max_queued_tiles: 2_000_000,
+            max_queued_tiles_per_client: 1_000_000,
+            neighbour_rings: 1,
+            retry_after_ms: 500,
+        }
+    }
+}
+
+/// One request for tiles, as the scheduler sees it.
+#[derive(Debug, Clone)]
+pub struct TileRequest {
+    /// Who asked.
+    pub client: ClientId,
+    /// The client's id for this request.
+    pub request_id: RequestId,
+    /// The tiles. Duplicates are answered once each time they are listed.
+    pub tiles: Vec<TileCoord>,
+    /// The class the client asked for.
+    pub class: PriorityClass,
+    /// Render only if it can start before this instant.
+    pub deadline: Option<Instant>,
+    /// Render even if the store has a fresh tile (the store check is the
+    /// caller's; the scheduler passes the flag on to the job).
+    pub force: bool,
+}
+
+/// Why queued work was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The client sent `Cancel` for this request.
+    ByClient,
+    /// The client asked to drop everything outside its viewport.
+    OutsideViewport,
+    /// The job's deadline passed before it could start.
+    DeadlineExpired,
+    /// The client went away.
+    ClientGone,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// A final answer the scheduler gives without rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tile will not be rendered for this request.
+    Cancelled(CancelReason),
+    /// The queue (total or this client's share) is full; try again later.
+    Busy {
+        /// Suggested wait before retrying.
+        retry_after_ms: u32,
+    },
+}
+
+/// One final answer for one tile of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Who asked.
+    pub client: ClientId,
+    /// Which request.
+    pub request_id: RequestId,
+    /// Which tile.
+    pub tile: TileCoord,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// A metatile to render, handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderJob {
+    /// Pass back to [`Scheduler::complete`].
+    pub id: JobId,
+    /// What to render.
+    pub metatile: Metatile,
+    /// Whether any requester asked to bypass the store.
+    pub force: bool,
+}
+
+/// Who is waiting for which tiles of a finished job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Who asked.
+    pub client: ClientId,
+    /// Which request.
+    pub request_id: RequestId,
+    /// The tiles of the metatile this request asked for.
+    pub tiles: Vec<TileCoord>,
+}
+
+/// Queue depths and counts, for stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Queued tiles by effective class, highest class first.
+    pub queued_tiles_by_class: [usize; 5],
+    /// Queued metatile jobs.
+    pub queued_jobs: usize,
+    /// Jobs handed out and not completed.
+    pub running_jobs: usize,
+    /// Queued tiles per client.
+    pub queued_tiles_by_client: BTreeMap<ClientId, usize>,
+}
+
+/// One request's wish for some tiles of one metatile.
+#[derive(Debug, Clone)]
+struct Interest {
+    client: ClientId,
+    request_id: RequestId,
+    tiles: Vec<TileCoord>,
+    class: PriorityClass,
+    deadline: Option<Instant>,
+    force: bool,
+    /// Arrival order, for first-come-first-served ties.
+    seq: u64,
+}
+
+/// A queued metatile and everyone waiting for it.
+#[derive(Debug, Clone)]
+struct Job {
+    metatile: Metatile,
+    interests: Vec<Interest>,
+}
+
+/// Where a job stands in one client's queue: class first, then distance from
+/// the client's screen centre, then arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RankKey {
+    /// Distance in tiles, as ordered bits of a non-negative f64.
+    distance_bits: u64,
+    seq: u64,
+    metatile: Metatile,
+}
+
+#[derive(Debug, Default)]
+struct ClientState {
+    viewport: Option<Viewport>,
+    /// This client's view of the queued jobs, one ordered set per class.
+    queues: [BTreeSet<RankKey>; 5],
+    /// Where each of this client's jobs sits in `queues`.
+    placed: HashMap<Metatile, (PriorityClass, RankKey)>,
+    queued_tiles: usize,
+}
+
+/// The scheduler. See the module docs for the rules.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    queued: HashMap<Metatile, Job>,
+    running: HashMap<JobId, Job>,
+    running_by_metatile: HashMap<Metatile, JobId>,
+    clients: BTreeMap<ClientId, ClientState>,
+    /// The client served last in each class, for round robin.
+    last_served: [Option<ClientId>; 5],
+    queued_tiles: usize,
+    next_seq: u64,
+    next_job: JobId,
+    answers: Vec<Answer>,
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new(config: SchedulerConfig) -> Self {
+        Self {
+            config,
+            queued: HashMap::new(),
+            running: HashMap::new(),
+            running_by_metatile: HashMap::new(),
+            clients: BTreeMap::new(),
+            last_served: [None; 5],
+            queued_tiles: 0,
+            next_seq: 0,
+            next_job: 1,
+            answers: Vec::new(),
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// Takes the answers given since the last call (cancellations, refusals).
+    pub fn drain_answers(&mut self) -> Vec<Answer> {
+        std::mem::take(&mut self.answers)
+    }
+
+    /// Tiles queued (not running), over all clients.
+    pub fn queued_tiles(&self) -> usize {
+        self.queued_tiles
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.queued.is_empty() && self.running.is_empty()
+    }
+
+    /// Queues the tiles of a request. Tiles of a metatile being rendered
+    /// join that render; tiles that do not fit are answered `Busy`.
+    pub fn submit(&mut self, request: TileRequest) {
+        let TileRequest {
+            client,
+            request_id,
+            tiles,
+            class,
+            deadline,
+            force,
+        } = request;
+        let size = self.config.metatile_size.max(1);
+        // Group by metatile, keeping the client's order within each group.
+        let mut groups: Vec<(Metatile, Vec<TileCoord>)> = Vec::new();
+        let mut group_of: HashMap<Metatile, usize> = HashMap::new();
+        for tile in tiles {
+            let Ok(meta) = Metatile::containing(tile, size) else {
+                continue;
+            };
+            let index = *group_of.entry(meta).or_insert_with(|| {
+                groups.push((meta, Vec::new()));
+                groups.len() - 1
+            });
+            groups[index].1.push(tile);
+        }
+        self.clients.entry(client).or_default();
+        for (metatile, tiles) in groups {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let interest = Interest {
+                client,
+                request_id,
+                tiles,
+                class,
+                deadline,
+                force,
+                seq,
+            };
+            if let Some(&job_id) = self.running_by_metatile.get(&metatile) {
+                if let Some(job) = self.running.get_mut(&job_id) {
+                    job.interests.push(interest);
+                    continue;
+                }
+            }
+            if self.make_room(&interest) {
+                self.enqueue(metatile, interest);
+            } else {
+                self.refuse_busy(&interest);
+            }
+        }
+    }
+
+    /// Sets a client's viewport and re-ranks its queued work at once.
+    pub fn set_viewport(&mut self, client: ClientId, viewport: Viewport) {
+        self.clients.entry(client).or_default().viewport = Some(viewport);
+        self.rerank_client(client);
+    }
+
+    /// Cancels the queued tiles of some of a client's requests. Tiles being
+    /// rendered are answered when the render finishes.
+    pub fn cancel_requests(&mut self, client: ClientId, request_ids: &[RequestId]) {
+        self.remove_interests(client, CancelReason::ByClient, |interest, _| {
+            request_ids.contains(&interest.request_id)
+        });
+    }
+
+    /// Cancels a client's queued tiles that are neither on its screen nor in
+    /// the neighbour rings around it (at the viewport's zoom). Without a
+    /// viewport, nothing is cancelled.
+    pub fn cancel_outside_viewport(&mut self, client: ClientId) {
+        let Some(viewport) = self.clients.get(&client).and_then(|c| c.viewport) else {
+            return;
+        };
+        let rings = self.config.neighbour_rings;
+        self.remove_interests(client, CancelReason::OutsideViewport, |interest, _| {
+            !interest
+                .tiles
+                .iter()
+                .any(|t| viewport.ring_of(*t).is_some_and(|r| r <= rings))
+        });
+    }
+
+    /// Forgets a client that went away: its queued work is answered
+    /// `ClientGone` (so the bookkeeping stays exact) and jobs nobody else
+    /// wants are dropped. Running jobs still finish for the other requesters.
+    pub fn remove_client(&mut self, client: ClientId) {
+        self.remove_interests(client, CancelReason::ClientGone, |_, _| true);
+        for job in self.running.values_mut() {
+            job.interests.retain(|i| i.client != client);
+        }
+        self.clients.remove(&client);
+        for served in &mut self.last_served {
+            if *served == Some(client) {
+                *served = None;
+            }
+        }
+    }
+
+    /// Answers every queued tile with `reason` and empties the queue
+    /// (graceful shutdown). Running jobs still complete.
+    pub fn cancel_all(&mut self, reason: CancelReason) {
+        let clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        for client in clients {
+            self.remove_interests(client, reason, |_, _| true);
+        }
+    }
+
+    /// Answers queued work whose deadline is before `now`.
+    pub fn expire(&mut self, now: Instant) {
+        let clients: Vec<ClientId> = self.clients.keys().copied().collect();
+        for client in clients {
+            self.remove_interests(client, CancelReason::DeadlineExpired, |interest, _| {
+                interest.deadline.is_some_and(|d| d < now)
+            });
+        }
+    }
+
+    /// The next metatile to render, or `None` when nothing is queued.
+    /// Expired work met on the way is answered, not rendered.
+    pub fn next_job(&mut self, now: Instant) -> Option<RenderJob> {
+        loop {
+            let (class, client) = self.pick_client()?;
+            let key = self.clients.get(&client)?.queues[class.index()]
+                .first()
+                .copied()?;
+            self.last_served[class.index()] = Some(client);
+            let Some(mut job) = self.take_job(key.metatile) else {
+                // Unreachable while `place` keeps the queues exact; never
+                // loop on a stale entry.
+                if let Some(state) = self.clients.get_mut(&client) {
+                    state.queues[class.index()].remove(&key);
+                    state.placed.remove(&key.metatile);
+                }
+                continue;
+            };
+            let (live, expired): (Vec<Interest>, Vec<Interest>) = job
+                .interests
+                .drain(..)
+                .partition(|i| i.deadline.is_none_or(|d| d >= now));
+            for interest in &expired {
+                self.answer_all(interest, Outcome::Cancelled(CancelReason::DeadlineExpired));
+            }
+            if live.is_empty() {
+                continue;
+            }
+            job.interests = live;
+            let id = self.next_job;
+            self.next_job += 1;
+            let force = job.interests.iter().any(|i| i.force);
+            let metatile = job.metatile;
+            self.running_by_metatile.insert(metatile, id);
+            self.running.insert(id, job);
+            return Some(RenderJob {
+                id,
+                metatile,
+                force,
+            });
+        }
+    }
+
+    /// Marks a job finished and says who is waiting for which of its tiles.
+    /// The caller answers each of them with the render's result.
+    pub fn complete(&mut self, job: JobId) -> Vec<Delivery> {
+        let Some(job) = self.running.remove(&job) else {
+            return Vec::new();
+        };
+        self.running_by_metatile.remove(&job.metatile);
+        job.interests
+            .into_iter()
+            .map(|i| Delivery {
+                client: i.client,
+                request_id: i.request_id,
+                tiles: i.tiles,
+            })
+            .collect()
+    }
+
+    /// Queue depths and counts.
+    pub fn stats(&self) -> SchedulerStats {
+        let mut stats = SchedulerStats {
+            queued_jobs: self.queued.len(),
+            running_jobs: self.running.len(),
+            ..SchedulerStats::default()
+        };
+        for (id, client) in &self.clients {
+            if client.queued_tiles > 0 {
+                stats
+                    .queued_tiles_by_client
+                    .insert(*id, client.queued_tiles);
+            }
+            for (metatile, (class, _)) in &client.placed {
+                let tiles: usize = self.queued.get(metatile).map_or(0, |job| {
+                    job.interests
+                        .iter()
+                        .filter(|i| i.client == *id)
+                        .map(|i| i.tiles.len())
+                        .sum()
+                });
+                stats.queued_tiles_by_class[class.index()] += tiles;
+            }
+        }
+        stats
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    /// The class a client's wish counts in, and its distance from the
+    /// client's screen centre.
+    fn rank(
+        &self,
+        client: &ClientState,
+        tiles: &[TileCoord],
+        asked: PriorityClass,
+    ) -> (PriorityClass, f64) {
+        let Some(viewport) = client.viewport else {
+            return (asked, 0.0);
+        };
+        let ring = tiles.iter().filter_map(|t| viewport.ring_of(*t)).min();
+        let class = match ring {
+            Some(0) => PriorityClass::Viewport,
+            Some(r) if r <= self.config.neighbour_rings => asked.min(PriorityClass::Neighbour),
+            // Asked as on-screen work, but the user has moved on.
+            _ => asked.max(PriorityClass::Explicit),
+        };
+        let distance = tiles
+            .iter()
+            .map(|t| viewport.distance_from_centre(*t))
+            .fold(f64::INFINITY, f64::min);
+        (class, if distance.is_finite() { distance } else { 0.0 })
+    }
+
+    /// Puts (or re-puts) `metatile` in `client`'s queues, ranked by the best
+    /// of the client's interests in it.
+    /// Removes it from them if the client no longer wants it.
+    fn place(&mut self, client_id: ClientId, metatile: Metatile) {
+        let Some(client) = self.clients.get(&client_id) else {
+            return;
+        };
+        let mut best: Option<(PriorityClass, RankKey)> = None;
+        let interests = self
+            .queued
+            .get(&metatile)
+            .map_or(&[][..], |job| &job.interests[..]);
+        for interest in interests.iter().filter(|i| i.client == client_id) {
+            let (class, distance) = self.rank(client, &interest.tiles, interest.class);
+            let key = RankKey {
+                distance_bits: distance.max(0.0).to_bits(),
+                seq: interest.seq,
+                metatile,
+            };
+            if best.is_none_or(|(c, k)| (class, key) < (c, k)) {
+                best = Some((class, key));
+            }
+        }
+        let Some(client) = self.clients.get_mut(&client_id) else {
+            return;
+        };
+        if let Some((class, key)) = client.placed.remove(&metatile) {
+            client.queues[class.index()].remove(&key);
+        }
+        if let Some((class, key)) = best {
+            client.queues[class.index()].insert(key);
+            client.placed.insert(metatile, (class, key));
+        }
+    }
+
+    fn rerank_client(&mut self, client: ClientId) {
+        let metatiles: Vec<Metatile> = match self.clients.get(&client) {
+            Some(state) => state.placed.keys().copied().collect(),
+            None => return,
+        };
+        for metatile in metatiles {
+            self.place(client, metatile);
+        }
+    }
+
+    fn enqueue(&mut self, metatile: Metatile, interest: Interest) {
+        let client = interest.client;
+        let tiles = interest.tiles.len();
+        self.queued
+            .entry(metatile)
+            .or_insert_with(|| Job {
+                metatile,
+                interests: Vec::new(),
+            })
+            .interests
+            .push(interest);
+        self.queued_tiles += tiles;
+        if let Some(state) = self.clients.get_mut(&client) {
+            state.queued_tiles += tiles;
+        }
+        self.place(client, metatile);
+    }
+
+    /// Makes room for `interest`, evicting queued work of a strictly lower
+    /// class if the queue is full. False if there is no room.
+    fn make_room(&mut self, interest: &Interest) -> bool {
+        let needed = interest.tiles.len();
+        let client_queued = self
+            .clients
+            .get(&interest.client)
+            .map_or(0, |c| c.queued_tiles);
+        if client_queued + needed > self.config.max_queued_tiles_per_client {
+            return false;
+        }
+        let class = self
+            .clients
+            .get(&interest.client)
+            .map_or(interest.class, |c| {
+                self.rank(c, &interest.tiles, interest.class).0
+            });
+        while self.queued_tiles + needed > self.config.max_queued_tiles {
+            let Some((victim_class, victim_client, key)) = self.lowest_ranked() else {
+                return false;
+            };
+            if victim_class <= class {
+                return false;
+            }
+            // Refuse the victim's wishes in that metatile, lowest first.
+            let metatile = key.metatile;
+            let Some(job) = self.queued.get_mut(&metatile) else {
+                return false;
+            };
+            let (evicted, kept): (Vec<Interest>, Vec<Interest>) = job
+                .interests
+                .drain(..)
+                .partition(|i| i.client == victim_client);
+            job.interests = kept;
+            let now_empty = job.interests.is_empty();
+            for victim in &evicted {
+                self.forget_tiles(victim);
+                self.refuse_busy(victim);
+            }
+            if now_empty {
+                self.queued.remove(&metatile);
+            }
+            self.place(victim_client, metatile);
+        }
+        true
+    }
+
+    /// The worst-ranked queued entry over all clients: lowest class, then
+    /// farthest, then newest.
+    fn lowest_ranked(&self) -> Option<(PriorityClass, ClientId, RankKey)> {
+        let mut worst: Option<(PriorityClass, ClientId, RankKey)> = None;
+        for (&id, client) in &self.clients {
+            for class in PriorityClass::ALL.iter().rev() {
+                if let Some(key) = client.queues[class.index()].last() {
+                    if worst.is_none_or(|(c, _, k)| (*class, *key) > (c, k)) {
+                        worst = Some((*class, id, *key));
+                    }
+                    break;
+                }
+            }
+        }
+        worst
+    }
+
+    /// Chooses whose work runs next: the highest class any client has work
+    /// in, and within it the next client after the last one served.
+    fn pick_client(&self) -> Option<(PriorityClass, ClientId)> {
+        for class in PriorityClass::ALL {
+            let has_work = |(_, c): &(&ClientId, &ClientState)| !c.queues[class.index()].is_empty();
+            let after = self.last_served[class.index()].map_or(0, |c| c.saturating_add(1));
+            let next = self
+                .clients
+                .range(after..)
+                .find(has_work)
+                .or_else(|| self.clients.iter().find(has_work));
+            if let Some((&id, _)) = next {
+                return Some((class, id));
+            }
+        }
+        None
+    }
+
+    /// Removes a queued job from every client's queues and returns it.
+    fn take_job(&mut self, metatile: Metatile) -> Option<Job> {
+        let job = self.queued.remove(&metatile)?;
+        for interest in &job.interests {
+            self.forget_tiles(interest);
+            if let Some(client) = self.clients.get_mut(&interest.client) {
+                if let Some((class, key)) = client.placed.remove(&metatile) {
+                    client.queues[class.index()].remove(&key);
+                }
+            }
+        }
+        Some(job)
+    }
+
+    /// Removes a client's queued interests that match, answering each of
+    /// their tiles with `reason`.
+    fn remove_interests(
+        &mut self,
+        client: ClientId,
+        reason: CancelReason,
+        matches: impl Fn(&Interest, &Metatile) -> bool,
+    ) {
+        let metatiles: Vec<Metatile> = match self.clients.get(&client) {
+            Some(state) => state.placed.keys().copied().collect(),
+            None => return,
+        };
+        for metatile in metatiles {
+            let Some(job) = self.queued.get_mut(&metatile) else {
+                continue;
+            };
+            let (removed, kept): (Vec<Interest>, Vec<Interest>) = job
+                .interests
+                .drain(..)
+                .partition(|i| i.client == client && matches(i, &metatile));
+            job.interests = kept;
+            if job.interests.is_empty() {
+                self.queued.remove(&metatile);
+            }
+            for interest in &removed {
+                self.forget_tiles(interest);
+                self.answer_all(interest, Outcome::Cancelled(reason));
+            }
+            self.place(client, metatile);
+        }
+    }
+
+    fn forget_tiles(&mut self, interest: &Interest) {
+        let tiles = interest.tiles.len();
+        self.queued_tiles = self.queued_tiles.saturating_sub(tiles);
+        if let Some(client) = self.clients.get_mut(&interest.client) {
+            client.queued_tiles = client.queued_tiles.saturating_sub(tiles);
+        }
+    }
+
+    fn refuse_busy(&mut self, interest: &Interest) {
+        let retry_after_ms = self.config.retry_after_ms;
+        self.answer_all(interest, Outcome::Busy { retry_after_ms });
+    }
+
+    fn answer_all(&mut self, interest: &Interest, outcome: Outcome) {
+        for &tile in &interest.tiles {
+            self.answers.push(Answer {
+                client: interest.client,
+                request_id: interest.request_id,
+                tile,
+                outcome: outcome.clone(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,478 @@
+//! Scheduler rules, one test each, plus a property test of the
+//! exactly-one-final-answer invariant under random operations.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use tile_math::{LngLatBbox, TileRange};
+
+use super::*;
+
+fn t(z: u8, x: u32, y: u32) -> TileCoord {
+    TileCoord::new(z, x, y).unwrap()
+}
+
+fn meta(tile: TileCoord) -> Metatile {
+    Metatile::containing(tile, 8).unwrap()
+}
+
+fn request(
+    client: ClientId,
+    id: RequestId,
+    tiles: &[TileCoord],
+    class: PriorityClass,
+) -> TileRequest {
+    TileRequest {
+        client,
+        request_id: id,
+        tiles: tiles.to_vec(),
+        class,
+        deadline: None,
+        force: false,
+    }
+}
+
+fn scheduler() -> Scheduler {
+    Scheduler::new(SchedulerConfig::default())
+}
+
+/// Runs every queued job to completion, returning metatiles in render order.
+fn run_all(s: &mut Scheduler, now: Instant) -> Vec<Metatile> {
+    let mut order = Vec::new();
+    while let Some(job) = s.next_job(now) {
+        order.push(job.metatile);
+        s.complete(job.id);
+    }
+    order
+}
+
+fn screen(z: u8, x0: u32, y0: u32, x1: u32, y1: u32) -> Viewport {
+    Viewport::from_tile_range(TileRange::new(t(z, x0, y0), t(z, x1, y1)).unwrap())
+}
+
+#[test]
+fn classes_come_in_order_and_fifo_within_a_class() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Dirty));
+    s.submit(request(1, 2, &[t(10, 8, 0)], PriorityClass::Bulk));
+    s.submit(request(1, 3, &[t(10, 16, 0)], PriorityClass::Explicit));
+    s.submit(request(1, 4, &[t(10, 24, 0)], PriorityClass::Explicit));
+    s.submit(request(1, 5, &[t(10, 32, 0)], PriorityClass::Viewport));
+    let order = run_all(&mut s, now);
+    let expected: Vec<_> = [32, 16, 24, 8, 0]
+        .iter()
+        .map(|&x| meta(t(10, x, 0)))
+        .collect();
+    assert_eq!(order, expected);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn tiles_on_screen_come_first_then_neighbours_then_by_distance() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    // Queued as explicit work, far and near.
+    let far = t(10, 400, 400);
+    let near = t(10, 120, 100);
+    let ring = t(10, 104, 100);
+    let on_screen = t(10, 100, 100);
+    for (id, tile) in [far, near, ring, on_screen].into_iter().enumerate() {
+        s.submit(request(1, id as u64, &[tile], PriorityClass::Explicit));
+    }
+    // Screen: columns 97..=103, rows 98..=102 at z10. Each tile above is in
+    // a metatile of its own (columns 96.., 104.., 120.., 400..).
+    s.set_viewport(1, screen(10, 97, 98, 103, 102));
+    let order = run_all(&mut s, now);
+    assert_eq!(
+        order,
+        vec![meta(on_screen), meta(ring), meta(near), meta(far)]
+    );
+}
+
+#[test]
+fn a_new_viewport_reranks_queued_work_at_once() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    // The user looks at screen A, then drags to screen B before A is drawn.
+    let a: Vec<_> = (0..3).map(|i| t(12, 100 + i * 8, 200)).collect();
+    let b: Vec<_> = (0..3).map(|i| t(12, 300 + i * 8, 200)).collect();
+    s.set_viewport(1, screen(12, 100, 200, 117, 200));
+    s.submit(request(1, 1, &a, PriorityClass::Viewport));
+    s.set_viewport(1, screen(12, 300, 200, 317, 200));
+    s.submit(request(1, 2, &b, PriorityClass::Viewport));
+    let stats = s.stats();
+    assert_eq!(
+        stats.queued_tiles_by_class[PriorityClass::Viewport.index()],
+        3
+    );
+    assert_eq!(
+        stats.queued_tiles_by_class[PriorityClass::Explicit.index()],
+        3
+    );
+    let order = run_all(&mut s, now);
+    // Screen B first, nearest its centre (column 309) first: 308, 316, 300.
+    let b_metas: Vec<_> = [1, 2, 0].iter().map(|&i| meta(b[i])).collect();
+    assert_eq!(&order[..3], &b_metas[..], "screen B first");
+    // Screen A is still drawn (demoted, not lost), nearest to B first.
+    let a_metas: Vec<_> = a.iter().rev().map(|t| meta(*t)).collect();
+    assert_eq!(&order[3..], &a_metas[..]);
+}
+
+#[test]
+fn duplicate_requests_are_rendered_once_and_everyone_is_answered() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    let tile = t(10, 5, 5);
+    s.submit(request(1, 10, &[tile], PriorityClass::Explicit));
+    s.submit(request(
+        2,
+        20,
+        &[tile, t(10, 6, 5)],
+        PriorityClass::Explicit,
+    ));
+    let job = s.next_job(now).unwrap();
+    assert_eq!(job.metatile, meta(tile));
+    assert!(s.next_job(now).is_none(), "one render for both clients");
+    let mut deliveries = s.complete(job.id);
+    deliveries.sort_by_key(|d| d.client);
+    assert_eq!(
+        deliveries,
+        vec![
+            Delivery {
+                client: 1,
+                request_id: 10,
+                tiles: vec![tile]
+            },
+            Delivery {
+                client: 2,
+                request_id: 20,
+                tiles: vec![tile, t(10, 6, 5)]
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_higher_priority_duplicate_promotes_the_queued_job() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Explicit));
+    s.submit(request(1, 2, &[t(10, 64, 0)], PriorityClass::Bulk));
+    s.submit(request(2, 3, &[t(10, 64, 0)], PriorityClass::Viewport));
+    let first = s.next_job(now).unwrap();
+    assert_eq!(first.metatile, meta(t(10, 64, 0)));
+    let deliveries = s.complete(first.id);
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "the bulk requester is answered by the same render"
+    );
+}
+
+#[test]
+fn a_request_for_a_metatile_being_rendered_joins_that_render() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 1, 1)], PriorityClass::Explicit));
+    let job = s.next_job(now).unwrap();
+    s.submit(request(2, 2, &[t(10, 2, 2)], PriorityClass::Explicit));
+    assert!(s.next_job(now).is_none());
+    let deliveries = s.complete(job.id);
+    assert_eq!(deliveries.len(), 2);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn cancel_answers_every_queued_tile_of_the_request() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(
+        1,
+        1,
+        &[t(10, 0, 0), t(10, 1, 0), t(10, 9, 0)],
+        PriorityClass::Explicit,
+    ));
+    s.submit(request(1, 2, &[t(10, 0, 0)], PriorityClass::Explicit));
+    s.cancel_requests(1, &[1]);
+    let answers = s.drain_answers();
+    assert_eq!(answers.len(), 3);
+    assert!(answers
+        .iter()
+        .all(|a| a.request_id == 1 && a.outcome == Outcome::Cancelled(CancelReason::ByClient)));
+    // Request 2 still wants metatile 0,0.
+    let job = s.next_job(now).unwrap();
+    assert_eq!(s.complete(job.id)[0].request_id, 2);
+    assert!(s.next_job(now).is_none());
+    assert_eq!(s.queued_tiles(), 0);
+}
+
+#[test]
+fn cancel_outside_viewport_keeps_the_screen_and_its_ring() {
+    let mut s = scheduler();
+    s.set_viewport(1, screen(10, 100, 100, 103, 103));
+    s.submit(request(1, 1, &[t(10, 101, 101)], PriorityClass::Viewport));
+    s.submit(request(1, 2, &[t(10, 104, 100)], PriorityClass::Neighbour));
+    s.submit(request(1, 3, &[t(10, 300, 300)], PriorityClass::Viewport));
+    s.submit(request(1, 4, &[t(9, 50, 50)], PriorityClass::Explicit));
+    s.cancel_outside_viewport(1);
+    let mut cancelled: Vec<_> = s
+        .drain_answers()
+        .into_iter()
+        .map(|a| a.request_id)
+        .collect();
+    cancelled.sort();
+    assert_eq!(cancelled, vec![3, 4]);
+    assert_eq!(s.queued_tiles(), 2);
+}
+
+#[test]
+fn a_full_queue_refuses_the_lowest_priority_work_with_busy() {
+    let config = SchedulerConfig {
+        max_queued_tiles: 4,
+        retry_after_ms: 250,
+        ..SchedulerConfig::default()
+    };
+    let mut s = Scheduler::new(config);
+    let bulk: Vec<_> = (0..6).map(|i| t(10, i * 8, 0)).collect();
+    s.submit(request(1, 1, &bulk, PriorityClass::Bulk));
+    let refused = s.drain_answers();
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|a| a.outcome
+        == Outcome::Busy {
+            retry_after_ms: 250
+        }));
+    assert_eq!(s.queued_tiles(), 4);
+    // Screen work evicts bulk work (answered Busy, never dropped silently)...
+    s.submit(request(2, 2, &[t(10, 500, 500)], PriorityClass::Viewport));
+    let evicted = s.drain_answers();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(
+        (evicted[0].client, evicted[0].tile),
+        (1, t(10, 24, 0)),
+        "the newest bulk tile goes"
+    );
+    assert_eq!(s.queued_tiles(), 4);
+    // ...but more bulk work cannot evict bulk work.
+    s.submit(request(3, 3, &[t(10, 600, 600)], PriorityClass::Bulk));
+    assert_eq!(s.drain_answers().len(), 1);
+    assert_eq!(
+        s.next_job(Instant::now()).unwrap().metatile,
+        meta(t(10, 500, 500))
+    );
+}
+
+#[test]
+fn per_client_limit_leaves_room_for_others() {
+    let config = SchedulerConfig {
+        max_queued_tiles_per_client: 2,
+        ..SchedulerConfig::default()
+    };
+    let mut s = Scheduler::new(config);
+    s.submit(request(
+        1,
+        1,
+        &[t(10, 0, 0), t(10, 8, 0), t(10, 16, 0)],
+        PriorityClass::Bulk,
+    ));
+    assert_eq!(s.drain_answers().len(), 1);
+    s.submit(request(2, 2, &[t(10, 24, 0)], PriorityClass::Bulk));
+    assert!(s.drain_answers().is_empty());
+}
+
+#[test]
+fn work_past_its_deadline_is_answered_not_rendered() {
+    let mut s = scheduler();
+    let start = Instant::now();
+    let mut late = request(1, 1, &[t(10, 0, 0)], PriorityClass::Viewport);
+    late.deadline = Some(start + Duration::from_millis(10));
+    s.submit(late);
+    s.submit(request(1, 2, &[t(10, 8, 0)], PriorityClass::Bulk));
+    let job = s.next_job(start + Duration::from_millis(20)).unwrap();
+    assert_eq!(job.metatile, meta(t(10, 8, 0)));
+    let answers = s.drain_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        answers[0].outcome,
+        Outcome::Cancelled(CancelReason::DeadlineExpired)
+    );
+    // expire() sweeps without picking.
+    let mut soon = request(1, 3, &[t(10, 16, 0)], PriorityClass::Bulk);
+    soon.deadline = Some(start);
+    s.submit(soon);
+    s.expire(start + Duration::from_millis(1));
+    assert_eq!(s.drain_answers().len(), 1);
+    assert_eq!(s.queued_tiles(), 0);
+}
+
+#[test]
+fn clients_take_turns_within_a_class() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    let heavy: Vec<_> = (0..4).map(|i| t(10, i * 8, 0)).collect();
+    s.submit(request(1, 1, &heavy, PriorityClass::Explicit));
+    s.submit(request(
+        2,
+        2,
+        &[t(10, 0, 64), t(10, 8, 64)],
+        PriorityClass::Explicit,
+    ));
+    let mut owners = Vec::new();
+    while let Some(job) = s.next_job(now) {
+        owners.push(s.complete(job.id)[0].client);
+    }
+    assert_eq!(owners, vec![1, 2, 1, 2, 1, 1]);
+}
+
+#[test]
+fn a_vanished_client_leaves_nothing_behind() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(
+        1,
+        1,
+        &[t(10, 0, 0), t(10, 8, 8)],
+        PriorityClass::Explicit,
+    ));
+    s.submit(request(2, 2, &[t(10, 0, 0)], PriorityClass::Explicit));
+    s.remove_client(1);
+    assert_eq!(s.drain_answers().len(), 2);
+    let job = s.next_job(now).unwrap();
+    assert_eq!(
+        s.complete(job.id),
+        vec![Delivery {
+            client: 2,
+            request_id: 2,
+            tiles: vec![t(10, 0, 0)]
+        }]
+    );
+    assert!(s.is_idle());
+}
+
+#[test]
+fn viewport_across_the_antimeridian_ranks_both_sides_as_on_screen() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    let v = Viewport::from_bbox(LngLatBbox::new(179.0, -1.0, -179.0, 1.0), 8).unwrap();
+    s.set_viewport(1, v);
+    s.submit(request(1, 1, &[t(8, 100, 100)], PriorityClass::Explicit));
+    s.submit(request(1, 2, &[t(8, 0, 127)], PriorityClass::Explicit));
+    s.submit(request(1, 3, &[t(8, 255, 127)], PriorityClass::Explicit));
+    let order = run_all(&mut s, now);
+    assert_eq!(order.last(), Some(&meta(t(8, 100, 100))));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit {
+        client: u64,
+        tiles: Vec<(u32, u32)>,
+        class: usize,
+        deadline_ms: Option<u64>,
+    },
+    Viewport {
+        client: u64,
+        x: u32,
+        y: u32,
+    },
+    Cancel {
+        client: u64,
+        request: u64,
+    },
+    CancelOutside {
+        client: u64,
+    },
+    Run {
+        jobs: usize,
+    },
+    Leave {
+        client: u64,
+    },
+    Tick {
+        ms: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u64..4, prop::collection::vec((0u32..64, 0u32..64), 1..12), 0usize..5, prop::option::of(0u64..50))
+            .prop_map(|(client, tiles, class, deadline_ms)| Op::Submit { client, tiles, class, deadline_ms }),
+        2 => (0u64..4, 0u32..60, 0u32..60).prop_map(|(client, x, y)| Op::Viewport { client, x, y }),
+        1 => (0u64..4, 0u64..40).prop_map(|(client, request)| Op::Cancel { client, request }),
+        1 => (0u64..4).prop_map(|client| Op::CancelOutside { client }),
+        3 => (0usize..4).prop_map(|jobs| Op::Run { jobs }),
+        1 => (0u64..4).prop_map(|client| Op::Leave { client }),
+        1 => (0u64..30).prop_map(|ms| Op::Tick { ms }),
+    ]
+}
+
+proptest! {
+    /// Whatever happens, every listed tile of every request is answered
+    /// exactly once: delivered by a finished render, or answered by the
+    /// scheduler (cancelled, busy). Nothing lost, nothing twice.
+    #[test]
+    fn every_tile_gets_exactly_one_final_answer(ops in prop::collection::vec(op(), 1..60), small in any::<bool>()) {
+        let config = if small {
+            SchedulerConfig { max_queued_tiles: 20, max_queued_tiles_per_client: 12, ..SchedulerConfig::default() }
+        } else {
+            SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new(config);
+        let start = Instant::now();
+        let mut now = start;
+        let mut next_request = 0u64;
+        // (client, request, tile) -> how many times asked / answered.
+        let mut asked: HashMap<(u64, u64, TileCoord), usize> = HashMap::new();
+        let mut answered: HashMap<(u64, u64, TileCoord), usize> = HashMap::new();
+        let record = |s: &mut Scheduler, deliveries: Vec<Delivery>, answered: &mut HashMap<_, usize>| {
+            for d in deliveries {
+                for tile in d.tiles {
+                    *answered.entry((d.client, d.request_id, tile)).or_default() += 1;
+                }
+            }
+            for a in s.drain_answers() {
+                *answered.entry((a.client, a.request_id, a.tile)).or_default() += 1;
+            }
+        };
+        for op in ops {
+            match op {
+                Op::Submit { client, tiles, class, deadline_ms } => {
+                    let tiles: Vec<_> = tiles.into_iter().map(|(x, y)| t(6, x, y)).collect();
+                    for tile in &tiles {
+                        *asked.entry((client, next_request, *tile)).or_default() += 1;
+                    }
+                    let mut r = request(client, next_request, &tiles, PriorityClass::ALL[class]);
+                    r.deadline = deadline_ms.map(|ms| start + Duration::from_millis(ms));
+                    s.submit(r);
+                    next_request += 1;
+                }
+                Op::Viewport { client, x, y } => s.set_viewport(client, screen(6, x, y, x + 3, y + 2)),
+                Op::Cancel { client, request } => s.cancel_requests(client, &[request]),
+                Op::CancelOutside { client } => s.cancel_outside_viewport(client),
+                Op::Run { jobs } => {
+                    for _ in 0..jobs {
+                        let Some(job) = s.next_job(now) else { break };
+                        let deliveries = s.complete(job.id);
+                        record(&mut s, deliveries, &mut answered);
+                    }
+                }
+                Op::Leave { client } => s.remove_client(client),
+                Op::Tick { ms } => {
+                    now += Duration::from_millis(ms);
+                    s.expire(now);
+                }
+            }
+            record(&mut s, Vec::new(), &mut answered);
+        }
+        // Drain: render everything left.
+        while let Some(job) = s.next_job(now) {
+            let deliveries = s.complete(job.id);
+            record(&mut s, deliveries, &mut answered);
+        }
+        record(&mut s, Vec::new(), &mut answered);
+        prop_assert!(s.is_idle());
+        prop_assert_eq!(s.queued_tiles(), 0);
+        prop_assert_eq!(asked, answered);
+    }
+}
