@@ -19,8 +19,10 @@
 #![warn(missing_docs)]
 
 pub mod scheduler;
+pub mod store;
 
 pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,
     Scheduler, SchedulerConfig, SchedulerStats, TileRequest,
 };
+pub use store::{StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, LEGACY_LAYOUT};

@@ -1,0 +1,374 @@
+//! The tile store: a directory of PNG files laid out by a template.
+//!
+//! - **Layout.** A template such as `{z}/{x}/{y}.png` (the default) or
+//!   `{z}_{x}_{y}.png` (what the legacy desktop application reads) is
+//!   checked once, when the store is made: it must name `{z}`, `{x}` and
+//!   `{y}`, be relative, and stay inside the store (no `..`, no absolute
+//!   part). A tile's path is then built from three checked integers only;
+//!   no text a client sent ever becomes part of a path.
+//! - **Atomic writes.** A tile is written to a temporary file in the same
+//!   directory and renamed into place, so a reader (or a `kill -9` in the
+//!   middle) never sees half a PNG. A failed write (full disk, permissions)
+//!   removes its temporary file and reports the error; the old tile, if any,
+//!   stays as it was.
+//! - **Freshness.** A stored tile is fresh when it is newer than a cut-off
+//!   the service sets (for example the modification time of the style and
+//!   its data), so unchanged tiles are served without rendering.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use tile_math::TileCoord;
+
+/// The default layout, the one web maps use.
+pub const DEFAULT_LAYOUT: &str = "{z}/{x}/{y}.png";
+
+/// The layout the legacy desktop application reads (`16_58001_25480.png`).
+pub const LEGACY_LAYOUT: &str = "{z}_{x}_{y}.png";
+
+/// Why a layout template or a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The template is not usable; the message says why.
+    #[error("tile layout {template:?}: {reason}")]
+    BadLayout {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Reading or writing a tile failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done (`"writing"`, `"creating directory"`, ...).
+        action: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+/// One piece of a parsed layout template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Z,
+    X,
+    Y,
+}
+
+/// A checked layout template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileLayout {
+    template: String,
+    pieces: Vec<Piece>,
+}
+
+impl TileLayout {
+    /// Parses and checks a template.
+    pub fn parse(template: &str) -> Result<Self, StoreError> {
+        let bad = |reason| StoreError::BadLayout {
+            template: template.to_owned(),
+            reason,
+        };
+        let mut pieces = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_owned()));
+            }
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| bad("a '{' is never closed"))?;
+            pieces.push(match &rest[open + 1..open + close] {
+                "z" => Piece::Z,
+                "x" => Piece::X,
+                "y" => Piece::Y,
+                _ => return Err(bad("only {z}, {x} and {y} may appear in braces")),
+            });
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        if rest.contains('}')
+            || pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Text(t) if t.contains('}')))
+        {
+            return Err(bad("a '}' has no '{'"));
+        }
+        for needed in [Piece::Z, Piece::X, Piece::Y] {
+            if !pieces.contains(&needed) {
+                return Err(bad(
+                    "it must contain {z}, {x} and {y}, so every tile has its own file",
+                ));
+            }
+        }
+        let path = Path::new(template);
+        if path.is_absolute() || template.starts_with('/') {
+            return Err(bad("it must be relative to the tile directory"));
+        }
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(bad("it must not contain '..' or '.' parts"));
+        }
+        if template.ends_with('/') || template.contains("//") || template.contains('\0') {
+            return Err(bad("it must name a file, without empty parts"));
+        }
+        Ok(Self {
+            template: template.to_owned(),
+            pieces,
+        })
+    }
+
+    /// The template as given.
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// The relative path of a tile.
+    pub fn relative_path(&self, tile: TileCoord) -> PathBuf {
+        let mut out = String::with_capacity(self.template.len() + 16);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Z => out.push_str(&tile.z().to_string()),
+                Piece::X => out.push_str(&tile.x().to_string()),
+                Piece::Y => out.push_str(&tile.y().to_string()),
+            }
+        }
+        PathBuf::from(out)
+    }
+}
+
+impl Default for TileLayout {
+    fn default() -> Self {
+        Self {
+            template: DEFAULT_LAYOUT.to_owned(),
+            pieces: vec![
+                Piece::Z,
+                Piece::Text("/".into()),
+                Piece::X,
+                Piece::Text("/".into()),
+                Piece::Y,
+                Piece::Text(".png".into()),
+            ],
+        }
+    }
+}
+
+/// A tile found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// When it was written.
+    pub modified: SystemTime,
+}
+
+/// A directory of tiles for one map.
+#[derive(Debug)]
+pub struct TileStore {
+    root: PathBuf,
+    layout: TileLayout,
+    /// Makes temporary names unique between threads of this process.
+    temp_counter: AtomicU64,
+}
+
+impl TileStore {
+    /// A store rooted at `root` (created if missing) with a layout.
+    pub fn open(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            action: "creating tile directory",
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self {
+            root,
+            layout,
+            temp_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &TileLayout {
+        &self.layout
+    }
+
+    /// Where a tile lives (whether or not it exists).
+    pub fn path_of(&self, tile: TileCoord) -> PathBuf {
+        self.root.join(self.layout.relative_path(tile))
+    }
+
+    /// The stored tile, if there is one.
+    pub fn lookup(&self, tile: TileCoord) -> Option<StoredTile> {
+        let path = self.path_of(tile);
+        let meta = fs::metadata(&path).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let modified = meta.modified().ok()?;
+        Some(StoredTile { path, modified })
+    }
+
+    /// The stored tile if it was written at or after `fresh_after`.
+    pub fn fresh(&self, tile: TileCoord, fresh_after: SystemTime) -> Option<StoredTile> {
+        self.lookup(tile).filter(|t| t.modified >= fresh_after)
+    }
+
+    /// Reads a stored tile's bytes.
+    pub fn read(&self, tile: TileCoord) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(tile);
+        fs::read(&path).map_err(|source| StoreError::Io {
+            action: "reading",
+            path,
+            source,
+        })
+    }
+
+    /// Writes a tile atomically: a temporary file in the same directory,
+    /// then a rename over the old tile. Returns the tile's path.
+    pub fn write(&self, tile: TileCoord, png: &[u8]) -> Result<PathBuf, StoreError> {
+        let path = self.path_of(tile);
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            action: "creating directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let unique = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        // A leading dot keeps half-written files out of directory listings
+        // that skip hidden files; the pid and counter keep writers apart.
+        let temp = dir.join(format!(".{file_name}.{}.{unique}.tmp", std::process::id()));
+        let result = File::create(&temp)
+            .and_then(|mut file| file.write_all(png))
+            .and_then(|()| fs::rename(&temp, &path));
+        match result {
+            Ok(()) => Ok(path),
+            Err(source) => {
+                // Best effort: the temporary may not exist if create failed.
+                let _ = fs::remove_file(&temp);
+                Err(StoreError::Io {
+                    action: "writing",
+                    path,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(z: u8, x: u32, y: u32) -> TileCoord {
+        TileCoord::new(z, x, y).unwrap()
+    }
+
+    #[test]
+    fn layouts_build_paths_from_numbers_only() {
+        let web = TileLayout::parse(DEFAULT_LAYOUT).unwrap();
+        assert_eq!(
+            web.relative_path(t(16, 58001, 25480)),
+            PathBuf::from("16/58001/25480.png")
+        );
+        assert_eq!(web, TileLayout::default());
+        let legacy = TileLayout::parse(LEGACY_LAYOUT).unwrap();
+        assert_eq!(
+            legacy.relative_path(t(16, 58001, 25480)),
+            PathBuf::from("16_58001_25480.png")
+        );
+        let custom = TileLayout::parse("tiles-{z}/{y}-{x}.png").unwrap();
+        assert_eq!(
+            custom.relative_path(t(3, 1, 2)),
+            PathBuf::from("tiles-3/2-1.png")
+        );
+    }
+
+    #[test]
+    fn bad_layouts_are_refused_with_a_reason() {
+        for (template, reason) in [
+            ("{z}/{x}.png", "must contain"),
+            ("/abs/{z}/{x}/{y}.png", "relative"),
+            ("../{z}/{x}/{y}.png", "'..'"),
+            ("{z}/../{x}/{y}.png", "'..'"),
+            ("{z}/{x}/{y}.png/", "name a file"),
+            ("{z}/{x}/{y}{map}.png", "only {z}"),
+            ("{z/{x}/{y}.png", "only {z}"),
+            ("{z}/{x}/{y}.png}", "no '{'"),
+            ("{z}/{x}/{y.png", "never closed"),
+        ] {
+            let err = TileLayout::parse(template).unwrap_err().to_string();
+            assert!(err.contains(reason), "{template}: {err}");
+        }
+    }
+
+    #[test]
+    fn writes_are_atomic_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path().join("tiles"), TileLayout::default()).unwrap();
+        let tile = t(5, 3, 4);
+        assert!(store.lookup(tile).is_none());
+        let path = store.write(tile, b"first").unwrap();
+        assert_eq!(path, dir.path().join("tiles/5/3/4.png"));
+        store.write(tile, b"second").unwrap();
+        assert_eq!(store.read(tile).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["4.png"]);
+    }
+
+    #[test]
+    fn freshness_follows_the_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        let tile = t(1, 0, 1);
+        store.write(tile, b"png").unwrap();
+        let written = store.lookup(tile).unwrap().modified;
+        assert!(store.fresh(tile, written).is_some());
+        assert!(store
+            .fresh(tile, written + std::time::Duration::from_secs(1))
+            .is_none());
+    }
+
+    #[test]
+    fn a_failed_write_reports_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        let tile = t(2, 1, 1);
+        // A directory where the tile should go: the final rename fails (as
+        // root, permissions cannot be used to make a write fail).
+        let blocker = store.path_of(tile);
+        fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+        let err = store.write(tile, b"png").unwrap_err();
+        assert!(err.to_string().starts_with("writing "), "{err}");
+        assert!(err.to_string().contains("2/1/1.png"), "{err}");
+        let names: Vec<_> = fs::read_dir(blocker.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["1.png"], "the temporary file was removed");
+        assert!(blocker.join("in-the-way").is_dir());
+    }
+}
