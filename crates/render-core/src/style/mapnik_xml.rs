@@ -1,0 +1,1346 @@
+//! Loading Mapnik XML into a [`Map`].
+//!
+//! The loader walks the document once and looks at **every** element and
+//! attribute. Each one is either understood, or ignored with a
+//! [`StyleWarning`] (when ignoring it cannot change the picture, or Mapnik
+//! ignores it too), or refused with an [`Error`] naming the file, line and
+//! element (when ignoring it would draw a visibly different picture). The
+//! lists are in `docs/styles.md`.
+//!
+//! The XML is parsed with `roxmltree` with DTD support on, so internal
+//! entities (`<!ENTITY name "...">`) work; external entities (`SYSTEM
+//! "file"`) are refused by the parser with a clear error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use roxmltree::{Attribute, Document, Node, ParsingOptions};
+
+use super::color::Color;
+use super::filter::{parse_with_notes, Expr};
+use super::symbolizer::{
+    parse_dasharray, LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement,
+    MarkersSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
+};
+use super::{
+    Datasource, FilterMode, Layer, LoadedMap, Map, OgrLayer, Rule, RuleKind, Style, StyleWarning,
+    DEFAULT_SRS,
+};
+use crate::error::{Error, Location, Result};
+
+/// Loads a style file; relative paths resolve against its folder unless the
+/// `<Map base="...">` attribute says otherwise.
+pub(crate) fn load_file(path: &Path) -> Result<LoadedMap> {
+    let xml = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    load(&xml, base, Some(path.to_path_buf()), false)
+}
+
+/// Loads a style from a string; `base_dir` wins over `<Map base>`, as in
+/// Mapnik's `load_map_string`.
+pub(crate) fn load_str(xml: &str, base_dir: &Path, file: Option<PathBuf>) -> Result<LoadedMap> {
+    load(xml, base_dir.to_path_buf(), file, true)
+}
+
+fn load(
+    xml: &str,
+    base_dir: PathBuf,
+    file: Option<PathBuf>,
+    explicit_base: bool,
+) -> Result<LoadedMap> {
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
+    let options = ParsingOptions {
+        allow_dtd: true,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(xml, options).map_err(|e| {
+        let pos = e.pos();
+        let mut message = e.to_string();
+        if matches!(e, roxmltree::Error::UnknownEntityReference(..)) {
+            message.push_str(
+                " (only entities declared inline in the DTD are supported; \
+                 external entities such as <!ENTITY x SYSTEM \"file.xml\"> are not)",
+            );
+        }
+        Error::Xml {
+            location: Location {
+                file: file.clone(),
+                line: pos.row,
+                column: pos.col,
+            },
+            message,
+        }
+    })?;
+    let mut loader = Loader {
+        doc: &doc,
+        file,
+        base_dir,
+        explicit_base,
+        relative_to_xml: true,
+        warnings: Vec::new(),
+        templates: HashMap::new(),
+    };
+    let map = loader.parse_map(doc.root_element())?;
+    Ok(LoadedMap {
+        map,
+        warnings: loader.warnings,
+    })
+}
+
+/// Datasource parameters: name → (value, byte position of the `<Parameter>`).
+type Params = HashMap<String, (String, usize)>;
+
+struct Loader<'d, 'i> {
+    doc: &'d Document<'i>,
+    file: Option<PathBuf>,
+    base_dir: PathBuf,
+    /// `base_dir` came from the caller (`Map::from_str`) and wins over
+    /// `<Map base>`.
+    explicit_base: bool,
+    /// `<Map paths-from-xml>`, default true.
+    relative_to_xml: bool,
+    warnings: Vec<StyleWarning>,
+    /// `<Map><Datasource name="...">` templates.
+    templates: HashMap<String, Params>,
+}
+
+/// The concatenated text content of an element (text and CDATA children).
+fn text_of(node: Node<'_, '_>) -> String {
+    node.children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect()
+}
+
+fn name_of<'a>(node: Node<'a, '_>) -> &'a str {
+    node.tag_name().name()
+}
+
+/// Mapnik's boolean spellings.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Some(true),
+        "false" | "off" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+impl Loader<'_, '_> {
+    // ------------------------------------------------------------ helpers
+
+    fn location(&self, pos: usize) -> Location {
+        let p = self.doc.text_pos_at(pos);
+        Location {
+            file: self.file.clone(),
+            line: p.row,
+            column: p.col,
+        }
+    }
+
+    fn node_loc(&self, node: Node<'_, '_>) -> Location {
+        self.location(node.range().start)
+    }
+
+    fn attr_loc(&self, a: &Attribute<'_, '_>) -> Location {
+        self.location(a.range().start)
+    }
+
+    fn line_of(&self, node: Node<'_, '_>) -> u32 {
+        self.node_loc(node).line
+    }
+
+    fn warn(&mut self, location: Location, element: &str, message: impl Into<String>) {
+        let w = StyleWarning {
+            location,
+            element: element.to_string(),
+            message: message.into(),
+        };
+        tracing::warn!("{w}");
+        self.warnings.push(w);
+    }
+
+    fn warn_node(&mut self, node: Node<'_, '_>, message: impl Into<String>) {
+        let loc = self.node_loc(node);
+        self.warn(loc, name_of(node), message);
+    }
+
+    fn warn_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>, message: impl Into<String>) {
+        let loc = self.attr_loc(a);
+        self.warn(loc, name_of(node), message);
+    }
+
+    fn error_node(&self, node: Node<'_, '_>, message: impl Into<String>) -> Error {
+        Error::Style {
+            location: self.node_loc(node),
+            element: name_of(node).to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn error_attr(
+        &self,
+        node: Node<'_, '_>,
+        a: &Attribute<'_, '_>,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::Style {
+            location: self.attr_loc(a),
+            element: name_of(node).to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn unknown_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) {
+        let msg = format!("unknown attribute `{}` ignored", a.name());
+        self.warn_attr(node, a, msg);
+    }
+
+    /// Warns about text and unknown elements among the children of `node`
+    /// that the caller did not handle; returns the element children.
+    fn stray_text(&mut self, node: Node<'_, '_>) {
+        for child in node.children() {
+            if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
+                let loc = self.node_loc(child);
+                self.warn(loc, name_of(node), "text content ignored");
+            }
+        }
+    }
+
+    fn bad_value(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>, what: &str) -> Error {
+        let v = a.value();
+        let msg = if v.contains('[') || v.contains('@') {
+            format!(
+                "`{}=\"{v}\"`: expressions in symbolizer properties are not supported, only constant values",
+                a.name()
+            )
+        } else {
+            format!("`{}` must be {what}, found `{v}`", a.name())
+        };
+        self.error_attr(node, a, msg)
+    }
+
+    fn attr_f64(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
+        a.value()
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| self.bad_value(node, a, "a number"))
+    }
+
+    fn attr_non_negative(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
+        let v = self.attr_f64(node, a)?;
+        if v < 0.0 {
+            return Err(self.bad_value(node, a, "a non-negative number"));
+        }
+        Ok(v)
+    }
+
+    /// An opacity, clamped to 0..=1 with a warning when it is outside.
+    fn attr_opacity(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
+        let v = self.attr_f64(node, a)?;
+        if !(0.0..=1.0).contains(&v) {
+            let msg = format!("`{}=\"{}\"` clamped to 0..1", a.name(), a.value());
+            self.warn_attr(node, a, msg);
+        }
+        Ok(v.clamp(0.0, 1.0))
+    }
+
+    fn attr_u32(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<u32> {
+        a.value()
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| self.bad_value(node, a, "a non-negative integer"))
+    }
+
+    fn attr_bool(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<bool> {
+        parse_bool(a.value()).ok_or_else(|| self.bad_value(node, a, "true or false"))
+    }
+
+    fn attr_color(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<Color> {
+        Color::parse(a.value()).map_err(|e| {
+            if a.value().contains('[') {
+                self.bad_value(node, a, "a colour")
+            } else {
+                self.error_attr(node, a, format!("`{}`: {e}", a.name()))
+            }
+        })
+    }
+
+    fn attr_keyword<T>(
+        &self,
+        node: Node<'_, '_>,
+        a: &Attribute<'_, '_>,
+        parse: fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> Result<T> {
+        parse(a.value().trim()).ok_or_else(|| self.bad_value(node, a, &format!("one of {allowed}")))
+    }
+
+    fn resolve(&self, raw: &str) -> PathBuf {
+        let p = Path::new(raw);
+        let is_connection =
+            raw.contains("://") || raw.starts_with("PG:") || raw.starts_with("/vsi");
+        if self.relative_to_xml && p.is_relative() && !is_connection {
+            self.base_dir.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    }
+
+    // ---------------------------------------------------------------- Map
+
+    fn parse_map(&mut self, node: Node<'_, '_>) -> Result<Map> {
+        if name_of(node) != "Map" || node.tag_name().namespace().is_some() {
+            return Err(self.error_node(
+                node,
+                "not a Mapnik map file: the root element must be <Map>",
+            ));
+        }
+        // paths-from-xml and base first: they change how every path resolves.
+        for a in node.attributes() {
+            match a.name() {
+                "paths-from-xml" => self.relative_to_xml = self.attr_bool(node, &a)?,
+                "base" => {
+                    if self.explicit_base {
+                        self.warn_attr(
+                            node,
+                            &a,
+                            "`base` ignored: the base directory given by the caller wins (as in Mapnik's load_map_string)",
+                        );
+                    } else {
+                        self.base_dir = self.base_dir.join(a.value().trim());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut map = Map {
+            background_color: None,
+            srs: DEFAULT_SRS.to_string(),
+            buffer_size: 0,
+            styles: Default::default(),
+            layers: Vec::new(),
+            base_dir: PathBuf::new(),
+        };
+        for a in node.attributes() {
+            match a.name() {
+                "paths-from-xml" | "base" => {}
+                "srs" => map.srs = a.value().trim().to_string(),
+                "background-color" => map.background_color = Some(self.attr_color(node, &a)?),
+                "buffer-size" => map.buffer_size = self.attr_u32(node, &a)?,
+                "background-image" => {
+                    return Err(self.error_attr(node, &a, "`background-image` is not supported"))
+                }
+                "maximum-extent"
+                | "font-directory"
+                | "minimum-version"
+                | "background-image-comp-op"
+                | "background-image-opacity" => {
+                    let msg = format!("`{}` ignored (no effect on tessera's drawing)", a.name());
+                    self.warn_attr(node, &a, msg);
+                }
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        self.parse_map_children(node, &mut map)?;
+        map.base_dir = self.base_dir.clone();
+
+        // Layers naming styles that do not exist draw nothing, in Mapnik too.
+        let mut missing = Vec::new();
+        for layer in &map.layers {
+            for style in &layer.styles {
+                if !map.styles.contains_key(style) {
+                    missing.push((layer.line, layer.name.clone(), style.clone()));
+                }
+            }
+        }
+        for (line, layer, style) in missing {
+            let location = Location {
+                file: self.file.clone(),
+                line,
+                column: 1,
+            };
+            self.warn(
+                location,
+                "Layer",
+                format!("layer `{layer}` names style `{style}`, which is not defined; it draws nothing (as in Mapnik)"),
+            );
+        }
+        Ok(map)
+    }
+
+    /// The children of `<Map>` (and of `<Include>`, which Mapnik treats as a
+    /// transparent group).
+    fn parse_map_children(&mut self, node: Node<'_, '_>, map: &mut Map) -> Result<()> {
+        self.stray_text(node);
+        for child in node.children().filter(|c| c.is_element()) {
+            if let Some(ns) = child.tag_name().namespace() {
+                let msg = if ns.contains("XInclude") {
+                    "XInclude is not supported".to_string()
+                } else {
+                    format!("element in namespace `{ns}` is not supported")
+                };
+                return Err(self.error_node(child, msg));
+            }
+            match name_of(child) {
+                "Style" => {
+                    let style = self.parse_style(child)?;
+                    if map.styles.contains_key(&style.name) {
+                        let msg = format!(
+                            "a second style named `{}` is ignored; the first one is used (as in Mapnik)",
+                            style.name
+                        );
+                        self.warn_node(child, msg);
+                    } else {
+                        map.styles.insert(style.name.clone(), style);
+                    }
+                }
+                "Layer" => {
+                    let layer = self.parse_layer(child, &map.srs)?;
+                    map.layers.push(layer);
+                }
+                "Include" => self.parse_map_children(child, map)?,
+                "Datasource" => self.parse_template(child)?,
+                "FontSet" | "FileSource" | "Parameters" => {
+                    let msg = format!(
+                        "<{}> ignored (tessera draws no text or image symbols)",
+                        name_of(child)
+                    );
+                    self.warn_node(child, msg);
+                }
+                other => {
+                    let msg = format!("unknown element <{other}> ignored");
+                    self.warn_node(child, msg);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_template(&mut self, node: Node<'_, '_>) -> Result<()> {
+        let mut name = "Unnamed".to_string();
+        for a in node.attributes() {
+            match a.name() {
+                "name" => name = a.value().to_string(),
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        let params = self.parse_parameters(node)?;
+        self.templates.insert(name, params);
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- Style
+
+    fn parse_style(&mut self, node: Node<'_, '_>) -> Result<Style> {
+        let mut style = Style {
+            name: String::new(),
+            filter_mode: FilterMode::All,
+            opacity: 1.0,
+            rules: Vec::new(),
+            line: self.line_of(node),
+        };
+        let mut named = false;
+        for a in node.attributes() {
+            match a.name() {
+                "name" => {
+                    style.name = a.value().to_string();
+                    named = true;
+                }
+                "filter-mode" => {
+                    style.filter_mode = self.attr_keyword(
+                        node,
+                        &a,
+                        |s| match s {
+                            "all" => Some(FilterMode::All),
+                            "first" => Some(FilterMode::First),
+                            _ => None,
+                        },
+                        "`all`, `first`",
+                    )?
+                }
+                "opacity" => style.opacity = self.attr_opacity(node, &a)?,
+                "comp-op" => self.comp_op(node, &a)?,
+                "image-filters" | "direct-image-filters" => {
+                    if a.value().trim().is_empty() {
+                        let msg = format!("empty `{}` ignored", a.name());
+                        self.warn_attr(node, &a, msg);
+                    } else {
+                        let msg = format!("`{}` is not supported", a.name());
+                        return Err(self.error_attr(node, &a, msg));
+                    }
+                }
+                "image-filters-inflate" => self.warn_attr(
+                    node,
+                    &a,
+                    "`image-filters-inflate` ignored (no image filters)",
+                ),
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        if !named {
+            return Err(self.error_node(node, "a <Style> needs a `name`"));
+        }
+        self.stray_text(node);
+        for child in node.children().filter(|c| c.is_element()) {
+            if name_of(child) == "Rule" {
+                let rule = self.parse_rule(child)?;
+                style.rules.push(rule);
+            } else {
+                let msg = format!(
+                    "unknown element <{}> inside <Style> ignored",
+                    name_of(child)
+                );
+                self.warn_node(child, msg);
+            }
+        }
+        Ok(style)
+    }
+
+    fn comp_op(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
+        if a.value().trim() == "src-over" {
+            self.warn_attr(node, a, "`comp-op=\"src-over\"` is the default; ignored");
+            Ok(())
+        } else {
+            Err(self.error_attr(
+                node,
+                a,
+                format!(
+                    "`comp-op=\"{}\"` is not supported (only src-over)",
+                    a.value()
+                ),
+            ))
+        }
+    }
+
+    // --------------------------------------------------------------- Rule
+
+    fn parse_rule(&mut self, node: Node<'_, '_>) -> Result<Rule> {
+        let mut rule = Rule {
+            name: None,
+            filter: None,
+            kind: RuleKind::Filter,
+            min_scale_denominator: 0.0,
+            max_scale_denominator: f64::INFINITY,
+            symbolizers: Vec::new(),
+            line: self.line_of(node),
+        };
+        for a in node.attributes() {
+            match a.name() {
+                "name" => rule.name = Some(a.value().to_string()),
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        self.stray_text(node);
+        let (mut has_else, mut has_also, mut seen_filter) = (false, false, false);
+        for child in node.children().filter(|c| c.is_element()) {
+            match name_of(child) {
+                "Filter" => {
+                    if seen_filter {
+                        self.warn_node(child, "second <Filter> ignored; Mapnik uses the first");
+                        continue;
+                    }
+                    seen_filter = true;
+                    rule.filter = Some(self.parse_filter(child)?);
+                }
+                "ElseFilter" => has_else = true,
+                "AlsoFilter" => has_also = true,
+                "MinScaleDenominator" => rule.min_scale_denominator = self.scale_text(child)?,
+                "MaxScaleDenominator" => rule.max_scale_denominator = self.scale_text(child)?,
+                "PolygonSymbolizer" => {
+                    let s = self.parse_polygon(child)?;
+                    rule.symbolizers.push(Symbolizer::Polygon(s));
+                }
+                "LineSymbolizer" => {
+                    let s = self.parse_line(child)?;
+                    rule.symbolizers.push(Symbolizer::Line(s));
+                }
+                "MarkersSymbolizer" => {
+                    let s = self.parse_markers(child)?;
+                    rule.symbolizers.push(Symbolizer::Markers(s));
+                }
+                "RasterSymbolizer" => {
+                    let s = self.parse_raster(child)?;
+                    rule.symbolizers.push(Symbolizer::Raster(s));
+                }
+                "TextSymbolizer" => {
+                    let has_text =
+                        !text_of(child).trim().is_empty() || child.attribute("name").is_some();
+                    if has_text {
+                        return Err(self.error_node(child, "text labels are not supported yet"));
+                    }
+                    self.warn_node(
+                        child,
+                        "<TextSymbolizer> without text draws nothing; ignored",
+                    );
+                }
+                other @ ("ShieldSymbolizer"
+                | "PointSymbolizer"
+                | "LinePatternSymbolizer"
+                | "PolygonPatternSymbolizer"
+                | "BuildingSymbolizer"
+                | "DotSymbolizer"
+                | "GroupSymbolizer"
+                | "DebugSymbolizer") => {
+                    let msg = format!("<{other}> is not supported");
+                    return Err(self.error_node(child, msg));
+                }
+                other => {
+                    let msg = format!(
+                        "unknown element <{other}> inside <Rule> (an unknown symbolizer would silently be missing from the picture)"
+                    );
+                    return Err(self.error_node(child, msg));
+                }
+            }
+        }
+        if has_else {
+            rule.kind = RuleKind::Else;
+            if has_also {
+                self.warn_node(node, "rule has both <ElseFilter/> and <AlsoFilter/>; it is an else rule (as in Mapnik)");
+            }
+        } else if has_also {
+            rule.kind = RuleKind::Also;
+        }
+        if rule.kind != RuleKind::Filter && rule.filter.is_some() {
+            self.warn_node(
+                node,
+                "<Filter> of an <ElseFilter/>/<AlsoFilter/> rule is ignored (as in Mapnik)",
+            );
+            rule.filter = None;
+        }
+        if rule.symbolizers.is_empty() {
+            self.warn_node(
+                node,
+                "rule has no symbolizers and is never active (as in Mapnik)",
+            );
+        }
+        if rule.min_scale_denominator > rule.max_scale_denominator {
+            self.warn_node(
+                node,
+                "MinScaleDenominator is above MaxScaleDenominator: the rule is never active",
+            );
+        }
+        Ok(rule)
+    }
+
+    fn scale_text(&self, node: Node<'_, '_>) -> Result<f64> {
+        let text = text_of(node);
+        let v = text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| !v.is_nan() && *v >= 0.0)
+            .ok_or_else(|| {
+                self.error_node(
+                    node,
+                    format!("expected a non-negative number, found `{}`", text.trim()),
+                )
+            })?;
+        Ok(v)
+    }
+
+    fn parse_filter(&mut self, node: Node<'_, '_>) -> Result<Expr> {
+        let text = text_of(node);
+        // Point errors at the exact place when the text is one plain text
+        // node (no entities or CDATA shifting offsets).
+        let text_start = node.children().find(|c| c.is_text()).and_then(|c| {
+            let range = c.range();
+            (node.children().filter(|c| c.is_text()).count() == 1
+                && self.doc.input_text().get(range.clone()) == Some(text.as_str()))
+            .then_some(range.start)
+        });
+        match parse_with_notes(&text) {
+            Ok((expr, notes)) => {
+                for note in notes {
+                    let msg = format!("filter `{}`: {note}", text.trim());
+                    self.warn_node(node, msg);
+                }
+                Ok(expr)
+            }
+            Err(source) => {
+                let location = match text_start {
+                    Some(start) => self.location(start + source.offset),
+                    None => self.node_loc(node),
+                };
+                Err(Error::Filter {
+                    location,
+                    expression: text.trim().to_string(),
+                    source,
+                })
+            }
+        }
+    }
+
+    // -------------------------------------------------------- symbolizers
+
+    /// Attributes every symbolizer accepts (Mapnik's `symbolizer_base`).
+    /// Returns false when `a` is not one of them.
+    fn common_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<bool> {
+        match a.name() {
+            "comp-op" => self.comp_op(node, a)?,
+            "clip" => self.warn_attr(
+                node,
+                a,
+                "`clip` ignored: tessera always clips to the buffered metatile",
+            ),
+            "simplify" => {
+                let v = self.attr_f64(node, a)?;
+                let msg = if v == 0.0 {
+                    "`simplify=\"0\"` is the default; ignored".to_string()
+                } else {
+                    format!(
+                        "`simplify=\"{v}\"` ignored: tessera simplifies per zoom level by itself"
+                    )
+                };
+                self.warn_attr(node, a, msg);
+            }
+            "simplify-algorithm" | "smooth-algorithm" => {
+                let msg = format!("`{}` ignored", a.name());
+                self.warn_attr(node, a, msg);
+            }
+            "smooth" => {
+                if self.attr_f64(node, a)? == 0.0 {
+                    self.warn_attr(node, a, "`smooth=\"0\"` is the default; ignored");
+                } else {
+                    return Err(self.error_attr(
+                        node,
+                        a,
+                        "`smooth` (curve smoothing) is not supported",
+                    ));
+                }
+            }
+            "geometry-transform" => {
+                if a.value().trim().is_empty() {
+                    self.warn_attr(node, a, "empty `geometry-transform` ignored");
+                } else {
+                    return Err(self.error_attr(node, a, "`geometry-transform` is not supported"));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn gamma(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
+        let g = self.attr_f64(node, a)?;
+        if g != 1.0 {
+            let msg = format!("`{}=\"{g}\"`: tessera draws with gamma 1", a.name());
+            self.warn_attr(node, a, msg);
+        }
+        Ok(g)
+    }
+
+    fn no_children(&mut self, node: Node<'_, '_>) {
+        self.stray_text(node);
+        for child in node.children().filter(|c| c.is_element()) {
+            let msg = format!("unknown element <{}> ignored", name_of(child));
+            self.warn_node(child, msg);
+        }
+    }
+
+    fn parse_polygon(&mut self, node: Node<'_, '_>) -> Result<PolygonSymbolizer> {
+        let mut s = PolygonSymbolizer::default();
+        for a in node.attributes() {
+            match a.name() {
+                "fill" => s.fill = self.attr_color(node, &a)?,
+                "fill-opacity" => s.fill_opacity = self.attr_opacity(node, &a)?,
+                "gamma" => s.gamma = self.gamma(node, &a)?,
+                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    fn parse_line(&mut self, node: Node<'_, '_>) -> Result<LineSymbolizer> {
+        let mut s = LineSymbolizer::default();
+        for a in node.attributes() {
+            match a.name() {
+                "stroke" => s.stroke = self.attr_color(node, &a)?,
+                "stroke-width" => s.stroke_width = self.attr_non_negative(node, &a)?,
+                "stroke-opacity" => s.stroke_opacity = self.attr_opacity(node, &a)?,
+                "stroke-linecap" => {
+                    s.stroke_linecap = self.attr_keyword(
+                        node,
+                        &a,
+                        LineCap::from_keyword,
+                        "`butt`, `round`, `square`",
+                    )?
+                }
+                "stroke-linejoin" => {
+                    s.stroke_linejoin = self.attr_keyword(
+                        node,
+                        &a,
+                        LineJoin::from_keyword,
+                        "`miter`, `miter-revert`, `round`, `bevel`",
+                    )?;
+                    if a.value().trim() == "miter-revert" {
+                        self.warn_attr(node, &a, "`miter-revert` is drawn as `miter`");
+                    }
+                }
+                "stroke-miterlimit" => s.stroke_miterlimit = self.attr_non_negative(node, &a)?,
+                "stroke-dasharray" => {
+                    s.stroke_dasharray = parse_dasharray(a.value()).ok_or_else(|| {
+                        self.bad_value(
+                            node,
+                            &a,
+                            "a list of non-negative numbers (e.g. `4,2`) or `none`",
+                        )
+                    })?
+                }
+                "stroke-dashoffset" => s.stroke_dashoffset = self.attr_f64(node, &a)?,
+                "offset" => s.offset = self.attr_f64(node, &a)?,
+                "stroke-gamma" => s.stroke_gamma = self.gamma(node, &a)?,
+                "stroke-gamma-method" => self.warn_attr(node, &a, "`stroke-gamma-method` ignored"),
+                "rasterizer" => match a.value().trim() {
+                    "full" => {}
+                    "fast" => self.warn_attr(
+                        node,
+                        &a,
+                        "`rasterizer=\"fast\"` ignored; lines are antialiased",
+                    ),
+                    _ => return Err(self.bad_value(node, &a, "`full` or `fast`")),
+                },
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    fn parse_markers(&mut self, node: Node<'_, '_>) -> Result<MarkersSymbolizer> {
+        let mut s = MarkersSymbolizer::default();
+        let (mut width, mut height) = (None, None);
+        for a in node.attributes() {
+            match a.name() {
+                "file" => {
+                    let v = a.value().trim();
+                    if !(v.is_empty() || v == "shape://ellipse") {
+                        let msg = format!(
+                            "`file=\"{v}\"`: only the built-in ellipse marker is supported (no `file`, or `shape://ellipse`)"
+                        );
+                        return Err(self.error_attr(node, &a, msg));
+                    }
+                }
+                "marker-type" => {
+                    if a.value().trim() != "ellipse" {
+                        return Err(self.bad_value(
+                            node,
+                            &a,
+                            "`ellipse` (the only supported marker)",
+                        ));
+                    }
+                }
+                "base" => self.warn_attr(node, &a, "`base` ignored (no marker files)"),
+                "fill" => s.fill = self.attr_color(node, &a)?,
+                "fill-opacity" => s.fill_opacity = self.attr_opacity(node, &a)?,
+                "stroke" => s.stroke = self.attr_color(node, &a)?,
+                "stroke-width" => s.stroke_width = self.attr_non_negative(node, &a)?,
+                "stroke-opacity" => s.stroke_opacity = self.attr_opacity(node, &a)?,
+                "width" => width = Some(self.attr_non_negative(node, &a)?),
+                "height" => height = Some(self.attr_non_negative(node, &a)?),
+                "opacity" => s.opacity = self.attr_opacity(node, &a)?,
+                "placement" => {
+                    s.placement = self.attr_keyword(
+                        node,
+                        &a,
+                        MarkerPlacement::from_keyword,
+                        "`point`, `interior`, `line`, `vertex-first`, `vertex-last`",
+                    )?
+                }
+                "multi-policy" => {
+                    s.multi_policy = self.attr_keyword(
+                        node,
+                        &a,
+                        MarkerMultiPolicy::from_keyword,
+                        "`each`, `whole`, `largest`",
+                    )?
+                }
+                "spacing" => s.spacing = self.attr_non_negative(node, &a)?,
+                "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
+                "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
+                "avoid-edges" => {
+                    if self.attr_bool(node, &a)? {
+                        return Err(self.error_attr(
+                            node,
+                            &a,
+                            "`avoid-edges=\"true\"` is not supported",
+                        ));
+                    }
+                }
+                "transform" => {
+                    if !a.value().trim().is_empty() {
+                        return Err(self.error_attr(
+                            node,
+                            &a,
+                            "marker `transform` is not supported",
+                        ));
+                    }
+                }
+                "offset" => {
+                    if self.attr_f64(node, &a)? != 0.0 {
+                        return Err(self.error_attr(node, &a, "marker `offset` is not supported"));
+                    }
+                }
+                "max-error"
+                | "direction"
+                | "spacing-offset"
+                | "stroke-linejoin"
+                | "stroke-linecap"
+                | "stroke-dasharray"
+                | "stroke-dashoffset"
+                | "stroke-miterlimit"
+                | "stroke-gamma"
+                | "stroke-gamma-method" => {
+                    let msg = format!("`{}` ignored for markers", a.name());
+                    self.warn_attr(node, &a, msg);
+                }
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        // Mapnik's build_ellipse: one dimension alone makes a circle.
+        match (width, height) {
+            (Some(w), Some(h)) => (s.width, s.height) = (w, h),
+            (Some(d), None) | (None, Some(d)) => (s.width, s.height) = (d, d),
+            (None, None) => {}
+        }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    fn parse_raster(&mut self, node: Node<'_, '_>) -> Result<RasterSymbolizer> {
+        let mut s = RasterSymbolizer::default();
+        for a in node.attributes() {
+            match a.name() {
+                "opacity" => s.opacity = self.attr_opacity(node, &a)?,
+                "scaling" => {
+                    s.scaling = self.attr_keyword(
+                        node,
+                        &a,
+                        ScalingMethod::from_keyword,
+                        "`near`, `bilinear`, `bicubic`, `spline16`, `spline36`, `hanning`, `hamming`, \
+                         `hermite`, `kaiser`, `quadric`, `catrom`, `gaussian`, `bessel`, `mitchell`, \
+                         `sinc`, `lanczos`, `blackman`",
+                    )?
+                }
+                "mode" => {
+                    return Err(self.error_attr(node, &a, "`mode` (raster compositing) is not supported"))
+                }
+                "default-mode" | "default-color" | "epsilon" => {
+                    let msg = format!("`{}`: raster colorizers are not supported", a.name());
+                    return Err(self.error_attr(node, &a, msg));
+                }
+                "filter-factor" | "mesh-size" | "premultiplied" => {
+                    let msg = format!("`{}` ignored", a.name());
+                    self.warn_attr(node, &a, msg);
+                }
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        if let Some(c) = node.children().find(|c| c.has_tag_name("RasterColorizer")) {
+            return Err(self.error_node(c, "raster colorizers are not supported"));
+        }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    // -------------------------------------------------------------- Layer
+
+    fn parse_layer(&mut self, node: Node<'_, '_>, map_srs: &str) -> Result<Layer> {
+        let mut layer = Layer {
+            name: "Unnamed".to_string(),
+            srs: map_srs.to_string(),
+            active: true,
+            min_scale_denominator: 0.0,
+            max_scale_denominator: f64::MAX,
+            buffer_size: None,
+            styles: Vec::new(),
+            datasource: None,
+            line: self.line_of(node),
+        };
+        for a in node.attributes() {
+            match a.name() {
+                "name" => layer.name = a.value().to_string(),
+                "srs" => layer.srs = a.value().trim().to_string(),
+                "status" => layer.active = self.attr_bool(node, &a)?,
+                "minimum-scale-denominator" => {
+                    layer.min_scale_denominator = self.attr_non_negative(node, &a)?
+                }
+                "maximum-scale-denominator" => {
+                    layer.max_scale_denominator = self.attr_non_negative(node, &a)?
+                }
+                "buffer-size" => layer.buffer_size = Some(self.attr_u32(node, &a)?),
+                "opacity" => {
+                    if self.attr_f64(node, &a)? != 1.0 {
+                        return Err(self.error_attr(
+                            node,
+                            &a,
+                            "layer `opacity` other than 1 is not supported",
+                        ));
+                    }
+                }
+                "comp-op" => self.comp_op(node, &a)?,
+                "group-by" => {
+                    return Err(self.error_attr(
+                        node,
+                        &a,
+                        "`group-by` (changes the drawing order) is not supported",
+                    ))
+                }
+                "maximum-extent" | "queryable" | "clear-label-cache" | "cache-features"
+                | "title" | "abstract" => {
+                    let msg = format!("`{}` ignored (no effect on tessera's drawing)", a.name());
+                    self.warn_attr(node, &a, msg);
+                }
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        self.stray_text(node);
+        for child in node.children().filter(|c| c.is_element()) {
+            match name_of(child) {
+                "StyleName" => {
+                    let name = text_of(child).trim().to_string();
+                    if name.is_empty() {
+                        self.warn_node(child, "empty <StyleName> ignored (as in Mapnik)");
+                    } else {
+                        layer.styles.push(name);
+                    }
+                }
+                "Datasource" => {
+                    if layer.datasource.is_some() {
+                        self.warn_node(
+                            child,
+                            "second <Datasource> replaces the first (as in Mapnik)",
+                        );
+                    }
+                    layer.datasource = Some(self.parse_datasource(child, &layer.name)?);
+                }
+                "Layer" => return Err(self.error_node(child, "nested layers are not supported")),
+                other => {
+                    let msg = format!("unknown element <{other}> inside <Layer> ignored");
+                    self.warn_node(child, msg);
+                }
+            }
+        }
+        if layer.datasource.is_none() {
+            self.warn_node(
+                node,
+                format!(
+                    "layer `{}` has no <Datasource> and draws nothing",
+                    layer.name
+                ),
+            );
+        }
+        if layer.styles.is_empty() {
+            self.warn_node(
+                node,
+                format!(
+                    "layer `{}` has no <StyleName> and draws nothing",
+                    layer.name
+                ),
+            );
+        }
+        Ok(layer)
+    }
+
+    // --------------------------------------------------------- Datasource
+
+    fn parse_parameters(&mut self, node: Node<'_, '_>) -> Result<Params> {
+        let mut params = Params::new();
+        self.stray_text(node);
+        for child in node.children().filter(|c| c.is_element()) {
+            if name_of(child) != "Parameter" {
+                let msg = format!(
+                    "unknown element <{}> inside <Datasource> ignored",
+                    name_of(child)
+                );
+                self.warn_node(child, msg);
+                continue;
+            }
+            let Some(name) = child.attribute("name") else {
+                return Err(self.error_node(child, "a <Parameter> needs a `name`"));
+            };
+            for a in child.attributes().filter(|a| a.name() != "name") {
+                self.unknown_attr(child, &a);
+            }
+            params.insert(
+                name.to_string(),
+                (text_of(child).trim().to_string(), child.range().start),
+            );
+        }
+        Ok(params)
+    }
+
+    fn parse_datasource(&mut self, node: Node<'_, '_>, layer: &str) -> Result<Datasource> {
+        let mut params = Params::new();
+        for a in node.attributes() {
+            match a.name() {
+                "base" => match self.templates.get(a.value()) {
+                    Some(t) => params = t.clone(),
+                    None => {
+                        let msg = format!(
+                            "datasource template `{}` is not defined (before this layer)",
+                            a.value()
+                        );
+                        return Err(self.error_attr(node, &a, msg));
+                    }
+                },
+                _ => self.unknown_attr(node, &a),
+            }
+        }
+        params.extend(self.parse_parameters(node)?);
+        DatasourceBuilder {
+            loader: self,
+            node,
+            layer,
+            params,
+        }
+        .build()
+    }
+}
+
+/// Turns the parameter map of one `<Datasource>` into a [`Datasource`],
+/// consuming the parameters it understands and warning about the rest.
+struct DatasourceBuilder<'l, 'd, 'i, 'n, 'ni> {
+    loader: &'l mut Loader<'d, 'i>,
+    node: Node<'n, 'ni>,
+    layer: &'l str,
+    params: Params,
+}
+
+impl DatasourceBuilder<'_, '_, '_, '_, '_> {
+    fn error(&self, pos: Option<usize>, message: String) -> Error {
+        Error::Style {
+            location: match pos {
+                Some(pos) => self.loader.location(pos),
+                None => self.loader.node_loc(self.node),
+            },
+            element: "Datasource".to_string(),
+            message: format!("layer `{}`: {message}", self.layer),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<(String, usize)> {
+        self.params.remove(name)
+    }
+
+    fn required(&mut self, name: &str, ty: &str) -> Result<(String, usize)> {
+        self.take(name)
+            .filter(|(v, _)| !v.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    None,
+                    format!("`{ty}` datasource needs a `{name}` parameter"),
+                )
+            })
+    }
+
+    fn parse_num<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        value: &(String, usize),
+        what: &str,
+    ) -> Result<T> {
+        value.0.parse::<T>().map_err(|_| {
+            self.error(
+                Some(value.1),
+                format!("parameter `{name}` must be {what}, found `{}`", value.0),
+            )
+        })
+    }
+
+    /// The `file` parameter resolved as Mapnik does: against `base` when
+    /// that parameter is given, else against the XML folder.
+    fn file(&mut self, ty: &str) -> Result<PathBuf> {
+        let (file, _) = self.required("file", ty)?;
+        Ok(match self.take("base") {
+            Some((base, _)) if !base.is_empty() => self.loader.resolve(&base).join(file),
+            _ => self.loader.resolve(&file),
+        })
+    }
+
+    fn build(mut self) -> Result<Datasource> {
+        let (ty, ty_pos) = self.take("type").ok_or_else(|| {
+            self.error(None, "the datasource has no `type` parameter".to_string())
+        })?;
+        if let Some(row_limit) = self.take("row_limit") {
+            if row_limit.0 != "0" {
+                return Err(self.error(
+                    Some(row_limit.1),
+                    "parameter `row_limit` is not supported".to_string(),
+                ));
+            }
+        }
+        let ds = match ty.as_str() {
+            "shape" => {
+                let mut file = self.file("shape")?;
+                // Mapnik strips a trailing `.shp` (any case) and adds it back.
+                let s = file.to_string_lossy().into_owned();
+                if !s.to_ascii_lowercase().ends_with(".shp") {
+                    file = PathBuf::from(format!("{s}.shp"));
+                } else if !s.ends_with(".shp") {
+                    file = PathBuf::from(format!("{}.shp", &s[..s.len() - 4]));
+                }
+                let encoding = self.take("encoding").map(|(v, _)| v);
+                Datasource::Shape { file, encoding }
+            }
+            "ogr" => {
+                if let Some((_, pos)) = self.take("string") {
+                    return Err(self.error(Some(pos), "inline OGR data (`string`) is not supported".to_string()));
+                }
+                let file = self.file("ogr")?;
+                let by_name = self.take("layer");
+                let by_index = self.take("layer_by_index");
+                let by_sql = self.take("layer_by_sql");
+                // Mapnik's order of precedence.
+                let layer = if let Some((name, _)) = by_name {
+                    OgrLayer::Name(name)
+                } else if let Some(v) = by_index {
+                    OgrLayer::Index(self.parse_num("layer_by_index", &v, "a non-negative integer")?)
+                } else if let Some((sql, _)) = by_sql {
+                    OgrLayer::Sql(sql)
+                } else {
+                    return Err(self.error(
+                        None,
+                        "`ogr` datasource needs one of `layer`, `layer_by_index` or `layer_by_sql`".to_string(),
+                    ));
+                };
+                Datasource::Ogr { file, layer }
+            }
+            "geojson" => {
+                if let Some((_, pos)) = self.take("inline") {
+                    return Err(self.error(Some(pos), "inline GeoJSON is not supported".to_string()));
+                }
+                let file = self.file("geojson")?;
+                Datasource::Ogr {
+                    file,
+                    layer: OgrLayer::Index(0),
+                }
+            }
+            "gdal" => {
+                let file = self.file("gdal")?;
+                let band = match self.take("band") {
+                    Some(v) => {
+                        let b: i64 = self.parse_num("band", &v, "an integer")?;
+                        u32::try_from(b).ok().filter(|b| *b > 0)
+                    }
+                    None => None,
+                };
+                let nodata = match self.take("nodata") {
+                    Some(v) => Some(self.parse_num("nodata", &v, "a number")?),
+                    None => None,
+                };
+                Datasource::Gdal { file, band, nodata }
+            }
+            "postgis" => {
+                let table = self.required("table", "postgis")?.0;
+                let mut parts = Vec::new();
+                for key in ["dbname", "host", "port", "user", "password", "connect_timeout"] {
+                    if let Some((v, _)) = self.take(key) {
+                        parts.push(format!("{key}={}", conninfo_value(&v)));
+                    }
+                }
+                let connection = format!("PG:{}", parts.join(" "));
+                let geometry_field = self.take("geometry_field").map(|(v, _)| v).filter(|v| !v.is_empty());
+                let srid = match self.take("srid") {
+                    Some(v) => Some(self.parse_num("srid", &v, "an integer")?),
+                    None => None,
+                };
+                Datasource::PostGis {
+                    connection,
+                    table,
+                    geometry_field,
+                    srid,
+                }
+            }
+            other => {
+                return Err(self.error(
+                    Some(ty_pos),
+                    format!(
+                        "datasource type `{other}` is not supported (supported: shape, ogr, gdal, postgis, geojson)"
+                    ),
+                ))
+            }
+        };
+        let mut rest: Vec<_> = self.params.drain().collect();
+        rest.sort_by_key(|(_, (_, pos))| *pos);
+        for (name, (_, pos)) in rest {
+            let location = self.loader.location(pos);
+            self.loader.warn(
+                location,
+                "Parameter",
+                format!("datasource parameter `{name}` ignored for type `{ty}`"),
+            );
+        }
+        Ok(ds)
+    }
+}
+
+/// A value for a libpq connection string: quoted when empty or when it has
+/// spaces, quotes or backslashes.
+fn conninfo_value(v: &str) -> String {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
+        return v.to_string();
+    }
+    let mut out = String::from("'");
+    for c in v.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conninfo_quoting() {
+        assert_eq!(conninfo_value("gis"), "gis");
+        assert_eq!(conninfo_value(""), "''");
+        assert_eq!(conninfo_value("a b"), "'a b'");
+        assert_eq!(conninfo_value("it's\\"), "'it\\'s\\\\'");
+    }
+
+    #[test]
+    fn booleans() {
+        for t in ["true", "on", "yes", "1", "TRUE"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in ["false", "off", "no", "0"] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+}

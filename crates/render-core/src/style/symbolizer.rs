@@ -1,0 +1,424 @@
+//! The symbolizers tessera draws, as plain data with Mapnik's defaults.
+//!
+//! Every `Default` impl gives exactly what Mapnik 3.x uses when the attribute
+//! is absent from the XML, so a renderer never needs to know Mapnik's
+//! defaults itself. Opacity attributes multiply the colour's own alpha.
+
+use super::color::Color;
+
+/// One way of drawing a feature. A rule holds a list of them, drawn in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Symbolizer {
+    /// `<PolygonSymbolizer>`: fill polygon interiors.
+    Polygon(PolygonSymbolizer),
+    /// `<LineSymbolizer>`: stroke lines and polygon outlines.
+    Line(LineSymbolizer),
+    /// `<MarkersSymbolizer>`: an ellipse at each point (or along lines).
+    Markers(MarkersSymbolizer),
+    /// `<RasterSymbolizer>`: draw a raster layer.
+    Raster(RasterSymbolizer),
+}
+
+/// `<PolygonSymbolizer>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolygonSymbolizer {
+    /// `fill`, default `#808080` (Mapnik's gray).
+    pub fill: Color,
+    /// `fill-opacity`, default 1.
+    pub fill_opacity: f64,
+    /// `gamma`, default 1. Recorded for completeness; the loader warns when it
+    /// is not 1 because tessera draws with gamma 1.
+    pub gamma: f64,
+}
+
+impl Default for PolygonSymbolizer {
+    fn default() -> Self {
+        PolygonSymbolizer {
+            fill: Color::GRAY,
+            fill_opacity: 1.0,
+            gamma: 1.0,
+        }
+    }
+}
+
+/// `stroke-linecap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LineCap {
+    /// `butt` (Mapnik's default).
+    #[default]
+    Butt,
+    /// `round`.
+    Round,
+    /// `square`.
+    Square,
+}
+
+impl LineCap {
+    /// Parses Mapnik's keyword.
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        match s {
+            "butt" => Some(LineCap::Butt),
+            "round" => Some(LineCap::Round),
+            "square" => Some(LineCap::Square),
+            _ => None,
+        }
+    }
+}
+
+/// `stroke-linejoin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LineJoin {
+    /// `miter` (Mapnik's default); also what `miter-revert` becomes.
+    #[default]
+    Miter,
+    /// `round`.
+    Round,
+    /// `bevel`.
+    Bevel,
+}
+
+impl LineJoin {
+    /// Parses Mapnik's keyword; `miter-revert` maps to [`LineJoin::Miter`].
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        match s {
+            "miter" | "miter-revert" => Some(LineJoin::Miter),
+            "round" => Some(LineJoin::Round),
+            "bevel" => Some(LineJoin::Bevel),
+            _ => None,
+        }
+    }
+}
+
+/// `<LineSymbolizer>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineSymbolizer {
+    /// `stroke`, default black.
+    pub stroke: Color,
+    /// `stroke-width` in pixels (before the scale factor), default 1.
+    pub stroke_width: f64,
+    /// `stroke-opacity`, default 1.
+    pub stroke_opacity: f64,
+    /// `stroke-linecap`, default butt.
+    pub stroke_linecap: LineCap,
+    /// `stroke-linejoin`, default miter.
+    pub stroke_linejoin: LineJoin,
+    /// `stroke-miterlimit`, default 4.
+    pub stroke_miterlimit: f64,
+    /// `stroke-dasharray` as (dash, gap) pairs in pixels; empty means a solid
+    /// line. An odd list is repeated to make it even and pairs that are both
+    /// zero are dropped, as in Mapnik.
+    pub stroke_dasharray: Vec<(f64, f64)>,
+    /// `stroke-dashoffset`, default 0.
+    pub stroke_dashoffset: f64,
+    /// `offset`: a parallel offset in pixels (positive = left of the line
+    /// direction, as in Mapnik), default 0.
+    pub offset: f64,
+    /// `stroke-gamma`, default 1 (the loader warns when it is not 1).
+    pub stroke_gamma: f64,
+}
+
+impl Default for LineSymbolizer {
+    fn default() -> Self {
+        LineSymbolizer {
+            stroke: Color::BLACK,
+            stroke_width: 1.0,
+            stroke_opacity: 1.0,
+            stroke_linecap: LineCap::Butt,
+            stroke_linejoin: LineJoin::Miter,
+            stroke_miterlimit: 4.0,
+            stroke_dasharray: Vec::new(),
+            stroke_dashoffset: 0.0,
+            offset: 0.0,
+            stroke_gamma: 1.0,
+        }
+    }
+}
+
+/// Parses Mapnik's `stroke-dasharray`: numbers separated by commas and/or
+/// whitespace, or `none`. Returns the (dash, gap) pairs, or `None` when the
+/// text is not a list of non-negative numbers.
+pub fn parse_dasharray(s: &str) -> Option<Vec<(f64, f64)>> {
+    let s = s.trim();
+    if s.is_empty() || s == "none" {
+        return Some(Vec::new());
+    }
+    let mut values = Vec::new();
+    for part in s.split(|c: char| c == ',' || c.is_whitespace()) {
+        if part.is_empty() {
+            continue;
+        }
+        let v: f64 = part.parse().ok()?;
+        if !v.is_finite() || v < 0.0 {
+            return None;
+        }
+        values.push(v);
+    }
+    if values.is_empty() {
+        return None;
+    }
+    if values.len() % 2 == 1 {
+        values.extend_from_within(..);
+    }
+    Some(
+        values
+            .chunks_exact(2)
+            .map(|p| (p[0], p[1]))
+            .filter(|&(dash, gap)| dash > 0.0 || gap > 0.0)
+            .collect(),
+    )
+}
+
+/// `placement` of `<MarkersSymbolizer>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MarkerPlacement {
+    /// `point` (default): one marker per geometry, at a point or the
+    /// centroid.
+    #[default]
+    Point,
+    /// `interior`: one marker inside polygons.
+    Interior,
+    /// `line`: markers every `spacing` pixels along lines and outlines.
+    Line,
+    /// `vertex-first`: at the first vertex.
+    VertexFirst,
+    /// `vertex-last`: at the last vertex.
+    VertexLast,
+}
+
+impl MarkerPlacement {
+    /// Parses Mapnik's keyword.
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        match s {
+            "point" => Some(MarkerPlacement::Point),
+            "interior" => Some(MarkerPlacement::Interior),
+            "line" => Some(MarkerPlacement::Line),
+            "vertex-first" => Some(MarkerPlacement::VertexFirst),
+            "vertex-last" => Some(MarkerPlacement::VertexLast),
+            _ => None,
+        }
+    }
+}
+
+/// `multi-policy` of `<MarkersSymbolizer>`: what a multi-geometry gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MarkerMultiPolicy {
+    /// `each` (default): every part gets markers.
+    #[default]
+    Each,
+    /// `whole`: one marker at the centroid of the whole geometry.
+    Whole,
+    /// `largest`: only the part with the largest bounding box.
+    Largest,
+}
+
+impl MarkerMultiPolicy {
+    /// Parses Mapnik's keyword.
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        match s {
+            "each" => Some(MarkerMultiPolicy::Each),
+            "whole" => Some(MarkerMultiPolicy::Whole),
+            "largest" => Some(MarkerMultiPolicy::Largest),
+            _ => None,
+        }
+    }
+}
+
+/// `<MarkersSymbolizer>` drawing Mapnik's built-in ellipse
+/// (`shape://ellipse`), the only marker tessera supports.
+///
+/// The defaults are those of Mapnik's stock ellipse: 10×10 px, fill
+/// `#0000ff`, stroke black 0.5 px. When only one of `width` and `height` is
+/// given, the marker is a circle of that size (Mapnik's `build_ellipse`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkersSymbolizer {
+    /// `fill`, default `#0000ff`.
+    pub fill: Color,
+    /// `fill-opacity`, default 1.
+    pub fill_opacity: f64,
+    /// `stroke`, default black.
+    pub stroke: Color,
+    /// `stroke-width` in pixels, default 0.5.
+    pub stroke_width: f64,
+    /// `stroke-opacity`, default 1.
+    pub stroke_opacity: f64,
+    /// Ellipse width in pixels, default 10.
+    pub width: f64,
+    /// Ellipse height in pixels, default 10.
+    pub height: f64,
+    /// `opacity` of the whole marker, default 1.
+    pub opacity: f64,
+    /// `placement`, default point.
+    pub placement: MarkerPlacement,
+    /// `multi-policy`, default each.
+    pub multi_policy: MarkerMultiPolicy,
+    /// `spacing` between markers for line placement, default 100 px.
+    pub spacing: f64,
+    /// `allow-overlap`, default **false**: like Mapnik, a marker that would
+    /// overlap one already placed is skipped.
+    pub allow_overlap: bool,
+    /// `ignore-placement`, default false: when true the marker does not
+    /// block later markers.
+    pub ignore_placement: bool,
+}
+
+impl Default for MarkersSymbolizer {
+    fn default() -> Self {
+        MarkersSymbolizer {
+            fill: Color::BLUE,
+            fill_opacity: 1.0,
+            stroke: Color::BLACK,
+            stroke_width: 0.5,
+            stroke_opacity: 1.0,
+            width: 10.0,
+            height: 10.0,
+            opacity: 1.0,
+            placement: MarkerPlacement::Point,
+            multi_policy: MarkerMultiPolicy::Each,
+            spacing: 100.0,
+            allow_overlap: false,
+            ignore_placement: false,
+        }
+    }
+}
+
+/// `scaling` of `<RasterSymbolizer>`: the resampling filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[allow(missing_docs)] // The variants are Mapnik's (AGG's) filter names.
+pub enum ScalingMethod {
+    /// `near` (default; `fast` is a deprecated alias).
+    #[default]
+    Near,
+    Bilinear,
+    Bicubic,
+    Spline16,
+    Spline36,
+    Hanning,
+    Hamming,
+    Hermite,
+    Kaiser,
+    Quadric,
+    Catrom,
+    Gaussian,
+    Bessel,
+    Mitchell,
+    Sinc,
+    Lanczos,
+    Blackman,
+}
+
+impl ScalingMethod {
+    /// Parses Mapnik's keyword.
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        use ScalingMethod::*;
+        Some(match s {
+            "near" | "fast" => Near,
+            "bilinear" => Bilinear,
+            "bicubic" => Bicubic,
+            "spline16" => Spline16,
+            "spline36" => Spline36,
+            "hanning" => Hanning,
+            "hamming" => Hamming,
+            "hermite" => Hermite,
+            "kaiser" => Kaiser,
+            "quadric" => Quadric,
+            "catrom" => Catrom,
+            "gaussian" => Gaussian,
+            "bessel" => Bessel,
+            "mitchell" => Mitchell,
+            "sinc" => Sinc,
+            "lanczos" => Lanczos,
+            "blackman" => Blackman,
+            _ => return None,
+        })
+    }
+}
+
+/// `<RasterSymbolizer>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RasterSymbolizer {
+    /// `opacity`, default 1.
+    pub opacity: f64,
+    /// `scaling`, default near.
+    pub scaling: ScalingMethod,
+}
+
+impl Default for RasterSymbolizer {
+    fn default() -> Self {
+        RasterSymbolizer {
+            opacity: 1.0,
+            scaling: ScalingMethod::Near,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapnik_defaults() {
+        let p = PolygonSymbolizer::default();
+        assert_eq!((p.fill, p.fill_opacity), (Color::rgb(128, 128, 128), 1.0));
+        let l = LineSymbolizer::default();
+        assert_eq!(l.stroke, Color::BLACK);
+        assert_eq!(l.stroke_width, 1.0);
+        assert_eq!(l.stroke_linecap, LineCap::Butt);
+        assert_eq!(l.stroke_linejoin, LineJoin::Miter);
+        assert_eq!(l.stroke_miterlimit, 4.0);
+        assert!(l.stroke_dasharray.is_empty());
+        let m = MarkersSymbolizer::default();
+        assert_eq!((m.width, m.height, m.stroke_width), (10.0, 10.0, 0.5));
+        assert_eq!((m.fill, m.stroke), (Color::BLUE, Color::BLACK));
+        assert!(!m.allow_overlap);
+        let r = RasterSymbolizer::default();
+        assert_eq!((r.opacity, r.scaling), (1.0, ScalingMethod::Near));
+    }
+
+    #[test]
+    fn dasharray_forms() {
+        assert_eq!(parse_dasharray("4,2"), Some(vec![(4.0, 2.0)]));
+        assert_eq!(parse_dasharray("4 2"), Some(vec![(4.0, 2.0)]));
+        assert_eq!(
+            parse_dasharray(" 4, 2 ,1 3 "),
+            Some(vec![(4.0, 2.0), (1.0, 3.0)])
+        );
+        assert_eq!(parse_dasharray("5"), Some(vec![(5.0, 5.0)]));
+        assert_eq!(
+            parse_dasharray("1,2,3"),
+            Some(vec![(1.0, 2.0), (3.0, 1.0), (2.0, 3.0)])
+        );
+        assert_eq!(parse_dasharray("0,0,4,2"), Some(vec![(4.0, 2.0)]));
+        assert_eq!(parse_dasharray("none"), Some(vec![]));
+        assert_eq!(parse_dasharray("0"), Some(vec![]));
+        assert_eq!(parse_dasharray("4,x"), None);
+        assert_eq!(parse_dasharray("-1,2"), None);
+        assert_eq!(parse_dasharray(","), None);
+    }
+
+    #[test]
+    fn keywords() {
+        assert_eq!(
+            LineJoin::from_keyword("miter-revert"),
+            Some(LineJoin::Miter)
+        );
+        assert_eq!(LineJoin::from_keyword("Round"), None);
+        assert_eq!(LineCap::from_keyword("square"), Some(LineCap::Square));
+        assert_eq!(
+            ScalingMethod::from_keyword("fast"),
+            Some(ScalingMethod::Near)
+        );
+        assert_eq!(
+            ScalingMethod::from_keyword("lanczos"),
+            Some(ScalingMethod::Lanczos)
+        );
+        assert_eq!(
+            MarkerPlacement::from_keyword("line"),
+            Some(MarkerPlacement::Line)
+        );
+        assert_eq!(
+            MarkerMultiPolicy::from_keyword("whole"),
+            Some(MarkerMultiPolicy::Whole)
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! render-core's one integration-test binary.
+
+// The benchmark style (`tests/data/mapnik_style.xml`, a copy of
+// ../shared/bench/mapnik/mapnik_style.xml), parsed values checked.
+mod bench_style;
+// Which rules and layers apply at which scale, ElseFilter/AlsoFilter and
+// filter-mode, checked against tile-math's scale denominators.
+mod rules;
+// Datasource types, parameters, templates and relative path resolution.
+mod datasources;
+// Errors and warnings: each names the element and its line.
+mod diagnostics;
+// Symbolizer attributes and Mapnik's defaults through the XML loader.
+mod symbolizers;
+
+use std::path::Path;
+
+use render_core::{LoadedMap, Map};
+
+/// Loads a style from a string with `/styles` as its base directory.
+pub fn load(xml: &str) -> LoadedMap {
+    match Map::from_str(xml, Path::new("/styles")) {
+        Ok(m) => m,
+        Err(e) => panic!("style did not load: {e}"),
+    }
+}
+
+/// The error message of a style that must not load.
+pub fn load_err(xml: &str) -> String {
+    match Map::from_str(xml, Path::new("/styles")) {
+        Ok(_) => panic!("style loaded but should not have:\n{xml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A map with one style holding one rule with `rule_body`.
+pub fn one_rule(rule_body: &str) -> String {
+    format!(
+        r#"<Map>
+<Style name="s">
+<Rule>
+{rule_body}
+</Rule>
+</Style>
+</Map>"#
+    )
+}
