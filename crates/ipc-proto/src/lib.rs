@@ -7,14 +7,61 @@
 //! half-close. It also speaks the legacy line protocol
 //! (`16_58001_25480\n...stop`) of the original desktop client.
 //!
-//! # Layout (being built; see the ipc-proto issue)
-//! - `frame`: the pure frame codec (length prefix, version, kind).
-//! - `message`: the tile-service messages and their encoding.
-//! - `connection`: a buffered, blocking connection over any stream.
-//! - `endpoint`: `tcp:HOST:PORT` and `unix:PATH` addresses and listeners.
-//! - `auth`: shared-secret HMAC challenge–response.
-//! - `legacy`: the line protocol of the original C# client.
+//! The byte-exact specification, written so that a C# or Python client can
+//! be built from it alone, is `docs/protocol.md` in the repository; the
+//! crate's tests check its hex test vectors against this code.
 //!
-//! Nothing is public yet: the crate is a skeleton that compiles.
+//! # Layout
+//! - [`frame`]: the pure frame codec (length prefix, version, kind). It works
+//!   on byte slices, never blocks and never touches a socket; an oversized
+//!   length is an error before anything is allocated.
+//! - [`message`]: [`Message`], every message of the tile service, and its
+//!   hand-written big-endian encoding; the "exactly one final answer per
+//!   tile" invariant.
+//! - [`connection`]: [`Connection`], a buffered, blocking connection over
+//!   any stream: whole frames across partial reads, one write per frame or
+//!   per batch of queued frames, clean EOF vs. EOF mid-frame, half-close,
+//!   and [`Connection::split`] into reader and writer halves.
+//! - [`endpoint`]: [`Endpoint`] (`tcp:HOST:PORT`, `unix:PATH`, `HOST:PORT`),
+//!   [`Listener`] and [`Stream`]; loopback by default, Unix sockets 0600 and
+//!   stale-socket replacement.
+//! - [`auth`]: the optional mutual HMAC-SHA256 challenge–response with a
+//!   shared [`Secret`].
+//! - [`legacy`]: the line protocol of the original C# client: an
+//!   incremental [`LegacyDecoder`] and the port+1 callbacks.
+//! - [`error`]: [`Error`] and [`Result`].
+//!
+//! # A client in five lines
+//! ```no_run
+//! use ipc_proto::{Capabilities, Endpoint, Hello, Message, PROTOCOL_VERSION};
+//! # fn main() -> ipc_proto::Result<()> {
+//! let mut conn = "tcp:localhost:7420".parse::<Endpoint>()?.connect_connection()?;
+//! let hello = Hello { versions: vec![PROTOCOL_VERSION], client_name: "demo".into(),
+//!                     capabilities: Capabilities::STORE_PATH };
+//! let welcome = conn.client_handshake(None, &hello)?;
+//! conn.send(&Message::Ping { token: 1 })?;
+//! let pong = conn.read_message()?;
+//! # let _ = (welcome, pong); Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod auth;
+pub mod connection;
+pub mod endpoint;
+pub mod error;
+pub mod frame;
+pub mod legacy;
+pub mod message;
+
+pub use auth::Secret;
+pub use connection::{Connection, ConnectionReader, ConnectionWriter, Transport};
+pub use endpoint::{Endpoint, ListenOptions, Listener, Stream};
+pub use error::{Error, Result};
+pub use frame::{Frame, FrameRef, DEFAULT_MAX_FRAME, FRAME_VERSION};
+pub use legacy::{CallbackMessage, CallbackStyle, LegacyDecoder, LegacyEvent};
+pub use message::{
+    BatchDone, Capabilities, Delivery, FailureKind, Hello, Message, Priority, RejectReason,
+    Rejected, RenderRequest, TileDone, TileFailed, TilePayload, TileSet, ViewArea, ViewportUpdate,
+    Welcome, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
+};
