@@ -65,6 +65,26 @@ pub enum Error {
         /// What is wrong, naming the attribute where there is one.
         message: String,
     },
+    /// A layer's data could not be loaded.
+    #[error("layer `{layer}`: {source}")]
+    Data {
+        /// The layer's name in the style.
+        layer: String,
+        /// What went wrong.
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// A tile could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] crate::encode::EncodeError),
+    /// A metatile could not be set up (size, zoom).
+    #[error("cannot render {what}: {message}")]
+    Render {
+        /// Which metatile or tile.
+        what: String,
+        /// Why not.
+        message: String,
+    },
     /// A `<Filter>` expression that does not parse.
     #[error("{location}: <Filter> `{expression}`: {source}")]
     Filter {

@@ -15,16 +15,27 @@
 //!     over any [`FeatureView`].
 //!   - [`style::symbolizer`]: symbolizers with Mapnik's defaults.
 //!   - [`style::color`]: CSS colours as Mapnik parses them.
+//! - [`source`]: map data read through GDAL, reprojected to EPSG:3857 once,
+//!   indexed and simplified per zoom: [`VectorLayer`].
+//! - `draw` (private): antialiased drawing of a metatile with tiny-skia.
+//! - [`encode`]: PNG, 32-bit RGBA and 8-bit palette ([`TileFormat`]), and
+//!   [`TileEncoder`], which encodes each single-colour tile once.
+//! - [`renderer`]: [`MapSource`] (a style and its data, loaded once, shared
+//!   by workers) and [`Renderer`] (one per worker: draws a metatile, cuts
+//!   it, encodes the tiles).
 //! - [`error`]: [`Error`], [`FilterError`], [`ColorError`].
-//!
-//! Still to come (see the render-core issue): `source` (vector and raster data
-//! read through GDAL, reprojected to EPSG:3857 once and indexed), `draw`
-//! (antialiased drawing of a metatile with tiny-skia) and `encode` (PNG,
-//! 32-bit RGBA and 8-bit palette).
 #![warn(missing_docs)]
 
+mod draw;
+pub mod encode;
 pub mod error;
+pub mod renderer;
+pub mod source;
 pub mod style;
+
+pub use encode::{Compression, EncodeError, TileEncoder, TileFormat};
+pub use renderer::{MapSource, MetatileImage, RenderOptions, RenderedTile, Renderer};
+pub use source::{SourceError, VectorLayer};
 
 pub use error::{ColorError, Error, FilterError, Location, Result};
 pub use style::color::Color;

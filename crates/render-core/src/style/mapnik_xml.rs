@@ -786,9 +786,6 @@ impl Loader<'_, '_> {
                         LineJoin::from_keyword,
                         "`miter`, `miter-revert`, `round`, `bevel`",
                     )?;
-                    if a.value().trim() == "miter-revert" {
-                        self.warn_attr(node, &a, "`miter-revert` is drawn as `miter`");
-                    }
                 }
                 "stroke-miterlimit" => s.stroke_miterlimit = self.attr_non_negative(node, &a)?,
                 "stroke-dasharray" => {

@@ -69,9 +69,12 @@ impl LineCap {
 /// `stroke-linejoin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LineJoin {
-    /// `miter` (Mapnik's default); also what `miter-revert` becomes.
+    /// `miter` (Mapnik's default): a miter longer than the limit is clipped
+    /// at the limit (AGG's `miter_join`).
     #[default]
     Miter,
+    /// `miter-revert`: a miter longer than the limit becomes a bevel.
+    MiterRevert,
     /// `round`.
     Round,
     /// `bevel`.
@@ -79,10 +82,11 @@ pub enum LineJoin {
 }
 
 impl LineJoin {
-    /// Parses Mapnik's keyword; `miter-revert` maps to [`LineJoin::Miter`].
+    /// Parses Mapnik's keyword.
     pub fn from_keyword(s: &str) -> Option<Self> {
         match s {
-            "miter" | "miter-revert" => Some(LineJoin::Miter),
+            "miter" => Some(LineJoin::Miter),
+            "miter-revert" => Some(LineJoin::MiterRevert),
             "round" => Some(LineJoin::Round),
             "bevel" => Some(LineJoin::Bevel),
             _ => None,
@@ -398,9 +402,10 @@ mod tests {
 
     #[test]
     fn keywords() {
+        assert_eq!(LineJoin::from_keyword("miter"), Some(LineJoin::Miter));
         assert_eq!(
             LineJoin::from_keyword("miter-revert"),
-            Some(LineJoin::Miter)
+            Some(LineJoin::MiterRevert)
         );
         assert_eq!(LineJoin::from_keyword("Round"), None);
         assert_eq!(LineCap::from_keyword("square"), Some(LineCap::Square));

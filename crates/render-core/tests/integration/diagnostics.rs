@@ -231,7 +231,6 @@ fn harmless_things_are_warnings_with_lines() {
         (8, "PolygonSymbolizer", "`clip` ignored"),
         (8, "PolygonSymbolizer", "simplify"),
         (8, "PolygonSymbolizer", "smooth"),
-        (9, "LineSymbolizer", "miter-revert"),
         (9, "LineSymbolizer", "rasterizer"),
         (10, "TextSymbolizer", "without text"),
         (12, "Filter", "`and` and `or` are mixed"),
