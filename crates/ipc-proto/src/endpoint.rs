@@ -20,6 +20,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -373,6 +374,27 @@ impl Listener {
     /// Accepts and wraps the stream in a [`Connection`].
     pub fn accept_connection(&self) -> Result<Connection<Stream>> {
         Ok(Connection::new(self.accept()?))
+    }
+
+    /// Puts the listening socket into (or out of) non-blocking mode, for a
+    /// readiness loop (`mio`, `poll`): [`Listener::accept`] then fails with
+    /// `WouldBlock` instead of waiting. Accepted streams stay blocking.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        match &self.inner {
+            ListenerKind::Tcp(l) => l.set_nonblocking(nonblocking)?,
+            ListenerKind::Unix { listener, .. } => listener.set_nonblocking(nonblocking)?,
+        }
+        Ok(())
+    }
+}
+
+/// The listening socket's descriptor, to register it with a readiness loop.
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.inner {
+            ListenerKind::Tcp(l) => l.as_fd(),
+            ListenerKind::Unix { listener, .. } => listener.as_fd(),
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub const STOP: &str = "stop";
 /// The callback message that ends a batch.
 pub const DONE: &str = "done";
 
+/// What precedes the tile name in the callback for a tile that failed.
+pub const FAILED_PREFIX: &str = "failed ";
+
 /// One decoded line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegacyEvent {
@@ -280,6 +283,10 @@ pub enum CallbackStyle {
 pub enum CallbackMessage {
     /// This tile is finished.
     Tile(TileCoord),
+    /// This tile could not be made (not in the original protocol: the
+    /// original server printed an error and sent nothing, so the client
+    /// never heard of the tile; `failed {z}_{x}_{y}` tells it).
+    Failed(TileCoord),
     /// The batch is finished.
     Done,
 }
@@ -289,6 +296,7 @@ impl CallbackMessage {
     pub fn encode(&self, style: CallbackStyle) -> Vec<u8> {
         let mut text = match self {
             CallbackMessage::Tile(t) => format_tile(*t),
+            CallbackMessage::Failed(t) => format!("{FAILED_PREFIX}{}", format_tile(*t)),
             CallbackMessage::Done => DONE.to_owned(),
         };
         if style == CallbackStyle::Lines {

@@ -321,17 +321,21 @@ pub enum FailureKind {
     InvalidTile = 4,
     /// 5: a bug in the server.
     Internal = 5,
+    /// 6: the queue was full and the tile was pushed out by more urgent
+    /// work before it was rendered; ask again later.
+    Busy = 6,
 }
 
 impl FailureKind {
     /// Every kind, by wire value.
-    pub const ALL: [FailureKind; 6] = [
+    pub const ALL: [FailureKind; 7] = [
         FailureKind::Render,
         FailureKind::DataSource,
         FailureKind::Timeout,
         FailureKind::Storage,
         FailureKind::InvalidTile,
         FailureKind::Internal,
+        FailureKind::Busy,
     ];
 
     fn from_u8(v: u8) -> Option<Self> {

@@ -45,6 +45,13 @@ pub type RequestId = u64;
 /// [`Scheduler::complete`].
 pub type JobId = u64;
 
+/// Which map (style) a tile is for: an index into the service's maps.
+pub type MapId = u32;
+
+/// What a job renders: one metatile of one map. Requests for the same key
+/// are merged.
+type JobKey = (MapId, Metatile);
+
 /// Priority classes, highest first. The order of the variants is the order
 /// of service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -121,6 +128,8 @@ pub struct TileRequest {
     pub client: ClientId,
     /// The client's id for this request.
     pub request_id: RequestId,
+    /// Which map.
+    pub map: MapId,
     /// The tiles. Duplicates are answered once each time they are listed.
     pub tiles: Vec<TileCoord>,
     /// The class the client asked for.
@@ -177,6 +186,8 @@ pub struct Answer {
 pub struct RenderJob {
     /// Pass back to [`Scheduler::complete`].
     pub id: JobId,
+    /// Which map.
+    pub map: MapId,
     /// What to render.
     pub metatile: Metatile,
     /// Whether any requester asked to bypass the store.
@@ -223,7 +234,7 @@ struct Interest {
 /// A queued metatile and everyone waiting for it.
 #[derive(Debug, Clone)]
 struct Job {
-    metatile: Metatile,
+    key: JobKey,
     interests: Vec<Interest>,
 }
 
@@ -234,7 +245,7 @@ struct RankKey {
     /// Distance in tiles, as ordered bits of a non-negative f64.
     distance_bits: u64,
     seq: u64,
-    metatile: Metatile,
+    key: JobKey,
 }
 
 #[derive(Debug, Default)]
@@ -243,7 +254,7 @@ struct ClientState {
     /// This client's view of the queued jobs, one ordered set per class.
     queues: [BTreeSet<RankKey>; 5],
     /// Where each of this client's jobs sits in `queues`.
-    placed: HashMap<Metatile, (PriorityClass, RankKey)>,
+    placed: HashMap<JobKey, (PriorityClass, RankKey)>,
     queued_tiles: usize,
 }
 
@@ -251,9 +262,9 @@ struct ClientState {
 #[derive(Debug)]
 pub struct Scheduler {
     config: SchedulerConfig,
-    queued: HashMap<Metatile, Job>,
+    queued: HashMap<JobKey, Job>,
     running: HashMap<JobId, Job>,
-    running_by_metatile: HashMap<Metatile, JobId>,
+    running_by_key: HashMap<JobKey, JobId>,
     clients: BTreeMap<ClientId, ClientState>,
     /// The client served last in each class, for round robin.
     last_served: [Option<ClientId>; 5],
@@ -270,7 +281,7 @@ impl Scheduler {
             config,
             queued: HashMap::new(),
             running: HashMap::new(),
-            running_by_metatile: HashMap::new(),
+            running_by_key: HashMap::new(),
             clients: BTreeMap::new(),
             last_served: [None; 5],
             queued_tiles: 0,
@@ -306,6 +317,7 @@ impl Scheduler {
         let TileRequest {
             client,
             request_id,
+            map,
             tiles,
             class,
             deadline,
@@ -327,6 +339,7 @@ impl Scheduler {
         }
         self.clients.entry(client).or_default();
         for (metatile, tiles) in groups {
+            let key = (map, metatile);
             let seq = self.next_seq;
             self.next_seq += 1;
             let interest = Interest {
@@ -338,14 +351,14 @@ impl Scheduler {
                 force,
                 seq,
             };
-            if let Some(&job_id) = self.running_by_metatile.get(&metatile) {
+            if let Some(&job_id) = self.running_by_key.get(&key) {
                 if let Some(job) = self.running.get_mut(&job_id) {
                     job.interests.push(interest);
                     continue;
                 }
             }
             if self.make_room(&interest) {
-                self.enqueue(metatile, interest);
+                self.enqueue(key, interest);
             } else {
                 self.refuse_busy(&interest);
             }
@@ -366,14 +379,14 @@ impl Scheduler {
         });
     }
 
-    /// Cancels a client's queued tiles that are neither on its screen nor in
-    /// the neighbour rings around it (at the viewport's zoom). Without a
-    /// viewport, nothing is cancelled.
-    pub fn cancel_outside_viewport(&mut self, client: ClientId) {
+    /// Cancels a client's queued tiles that are neither on its screen nor
+    /// within `keep_rings` rings of tiles around it (at the viewport's zoom).
+    /// Without a viewport, nothing is cancelled.
+    pub fn cancel_outside_viewport(&mut self, client: ClientId, keep_rings: u32) {
         let Some(viewport) = self.clients.get(&client).and_then(|c| c.viewport) else {
             return;
         };
-        let rings = self.config.neighbour_rings;
+        let rings = keep_rings;
         self.remove_interests(client, CancelReason::OutsideViewport, |interest, _| {
             !interest
                 .tiles
@@ -426,12 +439,12 @@ impl Scheduler {
                 .first()
                 .copied()?;
             self.last_served[class.index()] = Some(client);
-            let Some(mut job) = self.take_job(key.metatile) else {
+            let Some(mut job) = self.take_job(key.key) else {
                 // Unreachable while `place` keeps the queues exact; never
                 // loop on a stale entry.
                 if let Some(state) = self.clients.get_mut(&client) {
                     state.queues[class.index()].remove(&key);
-                    state.placed.remove(&key.metatile);
+                    state.placed.remove(&key.key);
                 }
                 continue;
             };
@@ -449,11 +462,12 @@ impl Scheduler {
             let id = self.next_job;
             self.next_job += 1;
             let force = job.interests.iter().any(|i| i.force);
-            let metatile = job.metatile;
-            self.running_by_metatile.insert(metatile, id);
+            let (map, metatile) = job.key;
+            self.running_by_key.insert(job.key, id);
             self.running.insert(id, job);
             return Some(RenderJob {
                 id,
+                map,
                 metatile,
                 force,
             });
@@ -466,7 +480,7 @@ impl Scheduler {
         let Some(job) = self.running.remove(&job) else {
             return Vec::new();
         };
-        self.running_by_metatile.remove(&job.metatile);
+        self.running_by_key.remove(&job.key);
         job.interests
             .into_iter()
             .map(|i| Delivery {
@@ -490,8 +504,8 @@ impl Scheduler {
                     .queued_tiles_by_client
                     .insert(*id, client.queued_tiles);
             }
-            for (metatile, (class, _)) in &client.placed {
-                let tiles: usize = self.queued.get(metatile).map_or(0, |job| {
+            for (key, (class, _)) in &client.placed {
+                let tiles: usize = self.queued.get(key).map_or(0, |job| {
                     job.interests
                         .iter()
                         .filter(|i| i.client == *id)
@@ -531,58 +545,58 @@ impl Scheduler {
         (class, if distance.is_finite() { distance } else { 0.0 })
     }
 
-    /// Puts (or re-puts) `metatile` in `client`'s queues, ranked by the best
-    /// of the client's interests in it.
-    /// Removes it from them if the client no longer wants it.
-    fn place(&mut self, client_id: ClientId, metatile: Metatile) {
+    /// Puts (or re-puts) the job `key` in `client`'s queues, ranked by the
+    /// best of the client's interests in it; removes it from them if the
+    /// client no longer wants it.
+    fn place(&mut self, client_id: ClientId, key: JobKey) {
         let Some(client) = self.clients.get(&client_id) else {
             return;
         };
         let mut best: Option<(PriorityClass, RankKey)> = None;
         let interests = self
             .queued
-            .get(&metatile)
+            .get(&key)
             .map_or(&[][..], |job| &job.interests[..]);
         for interest in interests.iter().filter(|i| i.client == client_id) {
             let (class, distance) = self.rank(client, &interest.tiles, interest.class);
-            let key = RankKey {
+            let rank = RankKey {
                 distance_bits: distance.max(0.0).to_bits(),
                 seq: interest.seq,
-                metatile,
+                key,
             };
-            if best.is_none_or(|(c, k)| (class, key) < (c, k)) {
-                best = Some((class, key));
+            if best.is_none_or(|(c, r)| (class, rank) < (c, r)) {
+                best = Some((class, rank));
             }
         }
         let Some(client) = self.clients.get_mut(&client_id) else {
             return;
         };
-        if let Some((class, key)) = client.placed.remove(&metatile) {
-            client.queues[class.index()].remove(&key);
+        if let Some((class, rank)) = client.placed.remove(&key) {
+            client.queues[class.index()].remove(&rank);
         }
-        if let Some((class, key)) = best {
-            client.queues[class.index()].insert(key);
-            client.placed.insert(metatile, (class, key));
+        if let Some((class, rank)) = best {
+            client.queues[class.index()].insert(rank);
+            client.placed.insert(key, (class, rank));
         }
     }
 
     fn rerank_client(&mut self, client: ClientId) {
-        let metatiles: Vec<Metatile> = match self.clients.get(&client) {
+        let keys: Vec<JobKey> = match self.clients.get(&client) {
             Some(state) => state.placed.keys().copied().collect(),
             None => return,
         };
-        for metatile in metatiles {
-            self.place(client, metatile);
+        for key in keys {
+            self.place(client, key);
         }
     }
 
-    fn enqueue(&mut self, metatile: Metatile, interest: Interest) {
+    fn enqueue(&mut self, key: JobKey, interest: Interest) {
         let client = interest.client;
         let tiles = interest.tiles.len();
         self.queued
-            .entry(metatile)
+            .entry(key)
             .or_insert_with(|| Job {
-                metatile,
+                key,
                 interests: Vec::new(),
             })
             .interests
@@ -591,7 +605,7 @@ impl Scheduler {
         if let Some(state) = self.clients.get_mut(&client) {
             state.queued_tiles += tiles;
         }
-        self.place(client, metatile);
+        self.place(client, key);
     }
 
     /// Makes room for `interest`, evicting queued work of a strictly lower
@@ -619,8 +633,8 @@ impl Scheduler {
                 return false;
             }
             // Refuse the victim's wishes in that metatile, lowest first.
-            let metatile = key.metatile;
-            let Some(job) = self.queued.get_mut(&metatile) else {
+            let job_key = key.key;
+            let Some(job) = self.queued.get_mut(&job_key) else {
                 return false;
             };
             let (evicted, kept): (Vec<Interest>, Vec<Interest>) = job
@@ -634,9 +648,9 @@ impl Scheduler {
                 self.refuse_busy(victim);
             }
             if now_empty {
-                self.queued.remove(&metatile);
+                self.queued.remove(&job_key);
             }
-            self.place(victim_client, metatile);
+            self.place(victim_client, job_key);
         }
         true
     }
@@ -677,13 +691,13 @@ impl Scheduler {
     }
 
     /// Removes a queued job from every client's queues and returns it.
-    fn take_job(&mut self, metatile: Metatile) -> Option<Job> {
-        let job = self.queued.remove(&metatile)?;
+    fn take_job(&mut self, key: JobKey) -> Option<Job> {
+        let job = self.queued.remove(&key)?;
         for interest in &job.interests {
             self.forget_tiles(interest);
             if let Some(client) = self.clients.get_mut(&interest.client) {
-                if let Some((class, key)) = client.placed.remove(&metatile) {
-                    client.queues[class.index()].remove(&key);
+                if let Some((class, rank)) = client.placed.remove(&key) {
+                    client.queues[class.index()].remove(&rank);
                 }
             }
         }
@@ -698,27 +712,27 @@ impl Scheduler {
         reason: CancelReason,
         matches: impl Fn(&Interest, &Metatile) -> bool,
     ) {
-        let metatiles: Vec<Metatile> = match self.clients.get(&client) {
+        let keys: Vec<JobKey> = match self.clients.get(&client) {
             Some(state) => state.placed.keys().copied().collect(),
             None => return,
         };
-        for metatile in metatiles {
-            let Some(job) = self.queued.get_mut(&metatile) else {
+        for key in keys {
+            let Some(job) = self.queued.get_mut(&key) else {
                 continue;
             };
             let (removed, kept): (Vec<Interest>, Vec<Interest>) = job
                 .interests
                 .drain(..)
-                .partition(|i| i.client == client && matches(i, &metatile));
+                .partition(|i| i.client == client && matches(i, &key.1));
             job.interests = kept;
             if job.interests.is_empty() {
-                self.queued.remove(&metatile);
+                self.queued.remove(&key);
             }
             for interest in &removed {
                 self.forget_tiles(interest);
                 self.answer_all(interest, Outcome::Cancelled(reason));
             }
-            self.place(client, metatile);
+            self.place(client, key);
         }
     }
 

@@ -26,6 +26,7 @@ fn request(
     TileRequest {
         client,
         request_id: id,
+        map: 0,
         tiles: tiles.to_vec(),
         class,
         deadline: None,
@@ -216,7 +217,7 @@ fn cancel_outside_viewport_keeps_the_screen_and_its_ring() {
     s.submit(request(1, 2, &[t(10, 104, 100)], PriorityClass::Neighbour));
     s.submit(request(1, 3, &[t(10, 300, 300)], PriorityClass::Viewport));
     s.submit(request(1, 4, &[t(9, 50, 50)], PriorityClass::Explicit));
-    s.cancel_outside_viewport(1);
+    s.cancel_outside_viewport(1, 1);
     let mut cancelled: Vec<_> = s
         .drain_answers()
         .into_iter()
@@ -449,7 +450,7 @@ proptest! {
                 }
                 Op::Viewport { client, x, y } => s.set_viewport(client, screen(6, x, y, x + 3, y + 2)),
                 Op::Cancel { client, request } => s.cancel_requests(client, &[request]),
-                Op::CancelOutside { client } => s.cancel_outside_viewport(client),
+                Op::CancelOutside { client } => s.cancel_outside_viewport(client, 1),
                 Op::Run { jobs } => {
                     for _ in 0..jobs {
                         let Some(job) = s.next_job(now) else { break };
