@@ -7,19 +7,40 @@
 //! for a metatile, cancels work the user has scrolled away from, and gives
 //! every requested tile exactly one final answer.
 //!
-//! # Layout (being built; see the render-service issue)
-//! - `scheduler`: priority classes, viewport re-ranking, merging, limits.
-//! - `workers`: the render pool on crossbeam channels.
-//! - `session`: one per connection, over ipc-proto or the legacy protocol.
-//! - `store`: the tile directory, written atomically.
-//! - `config`: TOML file plus command-line flags.
-//! - `stats`: queue depths, throughput and render-time percentiles.
-//!
+//! # Layout
+//! - [`scheduler`]: which metatile to render next — priority classes,
+//!   viewport re-ranking, merging, fairness, bounds, deadlines. Pure data,
+//!   no threads.
+//! - [`service`]: [`TileService`] — the scheduler thread and the render
+//!   workers; [`ServiceHandle`] submits work and delivers each tile's one
+//!   final answer ([`TileOutcome`]).
+//! - [`session`]: one framed-protocol connection (reader and writer threads).
+//! - [`legacy_session`]: one legacy line-protocol connection, with the
+//!   port+1 callbacks.
+//! - [`server`]: [`Server`] — listeners, acceptors, connection limits,
+//!   graceful shutdown.
+//! - [`store`]: [`TileStore`] — the tile directory, written atomically.
+//! - [`config`]: [`ServiceConfig`] — TOML file plus command-line overrides,
+//!   with an embedded default that serves the demo map.
+//! - [`stats`]: counters, throughput and render-time percentiles.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod legacy_session;
 pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod session;
+pub mod stats;
 pub mod store;
+
+pub use config::{ConfigError, ConfigOverrides, ServiceConfig, ValidConfig};
+pub use server::{Server, ServerError};
+pub use service::{
+    ClientEvent, ServiceError, ServiceHandle, ServiceOptions, TileOutcome, TileService,
+};
+pub use stats::StatsSnapshot;
 
 pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,

@@ -1,0 +1,527 @@
+//! The service's configuration: a TOML file, command-line overrides on top,
+//! and an embedded default that serves the bundled demo map.
+//!
+//! Every key is optional. An unknown key, a wrong type or an invalid value
+//! is an error that names the key (`server.listen[1]: ...`), so a typo never
+//! silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use ipc_proto::{CallbackStyle, Endpoint};
+use render_core::TileFormat;
+use serde::Deserialize;
+
+use crate::store::TileLayout;
+
+/// The configuration used when none is given: the demo map in the
+/// repository, served on loopback.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Why a configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or does not fit the schema (the message
+    /// names the key and the line).
+    #[error("{origin}: {message}")]
+    Toml {
+        /// The file, or "built-in default".
+        origin: String,
+        /// What toml says.
+        message: String,
+    },
+    /// A value parses but is not valid.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// The file, or "command line".
+        origin: String,
+        /// The key, e.g. `server.listen[0]`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration, as read from TOML.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Listeners, auth and limits.
+    pub server: ServerSection,
+    /// Rendering.
+    pub render: RenderSection,
+    /// The tile store.
+    pub store: StoreSection,
+    /// The maps served; the first is the default for clients that name none.
+    #[serde(rename = "map")]
+    pub maps: Vec<MapSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Where the framed protocol is served (`tcp:HOST:PORT`, `unix:PATH`).
+    pub listen: Vec<String>,
+    /// Where the legacy line protocol is served, if anywhere (TCP only).
+    pub legacy_listen: Option<String>,
+    /// The legacy callback goes to the client's address at the legacy
+    /// listen port plus this.
+    pub legacy_callback_offset: u16,
+    /// `connection-per-message` (what the original client expects) or `lines`.
+    pub legacy_callback_style: String,
+    /// A file holding the shared secret; required to listen beyond loopback.
+    pub secret_file: Option<PathBuf>,
+    /// Listen on non-loopback addresses without a secret (not recommended).
+    pub allow_insecure_remote: bool,
+    /// Most connections at once; more are refused with `Goodbye`.
+    pub max_connections: usize,
+    /// Most tiles queued at once, over all clients.
+    pub max_queued_tiles: usize,
+    /// Most tiles one client may have queued.
+    pub max_queued_tiles_per_client: usize,
+    /// Most tiles one request may name (a bbox is counted before it is
+    /// expanded).
+    pub max_tiles_per_request: u64,
+    /// Largest frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// `[render]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderSection {
+    /// Render threads; 0 means one per core.
+    pub threads: usize,
+    /// Metatile size N (N×N tiles drawn at once).
+    pub metatile: u32,
+    /// Tile size in pixels.
+    pub tile_size: u32,
+    /// HiDPI scale factor (stroke widths, and rule selection as Mapnik).
+    pub scale_factor: f64,
+    /// Pixels around a metatile whose features are drawn too; unset takes
+    /// the style's `buffer-size`.
+    pub buffer: Option<u32>,
+    /// `png` (32-bit), `png8`/`png256`, or `png8:c=N`.
+    pub format: String,
+    /// GDAL's raster block cache in MiB; unset keeps GDAL's default.
+    pub gdal_cache_mb: Option<u32>,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// The tile directory; each map gets a subdirectory named after it.
+    pub dir: PathBuf,
+    /// The layout of tile files under a map's directory.
+    pub layout: String,
+}
+
+/// `[[map]]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MapSection {
+    /// The name clients use; also the map's directory in the store.
+    pub name: String,
+    /// The Mapnik-XML style file.
+    pub style: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: vec!["tcp:127.0.0.1:7420".into()],
+            legacy_listen: None,
+            legacy_callback_offset: ipc_proto::legacy::DEFAULT_CALLBACK_PORT_OFFSET,
+            legacy_callback_style: "connection-per-message".into(),
+            secret_file: None,
+            allow_insecure_remote: false,
+            max_connections: 256,
+            max_queued_tiles: 2_000_000,
+            max_queued_tiles_per_client: 1_000_000,
+            max_tiles_per_request: 1_000_000,
+            max_frame_bytes: ipc_proto::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl Default for RenderSection {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            metatile: tile_math::DEFAULT_METATILE_SIZE,
+            tile_size: 256,
+            scale_factor: 1.0,
+            buffer: None,
+            format: "png8".into(),
+            gdal_cache_mb: None,
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("tiles"),
+            layout: crate::store::DEFAULT_LAYOUT.into(),
+        }
+    }
+}
+
+/// Values from the command line that override the file. `None` keeps the
+/// file's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigOverrides {
+    /// `--style`: replaces the maps with one map named `default`.
+    pub style: Option<PathBuf>,
+    /// `--tile-dir`.
+    pub tile_dir: Option<PathBuf>,
+    /// `--tile-layout`.
+    pub tile_layout: Option<String>,
+    /// `--listen` (repeatable): replaces the list.
+    pub listen: Vec<String>,
+    /// `--legacy-listen`.
+    pub legacy_listen: Option<String>,
+    /// `--threads`.
+    pub threads: Option<usize>,
+    /// `--metatile`.
+    pub metatile: Option<u32>,
+    /// `--secret-file`.
+    pub secret_file: Option<PathBuf>,
+    /// `--format`.
+    pub format: Option<String>,
+}
+
+/// A checked configuration, ready to start a service from.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    /// The configuration as given.
+    pub raw: ServiceConfig,
+    /// Parsed listen endpoints.
+    pub listen: Vec<Endpoint>,
+    /// Parsed legacy endpoint.
+    pub legacy_listen: Option<Endpoint>,
+    /// Parsed callback style.
+    pub legacy_callback_style: CallbackStyle,
+    /// Parsed tile format.
+    pub format: TileFormat,
+    /// Parsed layout.
+    pub layout: TileLayout,
+    /// Render threads (0 resolved to the number of cores).
+    pub threads: usize,
+}
+
+impl ServiceConfig {
+    /// Reads a TOML file. Relative paths in it (styles, store, secret) are
+    /// taken relative to the file's folder.
+    pub fn from_file(path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// The built-in default: the demo map of this repository.
+    pub fn builtin_default() -> ServiceConfig {
+        // The default is part of the crate and tested; it always parses.
+        let mut config = Self::from_toml(DEFAULT_CONFIG, "built-in default").unwrap_or_default();
+        config.resolve_paths(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+        config
+    }
+
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<ServiceConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Toml {
+            origin: origin.into(),
+            message: e.to_string(),
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for map in &mut self.maps {
+            resolve(&mut map.style);
+        }
+        // The store is relative to where the server runs unless the file
+        // says otherwise with an absolute path: tiles are output, not input.
+        if let Some(secret) = &mut self.server.secret_file {
+            resolve(secret);
+        }
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &ConfigOverrides) {
+        if let Some(style) = &o.style {
+            self.maps = vec![MapSection {
+                name: "default".into(),
+                style: style.clone(),
+            }];
+        }
+        if let Some(dir) = &o.tile_dir {
+            self.store.dir = dir.clone();
+        }
+        if let Some(layout) = &o.tile_layout {
+            self.store.layout = layout.clone();
+        }
+        if !o.listen.is_empty() {
+            self.server.listen = o.listen.clone();
+        }
+        if let Some(legacy) = &o.legacy_listen {
+            self.server.legacy_listen = Some(legacy.clone());
+        }
+        if let Some(threads) = o.threads {
+            self.render.threads = threads;
+        }
+        if let Some(metatile) = o.metatile {
+            self.render.metatile = metatile;
+        }
+        if let Some(secret) = &o.secret_file {
+            self.server.secret_file = Some(secret.clone());
+        }
+        if let Some(format) = &o.format {
+            self.render.format = format.clone();
+        }
+    }
+
+    /// Checks every value; `origin` names the source in errors.
+    pub fn validate(self, origin: &str) -> Result<ValidConfig, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            origin: origin.into(),
+            key,
+            message,
+        };
+        let mut listen = Vec::new();
+        for (i, text) in self.server.listen.iter().enumerate() {
+            listen.push(
+                text.parse::<Endpoint>()
+                    .map_err(|e| invalid(format!("server.listen[{i}]"), e.to_string()))?,
+            );
+        }
+        if listen.is_empty() && self.server.legacy_listen.is_none() {
+            return Err(invalid(
+                "server.listen".into(),
+                "nothing to listen on".into(),
+            ));
+        }
+        let legacy_listen = match &self.server.legacy_listen {
+            None => None,
+            Some(text) => {
+                let endpoint: Endpoint = text.parse().map_err(|e: ipc_proto::Error| {
+                    invalid("server.legacy_listen".into(), e.to_string())
+                })?;
+                if !matches!(endpoint, Endpoint::Tcp { .. }) {
+                    return Err(invalid(
+                        "server.legacy_listen".into(),
+                        "the legacy protocol calls back to a TCP port: use tcp:HOST:PORT".into(),
+                    ));
+                }
+                Some(endpoint)
+            }
+        };
+        let legacy_callback_style = match self.server.legacy_callback_style.as_str() {
+            "connection-per-message" => CallbackStyle::ConnectionPerMessage,
+            "lines" => CallbackStyle::Lines,
+            other => {
+                return Err(invalid(
+                    "server.legacy_callback_style".into(),
+                    format!("{other:?} is not `connection-per-message` or `lines`"),
+                ))
+            }
+        };
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            ("server.max_queued_tiles", self.server.max_queued_tiles),
+            (
+                "server.max_queued_tiles_per_client",
+                self.server.max_queued_tiles_per_client,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key.into(), "must be at least 1".into()));
+            }
+        }
+        if self.server.max_frame_bytes < 1024 {
+            return Err(invalid(
+                "server.max_frame_bytes".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        let format = TileFormat::parse(&self.render.format).ok_or_else(|| {
+            invalid(
+                "render.format".into(),
+                format!(
+                    "{:?} is not png, png32, png8, png256 or png8:c=N",
+                    self.render.format
+                ),
+            )
+        })?;
+        if !(1..=64).contains(&self.render.metatile) {
+            return Err(invalid("render.metatile".into(), "must be 1 to 64".into()));
+        }
+        if !matches!(self.render.tile_size, 64..=4096) {
+            return Err(invalid(
+                "render.tile_size".into(),
+                "must be 64 to 4096".into(),
+            ));
+        }
+        if !(self.render.scale_factor > 0.0 && self.render.scale_factor <= 16.0) {
+            return Err(invalid(
+                "render.scale_factor".into(),
+                "must be above 0 and at most 16".into(),
+            ));
+        }
+        let layout = TileLayout::parse(&self.store.layout)
+            .map_err(|e| invalid("store.layout".into(), e.to_string()))?;
+        if self.maps.is_empty() {
+            return Err(invalid(
+                "map".into(),
+                "no map to serve: add a [[map]] or give --style".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, map) in self.maps.iter().enumerate() {
+            let valid_name = !map.name.is_empty()
+                && map.name.len() <= 64
+                && map
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name {
+                return Err(invalid(
+                    format!("map[{i}].name"),
+                    format!(
+                        "{:?} must be 1-64 letters, digits, '-' or '_' (it names a directory)",
+                        map.name
+                    ),
+                ));
+            }
+            if !names.insert(map.name.as_str()) {
+                return Err(invalid(
+                    format!("map[{i}].name"),
+                    format!("{:?} is used twice", map.name),
+                ));
+            }
+            if !map.style.is_file() {
+                return Err(invalid(
+                    format!("map[{i}].style"),
+                    format!("{} is not a file", map.style.display()),
+                ));
+            }
+        }
+        let threads = match self.render.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        Ok(ValidConfig {
+            raw: self,
+            listen,
+            legacy_listen,
+            legacy_callback_style,
+            format,
+            layout,
+            threads,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_default_serves_the_demo_map() {
+        let config = ServiceConfig::builtin_default();
+        assert_eq!(config.maps.len(), 1);
+        assert!(config.maps[0].style.ends_with("data/demo/demo.xml"));
+        let valid = config.validate("built-in default").unwrap();
+        assert_eq!(valid.listen.len(), 1);
+        assert!(valid.threads >= 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = ServiceConfig::from_toml(
+            "[server]\nlisten = [\"tcp:127.0.0.1:1\"]\nlistne = 3\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+        let err = ServiceConfig::from_toml("[render]\nthreads = \"many\"\n", "x.toml").unwrap_err();
+        assert!(err.to_string().contains("threads"), "{err}");
+        let mut config = ServiceConfig::builtin_default();
+        config.server.listen = vec!["tcp:127.0.0.1:1".into(), "tcp:no-port".into()];
+        let err = config.validate("x.toml").unwrap_err().to_string();
+        assert!(err.contains("server.listen[1]"), "{err}");
+        let mut config = ServiceConfig::builtin_default();
+        config.render.format = "jpeg".into();
+        assert!(config
+            .validate("x")
+            .unwrap_err()
+            .to_string()
+            .contains("render.format"));
+        let mut config = ServiceConfig::builtin_default();
+        config.maps[0].name = "../etc".into();
+        assert!(config
+            .validate("x")
+            .unwrap_err()
+            .to_string()
+            .contains("map[0].name"));
+        let mut config = ServiceConfig::builtin_default();
+        config.store.layout = "{z}/{x}.png".into();
+        assert!(config
+            .validate("x")
+            .unwrap_err()
+            .to_string()
+            .contains("store.layout"));
+        let mut config = ServiceConfig::builtin_default();
+        config.server.legacy_listen = Some("unix:/tmp/x".into());
+        assert!(config
+            .validate("x")
+            .unwrap_err()
+            .to_string()
+            .contains("server.legacy_listen"));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let mut config = ServiceConfig::builtin_default();
+        config.apply(&ConfigOverrides {
+            listen: vec!["unix:/tmp/t.sock".into()],
+            threads: Some(3),
+            tile_layout: Some(crate::store::LEGACY_LAYOUT.into()),
+            ..ConfigOverrides::default()
+        });
+        assert_eq!(config.server.listen, ["unix:/tmp/t.sock"]);
+        assert_eq!(config.render.threads, 3);
+        let valid = config.validate("x").unwrap();
+        assert_eq!(valid.threads, 3);
+        assert_eq!(valid.layout.template(), "{z}_{x}_{y}.png");
+    }
+
+    #[test]
+    fn a_file_resolves_styles_against_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.xml"), "<Map/>").unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "[[map]]\nname = \"m\"\nstyle = \"s.xml\"\n").unwrap();
+        let config = ServiceConfig::from_file(&path).unwrap();
+        assert_eq!(config.maps[0].style, dir.path().join("s.xml"));
+        assert!(config.validate("t").is_ok());
+    }
+}

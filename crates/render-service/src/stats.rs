@@ -1,0 +1,196 @@
+//! Counters the service keeps for `StatsRequest`: tiles rendered and
+//! served from the store, throughput, render-time percentiles, queue depths
+//! by class and per client.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::scheduler::{PriorityClass, SchedulerStats};
+
+/// How many recent per-tile render times the percentiles are taken over.
+const RENDER_SAMPLES: usize = 10_000;
+
+/// Counters shared by the service's threads.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    tiles_rendered: AtomicU64,
+    metatiles_rendered: AtomicU64,
+    tiles_failed: AtomicU64,
+    tiles_from_store: AtomicU64,
+    tiles_cancelled: AtomicU64,
+    tiles_busy: AtomicU64,
+    connections: AtomicU64,
+    /// Per-tile render milliseconds (metatile time / tiles), most recent last.
+    render_ms: Mutex<VecDeque<f64>>,
+}
+
+/// A consistent copy of the counters, as `(name, value)` pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// `snake_case` names, fixed order.
+    pub entries: Vec<(String, u64)>,
+}
+
+impl StatsSnapshot {
+    /// The value of a counter.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            tiles_rendered: AtomicU64::new(0),
+            metatiles_rendered: AtomicU64::new(0),
+            tiles_failed: AtomicU64::new(0),
+            tiles_from_store: AtomicU64::new(0),
+            tiles_cancelled: AtomicU64::new(0),
+            tiles_busy: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            render_ms: Mutex::new(VecDeque::with_capacity(RENDER_SAMPLES)),
+        }
+    }
+}
+
+impl Stats {
+    /// A metatile of `tiles` tiles took `ms` milliseconds.
+    pub fn rendered(&self, tiles: usize, failed: usize, ms: f64) {
+        self.metatiles_rendered.fetch_add(1, Ordering::Relaxed);
+        self.tiles_rendered
+            .fetch_add((tiles - failed.min(tiles)) as u64, Ordering::Relaxed);
+        self.tiles_failed
+            .fetch_add(failed as u64, Ordering::Relaxed);
+        if tiles > 0 {
+            let mut samples = self.lock_samples();
+            if samples.len() == RENDER_SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back(ms / tiles as f64);
+        }
+    }
+
+    /// A tile was answered from the store without rendering.
+    pub fn from_store(&self) {
+        self.tiles_from_store.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tiles were cancelled.
+    pub fn cancelled(&self, n: usize) {
+        self.tiles_cancelled.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Tiles were refused as busy.
+    pub fn busy(&self, n: usize) {
+        self.tiles_busy.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A connection opened (+1) or closed (-1).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Open connections now.
+    pub fn open_connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn lock_samples(&self) -> std::sync::MutexGuard<'_, VecDeque<f64>> {
+        // Each update is one push or pop: a poisoned lock holds valid data.
+        self.render_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The counters with the scheduler's queue depths.
+    pub fn snapshot(&self, scheduler: &SchedulerStats) -> StatsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let uptime = self.started.elapsed().as_secs_f64();
+        let rendered = load(&self.tiles_rendered);
+        let mut entries = vec![
+            ("uptime_s".to_owned(), uptime as u64),
+            ("tiles_rendered".to_owned(), rendered),
+            (
+                "metatiles_rendered".to_owned(),
+                load(&self.metatiles_rendered),
+            ),
+            ("tiles_failed".to_owned(), load(&self.tiles_failed)),
+            ("tiles_from_store".to_owned(), load(&self.tiles_from_store)),
+            ("tiles_cancelled".to_owned(), load(&self.tiles_cancelled)),
+            ("tiles_busy".to_owned(), load(&self.tiles_busy)),
+            (
+                "tiles_per_s".to_owned(),
+                if uptime > 0.0 {
+                    (rendered as f64 / uptime) as u64
+                } else {
+                    0
+                },
+            ),
+            ("connections".to_owned(), load(&self.connections)),
+            ("queued_jobs".to_owned(), scheduler.queued_jobs as u64),
+            ("running_jobs".to_owned(), scheduler.running_jobs as u64),
+        ];
+        for class in PriorityClass::ALL {
+            let depth = scheduler.queued_tiles_by_class[class as usize] as u64;
+            entries.push((format!("queued_{}", class.name()), depth));
+        }
+        let mut samples: Vec<f64> = self.lock_samples().iter().copied().collect();
+        samples.sort_by(f64::total_cmp);
+        for (name, q) in [
+            ("render_ms_p50", 0.50),
+            ("render_ms_p90", 0.90),
+            ("render_ms_p99", 0.99),
+        ] {
+            let value = percentile(&samples, q);
+            // Microseconds would be finer, but the protocol's values are
+            // whole numbers and ms is what people read; round up so a
+            // sub-millisecond render is not reported as 0.
+            entries.push((name.to_owned(), value.ceil() as u64));
+        }
+        for (client, queued) in &scheduler.queued_tiles_by_client {
+            entries.push((format!("client_{client}_queued"), *queued as u64));
+        }
+        StatsSnapshot { entries }
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_counts() {
+        let stats = Stats::default();
+        for ms in 1..=100 {
+            stats.rendered(1, 0, f64::from(ms));
+        }
+        stats.rendered(64, 4, 640.0);
+        stats.from_store();
+        let snap = stats.snapshot(&SchedulerStats::default());
+        assert_eq!(snap.get("tiles_rendered"), Some(160));
+        assert_eq!(snap.get("tiles_failed"), Some(4));
+        assert_eq!(snap.get("tiles_from_store"), Some(1));
+        assert_eq!(snap.get("render_ms_p50"), Some(50));
+        assert_eq!(snap.get("render_ms_p99"), Some(99));
+        assert_eq!(snap.get("queued_viewport"), Some(0));
+    }
+}
