@@ -267,6 +267,24 @@ impl Canvas {
             None,
         );
     }
+
+    /// Draws an image of the canvas's size (premultiplied RGBA, row by row)
+    /// on top with an opacity: a warped raster layer. `false` when the
+    /// pixels do not fit the canvas (nothing is drawn then).
+    pub(crate) fn blend_rgba(&mut self, premultiplied: Vec<u8>, opacity: f64) -> bool {
+        let Some(image) = tiny_skia::IntSize::from_wh(self.pixmap.width(), self.pixmap.height())
+            .and_then(|size| Pixmap::from_vec(premultiplied, size))
+        else {
+            return false;
+        };
+        let paint = tiny_skia::PixmapPaint {
+            opacity: opacity.clamp(0.0, 1.0) as f32,
+            ..Default::default()
+        };
+        self.pixmap
+            .draw_pixmap(0, 0, image.as_ref(), &paint, Transform::identity(), None);
+        true
+    }
 }
 
 fn sk_colour(c: Color, opacity: f64) -> tiny_skia::Color {

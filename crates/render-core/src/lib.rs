@@ -15,14 +15,20 @@
 //!     over any [`FeatureView`].
 //!   - [`style::symbolizer`]: symbolizers with Mapnik's defaults.
 //!   - [`style::color`]: CSS colours as Mapnik parses them.
-//! - [`source`]: map data read through GDAL, reprojected to EPSG:3857 once,
-//!   indexed and simplified per zoom: [`VectorLayer`].
+//! - [`source`]: map data read through GDAL.
+//!   - [`source::vector`]: vector data reprojected to EPSG:3857 once,
+//!     indexed and simplified per zoom: [`VectorLayer`].
+//!   - [`source::raster`]: rasters (`type=gdal`), checked once as a
+//!     [`RasterSource`]; each worker opens its own [`RasterLayer`], which
+//!     warps the raster into each metatile with `GDALWarp` (premultiplied
+//!     RGBA, transparent where there is no data).
 //! - `draw` (private): antialiased drawing of a metatile with tiny-skia.
 //! - [`encode`]: PNG, 32-bit RGBA and 8-bit palette ([`TileFormat`]), and
 //!   [`TileEncoder`], which encodes each single-colour tile once.
 //! - [`renderer`]: [`MapSource`] (a style and its data, loaded once, shared
-//!   by workers) and [`Renderer`] (one per worker: draws a metatile, cuts
-//!   it, encodes the tiles).
+//!   by workers) and [`Renderer`] (one per worker: opens its own rasters,
+//!   draws a metatile, cuts it, encodes the tiles). [`RenderOptions`] also
+//!   sets the size of GDAL's block cache.
 //! - [`error`]: [`Error`], [`FilterError`], [`ColorError`].
 #![warn(missing_docs)]
 
@@ -35,7 +41,7 @@ pub mod style;
 
 pub use encode::{Compression, EncodeError, TileEncoder, TileFormat};
 pub use renderer::{MapSource, MetatileImage, RenderOptions, RenderedTile, Renderer};
-pub use source::{SourceError, VectorLayer};
+pub use source::{RasterLayer, RasterSource, SourceError, VectorLayer};
 
 pub use error::{ColorError, Error, FilterError, Location, Result};
 pub use style::color::Color;

@@ -3,10 +3,12 @@
 //! - [`MapSource`] is a style with its data, loaded once. It holds only
 //!   plain Rust values and is shared between workers (cloning it is cheap).
 //! - [`Renderer`] is one per worker thread: it draws a metatile once, cuts
-//!   it into tiles and encodes them.
+//!   it into tiles and encodes them. It opens its own GDAL datasets for
+//!   raster layers on first use (a GDAL dataset may move between threads
+//!   but must not be shared), so it stays `Send`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tile_math::{scale_denominator, Metatile, PixelTransform, TileCoord};
@@ -14,10 +16,10 @@ use tile_math::{scale_denominator, Metatile, PixelTransform, TileCoord};
 use crate::draw::Canvas;
 use crate::encode::{Compression, TileEncoder, TileFormat};
 use crate::source::geometry::Point;
-use crate::source::{Found, VectorLayer};
-use crate::style::filter::FeatureView;
-use crate::style::symbolizer::Symbolizer;
-use crate::style::{Datasource, LoadedMap, Map, Rule, StyleWarning};
+use crate::source::{Found, RasterLayer, RasterSource, VectorLayer};
+use crate::style::filter::{FeatureView, GeometryType, Value};
+use crate::style::symbolizer::{RasterSymbolizer, ScalingMethod, Symbolizer};
+use crate::style::{Datasource, Layer, LoadedMap, Map, Rule, Style, StyleWarning};
 use crate::{Error, Result};
 
 /// How tiles are drawn and encoded.
@@ -37,6 +39,13 @@ pub struct RenderOptions {
     pub format: TileFormat,
     /// zlib effort.
     pub compression: Compression,
+    /// GDAL's raster block cache, in MiB (`GDALSetCacheMax64`). `None`
+    /// leaves GDAL's default (the `GDAL_CACHEMAX` configuration option or
+    /// environment variable, else 5% of RAM). The cache is one per process
+    /// and shared by every worker: the first `Renderer` built with `Some`
+    /// sets it, and a later one asking for a different size logs a warning
+    /// and changes nothing.
+    pub gdal_cache_mb: Option<u32>,
 }
 
 impl Default for RenderOptions {
@@ -47,6 +56,7 @@ impl Default for RenderOptions {
             buffer: None,
             format: TileFormat::Png8 { colours: 256 },
             compression: Compression::Fast,
+            gdal_cache_mb: None,
         }
     }
 }
@@ -81,14 +91,26 @@ pub struct MapSource {
 struct MapSourceInner {
     map: Map,
     warnings: Vec<StyleWarning>,
-    /// Per style layer: its vector data, or `None` (no datasource, raster).
-    layers: Vec<Option<VectorLayer>>,
+    /// Per style layer: its data.
+    layers: Vec<LayerData>,
     /// The style file and every data file it reads, for freshness checks.
     files: Vec<PathBuf>,
 }
 
+/// One style layer's data.
+#[derive(Debug)]
+enum LayerData {
+    /// No datasource: the layer draws nothing.
+    None,
+    /// Vector data, in memory.
+    Vector(VectorLayer),
+    /// A raster, checked; each renderer opens its own dataset.
+    Raster(RasterSource),
+}
+
 impl MapSource {
-    /// Loads a Mapnik-XML style file and all its vector data.
+    /// Loads a Mapnik-XML style file and all its data (vector data is read
+    /// into memory; rasters are opened once to check them).
     pub fn load(style: impl AsRef<Path>) -> Result<MapSource> {
         let style = style.as_ref();
         let loaded = Map::load(style)?;
@@ -101,23 +123,23 @@ impl MapSource {
         let mut layers = Vec::with_capacity(map.layers.len());
         let mut files: Vec<PathBuf> = style_file.into_iter().collect();
         for layer in &map.layers {
+            let data_error = |source| Error::Data {
+                layer: layer.name.clone(),
+                source,
+            };
             let data = match &layer.datasource {
-                None => None,
-                Some(Datasource::Gdal { file, .. }) => {
-                    return Err(Error::Render {
-                        what: format!("layer `{}`", layer.name),
-                        message: format!("raster datasource {} is not drawn yet", file.display()),
-                    })
+                None => LayerData::None,
+                Some(ds @ Datasource::Gdal { file, .. }) => {
+                    files.push(file.clone());
+                    let raster = RasterSource::load(ds, &layer.srs).map_err(data_error)?;
+                    LayerData::Raster(raster)
                 }
                 Some(ds) => {
                     if let Datasource::Shape { file, .. } | Datasource::Ogr { file, .. } = ds {
                         files.push(file.clone());
                     }
-                    let data = VectorLayer::load(ds, &layer.srs).map_err(|source| Error::Data {
-                        layer: layer.name.clone(),
-                        source,
-                    })?;
-                    Some(data)
+                    let data = VectorLayer::load(ds, &layer.srs).map_err(data_error)?;
+                    LayerData::Vector(data)
                 }
             };
             layers.push(data);
@@ -154,7 +176,18 @@ impl MapSource {
 
     /// The vector data of the style's layer `index`, if it has any.
     pub fn layer_data(&self, index: usize) -> Option<&VectorLayer> {
-        self.inner.layers.get(index).and_then(Option::as_ref)
+        match self.inner.layers.get(index) {
+            Some(LayerData::Vector(data)) => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The raster of the style's layer `index`, if it is a raster layer.
+    pub fn raster_source(&self, index: usize) -> Option<&RasterSource> {
+        match self.inner.layers.get(index) {
+            Some(LayerData::Raster(raster)) => Some(raster),
+            _ => None,
+        }
     }
 }
 
@@ -164,17 +197,18 @@ pub struct Renderer {
     source: MapSource,
     options: RenderOptions,
     encoder: TileEncoder,
+    /// Per style layer: this worker's open raster, once first drawn.
+    /// `RasterLayer` owns a `gdal::Dataset`, which is `Send` (GDAL allows a
+    /// dataset to move between threads) but not `Sync`; each renderer has
+    /// its own, so the renderer can move to its worker thread.
+    rasters: Vec<Option<RasterLayer>>,
 }
 
 impl Renderer {
     /// A renderer for a map.
     pub fn new(source: MapSource, options: RenderOptions) -> Renderer {
         let encoder = TileEncoder::new(options.compression);
-        Renderer {
-            source,
-            options,
-            encoder,
-        }
+        Self::with_encoder(source, options, encoder)
     }
 
     /// A renderer that shares another's cache of single-colour tiles.
@@ -183,10 +217,17 @@ impl Renderer {
         options: RenderOptions,
         encoder: TileEncoder,
     ) -> Renderer {
+        if let Some(mb) = options.gdal_cache_mb {
+            set_gdal_cache(mb);
+        }
+        let rasters = std::iter::repeat_with(|| None)
+            .take(source.map().layers.len())
+            .collect();
         Renderer {
             source,
             options,
             encoder,
+            rasters,
         }
     }
 
@@ -245,7 +286,8 @@ impl Renderer {
                 what: format!("metatile {meta}"),
                 message: "the image size is not possible".into(),
             })?;
-        let map = self.source.map();
+        let source = self.source.clone();
+        let map = source.map();
         if let Some(background) = map.background_color {
             canvas.clear(background);
         }
@@ -255,7 +297,19 @@ impl Renderer {
             if !layer.visible(scale) {
                 continue;
             }
-            let Some(data) = self.source.layer_data(index) else {
+            if let Some(raster) = source.raster_source(index) {
+                let Some(open) = self.rasters.get_mut(index) else {
+                    continue;
+                };
+                let target = RasterTarget {
+                    transform,
+                    scale_factor: opts.scale_factor,
+                    scale,
+                };
+                draw_raster_layer(&mut canvas, &target, map, layer, raster, open)?;
+                continue;
+            }
+            let Some(data) = source.layer_data(index) else {
                 continue;
             };
             let buffer_px = opts
@@ -293,6 +347,164 @@ impl Renderer {
             height,
             premultiplied_rgba: canvas.pixmap.take(),
         })
+    }
+}
+
+/// Where a raster layer is drawn.
+struct RasterTarget {
+    transform: PixelTransform,
+    scale_factor: f64,
+    /// The scale denominator.
+    scale: f64,
+}
+
+/// Draws a raster layer: for each of its styles, each `RasterSymbolizer`
+/// of the rules that apply at this scale, in order, with its opacity. The
+/// raster is warped once per resampling method. A layer whose rules hold no
+/// `RasterSymbolizer` draws nothing, as in Mapnik.
+fn draw_raster_layer(
+    canvas: &mut Canvas,
+    target: &RasterTarget,
+    map: &Map,
+    layer: &Layer,
+    raster: &RasterSource,
+    open: &mut Option<RasterLayer>,
+) -> Result<()> {
+    let data_error = |source| Error::Data {
+        layer: layer.name.clone(),
+        source,
+    };
+    let render_error = |message: &str| Error::Render {
+        what: format!("layer `{}`", layer.name),
+        message: message.into(),
+    };
+    let area = canvas.area();
+    if raster.bounds().is_some_and(|b| !b.intersects(&area)) {
+        return Ok(());
+    }
+    let mut matching: Vec<&Rule> = Vec::new();
+    let passes: Vec<(&Style, Vec<&RasterSymbolizer>)> = layer
+        .styles
+        .iter()
+        .filter_map(|name| map.style(name))
+        .map(|style| {
+            (
+                style,
+                raster_symbolizers(style, target.scale, &mut matching),
+            )
+        })
+        .filter(|(_, symbolizers)| !symbolizers.is_empty())
+        .collect();
+    // Each resampling method's warped image, and how many symbolizers still
+    // need it (the last one takes it instead of copying it).
+    let mut warped: Vec<(ScalingMethod, Option<Vec<u8>>, usize)> = Vec::new();
+    for symbolizer in passes.iter().flat_map(|(_, s)| s) {
+        match warped.iter_mut().find(|(s, ..)| *s == symbolizer.scaling) {
+            Some(entry) => entry.2 += 1,
+            None => warped.push((symbolizer.scaling, None, 1)),
+        }
+    }
+    let (width, height) = target.transform.image_size();
+    for (style, symbolizers) in &passes {
+        // A style with opacity < 1 is drawn apart, then blended (as for
+        // vector layers).
+        let mut apart = if style.opacity < 1.0 {
+            let c = Canvas::new(target.transform, target.scale_factor)
+                .ok_or_else(|| render_error("the image size is not possible"))?;
+            Some(c)
+        } else {
+            None
+        };
+        for symbolizer in symbolizers {
+            let Some(entry) = warped.iter_mut().find(|(s, ..)| *s == symbolizer.scaling) else {
+                continue;
+            };
+            if entry.1.is_none() {
+                let opened = match open {
+                    Some(opened) => opened,
+                    None => open.insert(raster.open().map_err(data_error)?),
+                };
+                let image = opened
+                    .warp(&area, width, height, symbolizer.scaling)
+                    .map_err(data_error)?;
+                // No pixel of the raster here: an empty image stands for it.
+                entry.1 = Some(image.unwrap_or_default());
+            }
+            entry.2 -= 1;
+            let image = match &mut entry.1 {
+                Some(image) if image.is_empty() => continue,
+                Some(image) if entry.2 == 0 => std::mem::take(image),
+                Some(image) => image.clone(),
+                None => continue,
+            };
+            let target_canvas = apart.as_mut().unwrap_or(&mut *canvas);
+            if !target_canvas.blend_rgba(image, symbolizer.opacity) {
+                return Err(render_error("the warped raster does not fit the image"));
+            }
+        }
+        if let Some(apart) = apart {
+            canvas.blend(&apart, style.opacity);
+        }
+    }
+    Ok(())
+}
+
+/// The `RasterSymbolizer`s of a style's rules that apply to a raster at
+/// this scale, in order. Filters see a feature without attributes.
+fn raster_symbolizers<'a>(
+    style: &'a Style,
+    scale: f64,
+    matching: &mut Vec<&'a Rule>,
+) -> Vec<&'a RasterSymbolizer> {
+    let rules = style.active_rules(scale);
+    matching.clear();
+    rules.matching(&RasterFeature, matching);
+    matching
+        .iter()
+        .flat_map(|rule| &rule.symbolizers)
+        .filter_map(|s| match s {
+            Symbolizer::Raster(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a raster looks like to a `<Filter>`: no attributes, no geometry.
+struct RasterFeature;
+
+impl FeatureView for RasterFeature {
+    fn attribute(&self, _name: &str) -> Option<Value> {
+        None
+    }
+
+    fn geometry_type(&self) -> GeometryType {
+        GeometryType::Unknown
+    }
+}
+
+/// Sets GDAL's block cache size, once per process (see
+/// [`RenderOptions::gdal_cache_mb`]).
+fn set_gdal_cache(mb: u32) {
+    static CACHE_MB: Mutex<Option<u32>> = Mutex::new(None);
+    let mut set = match CACHE_MB.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match *set {
+        Some(current) if current == mb => {}
+        Some(current) => tracing::warn!(
+            requested_mb = mb,
+            current_mb = current,
+            "GDAL's block cache is one per process and already set; keeping it"
+        ),
+        None => {
+            let bytes = i64::from(mb) * 1024 * 1024;
+            // SAFETY: a plain setter of a process-wide size (GDAL takes its
+            // cache lock to shrink the cache); no pointers involved.
+            unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
+            tracing::debug!(mb, "GDAL block cache size set");
+            *set = Some(mb);
+        }
     }
 }
 

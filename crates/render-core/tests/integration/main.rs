@@ -12,6 +12,9 @@ mod datasources;
 mod diagnostics;
 // Symbolizer attributes and Mapnik's defaults through the XML loader.
 mod symbolizers;
+// Raster layers (type=gdal, RasterSymbolizer): GeoTIFFs written with GDAL,
+// warped into tiles, exact pixels for colour, nodata, opacity and order.
+mod raster;
 
 use std::path::Path;
 
