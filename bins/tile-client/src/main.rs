@@ -1,30 +1,107 @@
 //! `tile-client`: talks to tile-server, and does tile math at the command line.
 //!
-//! Exit status: 0 on success, 1 when the work failed, 2 for bad usage.
+//! Exit status: 0 when every tile is done, 1 when any tile failed or was
+//! refused (or the server could not be reached), 2 for bad usage.
+
 // A binary talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{self, BufWriter, Write};
+mod commands;
+
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use tile_math::{tiles_covering, LngLatBbox, MAX_ZOOM};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipc_proto::{Endpoint, Priority};
+use tile_math::{LngLatBbox, TileCoord, MAX_ZOOM};
 
 /// Client for tessera's tile-server, and Web Mercator tile math.
 #[derive(Debug, Parser)]
 #[command(name = "tile-client", version, about)]
 struct Cli {
+    /// The server: tcp:HOST:PORT, unix:PATH or HOST:PORT.
+    #[arg(long, global = true, default_value = "tcp:127.0.0.1:7420", value_parser = parse_endpoint)]
+    server: Endpoint,
+    /// A file holding the server's shared secret.
+    #[arg(long, global = true)]
+    secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Render tiles and print each completion.
+    Render {
+        /// Tiles as Z/X/Y.
+        #[arg(required = true, value_parser = parse_tile)]
+        tiles: Vec<TileCoord>,
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Render every tile of a bbox over a zoom range (like renderd's
+    /// render_list), keeping a bounded window of tiles outstanding.
+    Seed {
+        /// W,S,E,N in degrees.
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        bbox: LngLatBbox,
+        /// One zoom (`12`) or a range (`0-5`).
+        #[arg(long, value_parser = parse_zoom_range)]
+        zoom: RangeInclusive<u8>,
+        /// Most tiles outstanding at once.
+        #[arg(long, default_value_t = 4096)]
+        window: usize,
+        /// Tiles per request.
+        #[arg(long, default_value_t = 256)]
+        chunk: usize,
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Send a viewport and render what is on screen and around it; exits when
+    /// every tile is answered.
+    Viewport {
+        /// W,S,E,N in degrees.
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        bbox: LngLatBbox,
+        /// The zoom shown.
+        #[arg(long, value_parser = parse_zoom)]
+        zoom: u8,
+        /// Rings of neighbour tiles to prefetch.
+        #[arg(long, default_value_t = 1)]
+        ring: u32,
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Play a drag: each step the next screen east, `interval` seconds apart,
+    /// and report how long the last screen took after the last move.
+    Pan {
+        /// The first screen, W,S,E,N in degrees.
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        bbox: LngLatBbox,
+        /// The zoom shown.
+        #[arg(long, value_parser = parse_zoom)]
+        zoom: u8,
+        /// Screens after the first.
+        #[arg(long, default_value_t = 9)]
+        steps: u32,
+        /// Seconds between moves.
+        #[arg(long, default_value_t = 0.02)]
+        interval: f64,
+        /// What to do with screens the user has left.
+        #[arg(long, value_enum, default_value_t = LeftBehind::Cancel)]
+        left_behind: LeftBehind,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        request: RequestArgs,
+    },
+    /// Print the server's counters.
+    Stats,
     /// Print the tiles covering a bbox, one `z/x/y` per line, in the order
     /// of mercantile's `tiles` (west part first across the antimeridian, then
-    /// zoom by zoom, column by column, north to south).
+    /// zoom by zoom, column by column, north to south). Needs no server.
     Tiles {
         /// The bbox as W,S,E,N in degrees; W > E crosses the antimeridian.
         #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
@@ -35,25 +112,81 @@ enum Command {
     },
 }
 
+/// What happens to the tiles of screens the user has scrolled away from.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LeftBehind {
+    /// Cancel them (`CancelOutsideViewport`).
+    Cancel,
+    /// Keep them, ranked below the current screen.
+    Demote,
+}
+
+#[derive(Debug, clap::Args)]
+struct RequestArgs {
+    /// The map (default: the server's first map).
+    #[arg(long, default_value = "")]
+    map: String,
+    /// Priority class.
+    #[arg(long, value_enum)]
+    priority: Option<PriorityArg>,
+    /// Render even if the store has a fresh tile.
+    #[arg(long)]
+    force: bool,
+    /// Receive the PNG bytes instead of paths.
+    #[arg(long)]
+    inline: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PriorityArg {
+    Viewport,
+    Neighbour,
+    Explicit,
+    Bulk,
+    Dirty,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Priority {
+        match p {
+            PriorityArg::Viewport => Priority::Viewport,
+            PriorityArg::Neighbour => Priority::Neighbour,
+            PriorityArg::Explicit => Priority::Explicit,
+            PriorityArg::Bulk => Priority::Bulk,
+            PriorityArg::Dirty => Priority::Dirty,
+        }
+    }
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    s.parse().map_err(|e: ipc_proto::Error| e.to_string())
+}
+
+fn parse_tile(s: &str) -> Result<TileCoord, String> {
+    s.parse()
+        .map_err(|e: tile_math::tile::ParseTileError| e.to_string())
+}
+
 fn parse_bbox(s: &str) -> Result<LngLatBbox, String> {
     s.parse()
 }
 
+fn parse_zoom(s: &str) -> Result<u8, String> {
+    let z: u8 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a zoom level (a whole number 0-{MAX_ZOOM})"))?;
+    if z > MAX_ZOOM {
+        return Err(format!("zoom {z} is out of range (0-{MAX_ZOOM})"));
+    }
+    Ok(z)
+}
+
 /// Parses `Z` or `A-B` into a zoom range, checking `A <= B <= 30`.
 fn parse_zoom_range(s: &str) -> Result<RangeInclusive<u8>, String> {
-    let zoom = |part: &str| -> Result<u8, String> {
-        let z: u8 = part
-            .trim()
-            .parse()
-            .map_err(|_| format!("{part:?} is not a zoom level (a whole number 0-{MAX_ZOOM})"))?;
-        if z > MAX_ZOOM {
-            return Err(format!("zoom {z} is out of range (0-{MAX_ZOOM})"));
-        }
-        Ok(z)
-    };
     let (min, max) = match s.split_once('-') {
-        Some((a, b)) => (zoom(a)?, zoom(b)?),
-        None => (zoom(s)?, zoom(s)?),
+        Some((a, b)) => (parse_zoom(a)?, parse_zoom(b)?),
+        None => (parse_zoom(s)?, parse_zoom(s)?),
     };
     if min > max {
         return Err(format!(
@@ -66,47 +199,11 @@ fn parse_zoom_range(s: &str) -> Result<RangeInclusive<u8>, String> {
 fn main() -> ExitCode {
     // clap prints its own message and exits with status 2 on bad usage.
     let cli = Cli::parse();
-    match run(cli) {
+    match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("tile-client: {err:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Tiles { bbox, zoom } => print_tiles(bbox, zoom),
-    }
-}
-
-fn print_tiles(bbox: LngLatBbox, zoom: RangeInclusive<u8>) -> anyhow::Result<ExitCode> {
-    let cover = match tiles_covering(bbox, zoom) {
-        Ok(cover) => cover,
-        Err(err) => {
-            eprintln!("tile-client: {err}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    for tile in cover {
-        if let Err(err) = writeln!(out, "{tile}") {
-            return finish_output(err);
-        }
-    }
-    if let Err(err) = out.flush() {
-        return finish_output(err);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A reader that stops early (`| head`) is not an error; anything else is.
-fn finish_output(err: io::Error) -> anyhow::Result<ExitCode> {
-    if err.kind() == io::ErrorKind::BrokenPipe {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(err).context("writing to standard output")
     }
 }

@@ -199,6 +199,7 @@ impl ServiceOptions {
                 scale_factor: raw.render.scale_factor,
                 buffer: raw.render.buffer,
                 format: config.format,
+                gdal_cache_mb: raw.render.gdal_cache_mb,
                 ..RenderOptions::default()
             },
         }
