@@ -144,6 +144,15 @@ impl TileClient {
         })
     }
 
+    /// Gives up reading after this long without a message (`None`: wait
+    /// forever, the default).
+    pub fn set_read_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), ClientError> {
+        Ok(self.conn.set_read_timeout(timeout)?)
+    }
+
     /// What the server said about itself.
     pub fn welcome(&self) -> &Welcome {
         &self.welcome

@@ -1,0 +1,20 @@
+//! tile-server end to end: a real server on loopback (port 0) or a Unix
+//! socket in a temporary directory, real renders, real PNG files, clients
+//! from the tile-client library, the legacy protocol as the C# client
+//! speaks it.
+
+// Test helpers may unwrap: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+/// Many clients that disconnect at random: every request of the clients
+/// that stay gets exactly one final answer per tile.
+mod concurrency;
+/// Rendering through the framed protocol: paths, inline PNGs, the store,
+/// viewports, stats, auth, bad requests.
+mod framed;
+/// The legacy line protocol, as the C# program of the seeds speaks it.
+mod legacy;
+/// Shutdown, kill -9 and the store: no partial PNG ever.
+mod lifecycle;
+/// A server on a throwaway configuration, and small styles to render.
+mod support;
