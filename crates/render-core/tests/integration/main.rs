@@ -12,6 +12,11 @@ mod datasources;
 mod diagnostics;
 // Symbolizer attributes and Mapnik's defaults through the XML loader.
 mod symbolizers;
+// Golden images compared pixel for pixel (tests/images/<case>.png): fills,
+// strokes, joins, dashes, markers, the antimeridian, filters, scales,
+// opacity, png8/png32, HiDPI, and the benchmark style over a shipped
+// extract. `BLESS=1` rewrites the references (never when `CI` is set).
+mod golden;
 // Raster layers (type=gdal, RasterSymbolizer): GeoTIFFs written with GDAL,
 // warped into tiles, exact pixels for colour, nodata, opacity and order.
 mod raster;
