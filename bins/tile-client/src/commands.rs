@@ -52,18 +52,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             steps,
             interval,
             left_behind,
+            backlog_zoom,
             json,
             request,
-        } => pan(
-            &mut client,
-            bbox,
-            zoom,
-            steps,
-            interval,
-            left_behind,
-            json,
-            &request,
-        ),
+        } => {
+            let plan = PanPlan {
+                bbox,
+                zoom,
+                steps,
+                interval,
+                left_behind,
+                backlog_zoom,
+                json,
+            };
+            pan(&mut client, &plan, &request)
+        }
         Command::Stats => {
             for (name, value) in client.stats()? {
                 println!("{name} {value}");
@@ -203,17 +206,41 @@ fn viewport(
     Ok(tally.exit_code())
 }
 
-#[allow(clippy::too_many_arguments)] // one per command-line option
-fn pan(
-    client: &mut TileClient,
+/// The drag `tile-client pan` plays.
+pub struct PanPlan {
     bbox: LngLatBbox,
     zoom: u8,
     steps: u32,
     interval: f64,
     left_behind: LeftBehind,
+    backlog_zoom: Option<u8>,
     json: bool,
-    args: &RequestArgs,
-) -> anyhow::Result<ExitCode> {
+}
+
+fn pan(client: &mut TileClient, plan: &PanPlan, args: &RequestArgs) -> anyhow::Result<ExitCode> {
+    let PanPlan {
+        bbox,
+        zoom,
+        steps,
+        interval,
+        left_behind,
+        backlog_zoom,
+        json,
+    } = *plan;
+    // The backlog scenario: a whole zoom of bulk work queued first.
+    let backlog = match backlog_zoom {
+        Some(z) => {
+            let world = LngLatBbox::new(-180.0, -85.0511, 180.0, 85.0511);
+            let bulk = options(args, Priority::Bulk);
+            let bulk = RequestOptions {
+                priority: Priority::Bulk,
+                ..bulk
+            };
+            let total = tiles_covering(world, z..=z)?.total();
+            Some((client.request_bbox(world, z..=z, &bulk)?, total))
+        }
+        None => None,
+    };
     let width = if bbox.crosses_antimeridian() {
         bbox.east + 360.0 - bbox.west
     } else {
@@ -245,9 +272,13 @@ fn pan(
         screens.push((id, count));
     }
     let last_id = screens.last().map_or(0, |s| s.0);
+    let backlog_id = backlog.map(|b| b.0);
     let mut tallies: HashMap<u64, Tally> = HashMap::new();
     let mut open: Vec<u64> = screens.iter().map(|s| s.0).collect();
     let mut last_screen_s = None;
+    // The backlog may end during the drag (cancelled by
+    // `--left-behind cancel`, which drops work at other zooms too).
+    let mut backlog_open = backlog.is_some();
     while !open.is_empty() {
         let event = client
             .next_event()?
@@ -259,22 +290,53 @@ fn pan(
             if id == last_id {
                 last_screen_s = Some(last_move.elapsed().as_secs_f64());
             }
+            if Some(id) == backlog_id {
+                backlog_open = false;
+            }
         }
     }
+    // The backlog is not waited for: cancel what is left and count.
+    let mut backlog_report = String::new();
+    if let Some((id, total)) = backlog {
+        client.cancel(vec![id])?;
+        while backlog_open {
+            let event = client
+                .next_event()?
+                .ok_or_else(|| anyhow::anyhow!("the server closed the connection"))?;
+            if event.request_id() != id {
+                continue;
+            }
+            if let Event::Rejected(r) = &event {
+                anyhow::bail!("the backlog was refused ({:?}): {}", r.reason, r.message);
+            }
+            tallies.entry(id).or_default().record(&event);
+            backlog_open = !event.ends_request();
+        }
+        let t = tallies.remove(&id).unwrap_or_default();
+        backlog_report = format!(
+            ",\"backlog_tiles\":{total},\"backlog_rendered\":{},\"backlog_refused\":{},\"backlog_cancelled\":{}",
+            t.done, t.failed, t.cancelled
+        );
+    }
     let last = tallies.remove(&last_id).unwrap_or_default();
-    let earlier_cancelled: u64 = tallies.values().map(|t| t.cancelled).sum();
-    let earlier_done: u64 = tallies.values().map(|t| t.done).sum();
+    let earlier: Vec<&Tally> = tallies
+        .iter()
+        .filter(|(id, _)| Some(**id) != backlog_id)
+        .map(|(_, t)| t)
+        .collect();
+    let earlier_cancelled: u64 = earlier.iter().map(|t| t.cancelled).sum();
+    let earlier_done: u64 = earlier.iter().map(|t| t.done).sum();
     let seconds = last_screen_s.unwrap_or(f64::NAN);
+    let screen_tiles = screens.last().map_or(0, |s| s.1);
     if json {
         println!(
-            "{{\"zoom\":{zoom},\"steps\":{steps},\"interval_s\":{interval},\"screen_tiles\":{},\"last_screen_s\":{seconds:.4},\"last_screen_done\":{},\"earlier_done\":{earlier_done},\"earlier_cancelled\":{earlier_cancelled}}}",
-            screens.last().map_or(0, |s| s.1),
+            "{{\"zoom\":{zoom},\"steps\":{steps},\"interval_s\":{interval},\"screen_tiles\":{screen_tiles},\"last_screen_s\":{seconds:.4},\"last_screen_done\":{},\"earlier_done\":{earlier_done},\"earlier_cancelled\":{earlier_cancelled}{backlog_report}}}",
             last.done
         );
     } else {
         println!(
-            "last screen ({} tiles) complete {seconds:.3} s after the last move; earlier screens: {earlier_done} tiles done, {earlier_cancelled} cancelled",
-            screens.last().map_or(0, |s| s.1)
+            "last screen ({screen_tiles} tiles) complete {seconds:.3} s after the last move; earlier screens: {earlier_done} tiles done, {earlier_cancelled} cancelled{}",
+            backlog_report.replace(",\"", "; ").replace("\":", " ")
         );
     }
     Ok(last.exit_code())

@@ -91,6 +91,10 @@ enum Command {
         /// What to do with screens the user has left.
         #[arg(long, value_enum, default_value_t = LeftBehind::Cancel)]
         left_behind: LeftBehind,
+        /// Before the drag, queue the whole world at this zoom as bulk work
+        /// (the backlog scenario; z9 is 262,144 tiles).
+        #[arg(long, value_parser = parse_zoom)]
+        backlog_zoom: Option<u8>,
         /// Print one JSON line instead of text.
         #[arg(long)]
         json: bool,
