@@ -17,6 +17,8 @@ if ! pkg-config --exists gdal 2>/dev/null; then
     missing+=(libgdal-dev)
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The tests drive the interactive demo clients in a real terminal.
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
