@@ -104,13 +104,17 @@ fn read_requests(
     client: u64,
     notes: &Sender<Note>,
 ) -> std::io::Result<()> {
-    let map = 0;
     let mut decoder = LegacyDecoder::new();
+    let mut reader = LegacyReader {
+        service,
+        client,
+        notes,
+        batch: 0,
+        next_request: 1,
+        open_tiles: 0,
+    };
     let mut events = Vec::new();
     let mut buf = [0u8; 4096];
-    let mut batch = 0u64;
-    let mut next_request: RequestId = 1;
-    let mut open_tiles = 0usize;
     let result = loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => break Ok(()),
@@ -119,106 +123,96 @@ fn read_requests(
             Err(e) => break Err(e),
         };
         decoder.feed(&buf[..n], &mut events);
-        for event in events.drain(..) {
-            handle_event(
-                event,
-                service,
-                client,
-                map,
-                notes,
-                &mut batch,
-                &mut next_request,
-                &mut open_tiles,
-            );
-        }
+        events.drain(..).for_each(|event| reader.handle(event));
     };
     // EOF ends the batch in progress, including an unterminated last line.
     decoder.finish(&mut events);
-    for event in events.drain(..) {
-        handle_event(
-            event,
-            service,
-            client,
-            map,
-            notes,
-            &mut batch,
-            &mut next_request,
-            &mut open_tiles,
-        );
-    }
-    if open_tiles > 0 {
+    events.drain(..).for_each(|event| reader.handle(event));
+    if reader.open_tiles > 0 {
         let _ = notes.send(Note::End {
-            batch,
+            batch: reader.batch,
             how: BatchEnd::Callback,
         });
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)] // the reader's state, spelled out
-fn handle_event(
-    event: LegacyEvent,
-    service: &ServiceHandle,
+/// The reading side's state: which batch is open and how many tiles it has.
+struct LegacyReader<'a> {
+    service: &'a ServiceHandle,
     client: u64,
-    map: u32,
-    notes: &Sender<Note>,
-    batch: &mut u64,
-    next_request: &mut RequestId,
-    open_tiles: &mut usize,
-) {
-    match event {
-        LegacyEvent::Tile(tile) => {
-            let request_id = *next_request;
-            *next_request += 1;
-            *open_tiles += 1;
-            let _ = notes.send(Note::Tile {
-                request_id,
-                batch: *batch,
-            });
-            if let Some(stored) = service.fresh_tile(map, tile) {
-                let outcome = TileOutcome::Done {
-                    path: stored.path,
-                    png: None,
-                    render_ms: 0,
-                    cached: true,
-                };
-                let _ = notes.send(Note::Answered(ClientEvent {
+    notes: &'a Sender<Note>,
+    batch: u64,
+    next_request: RequestId,
+    open_tiles: usize,
+}
+
+impl LegacyReader<'_> {
+    /// Legacy tiles are rendered for the first map.
+    const MAP: u32 = 0;
+
+    fn handle(&mut self, event: LegacyEvent) {
+        match event {
+            LegacyEvent::Tile(tile) => {
+                let request_id = self.next_request;
+                self.next_request += 1;
+                self.open_tiles += 1;
+                let _ = self.notes.send(Note::Tile {
                     request_id,
-                    tile,
-                    outcome,
-                }));
-            } else {
+                    batch: self.batch,
+                });
+                if let Some(stored) = self.service.fresh_tile(Self::MAP, tile) {
+                    let outcome = TileOutcome::Done {
+                        path: stored.path,
+                        png: None,
+                        render_ms: 0,
+                        cached: true,
+                    };
+                    let _ = self.notes.send(Note::Answered(ClientEvent {
+                        request_id,
+                        tile,
+                        outcome,
+                    }));
+                    return;
+                }
                 let request = TileRequest {
-                    client,
+                    client: self.client,
                     request_id,
-                    map,
+                    map: Self::MAP,
                     tiles: vec![tile],
                     class: PriorityClass::Explicit,
                     deadline: None,
                     force: false,
                 };
-                if !service.submit(request) {
+                if !self.service.submit(request) {
                     let event = ClientEvent {
                         request_id,
                         tile,
                         outcome: TileOutcome::Cancelled,
                     };
-                    let _ = notes.send(Note::Answered(event));
+                    let _ = self.notes.send(Note::Answered(event));
                 }
             }
-        }
-        LegacyEvent::Stop | LegacyEvent::EndOfBatch => {
-            let how = if event == LegacyEvent::Stop {
-                BatchEnd::Callback
-            } else {
-                BatchEnd::Reply
-            };
-            let _ = notes.send(Note::End { batch: *batch, how });
-            *batch += 1;
-            *open_tiles = 0;
-        }
-        LegacyEvent::Invalid { line_no, reason } => {
-            tracing::warn!(client, line_no, "legacy request ignored: {reason}");
+            LegacyEvent::Stop | LegacyEvent::EndOfBatch => {
+                let how = if event == LegacyEvent::Stop {
+                    BatchEnd::Callback
+                } else {
+                    BatchEnd::Reply
+                };
+                let _ = self.notes.send(Note::End {
+                    batch: self.batch,
+                    how,
+                });
+                self.batch += 1;
+                self.open_tiles = 0;
+            }
+            LegacyEvent::Invalid { line_no, reason } => {
+                tracing::warn!(
+                    client = self.client,
+                    line_no,
+                    "legacy request ignored: {reason}"
+                );
+            }
         }
     }
 }
