@@ -94,3 +94,119 @@ fn negative_west_edge_is_not_taken_for_a_flag() {
     );
     assert_eq!(out.stdout, b"0/0/0\n");
 }
+
+/// A server in this process with a one-polygon style, for the commands
+/// that need one.
+fn small_server(dir: &Path) -> render_service::Server {
+    std::fs::write(
+        dir.join("square.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},
+           "geometry":{"type":"Polygon","coordinates":[[[20,55],[30,55],[30,65],[20,65],[20,55]]]}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("small.xml"),
+        r##"<Map srs="epsg:3857" background-color="#aad3df"><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/></Rule></Style>
+<Layer name="l" srs="epsg:4326"><StyleName>s</StyleName><Datasource><Parameter name="type">ogr</Parameter>
+<Parameter name="file">square.geojson</Parameter><Parameter name="layer_by_index">0</Parameter></Datasource></Layer></Map>"##,
+    )
+    .unwrap();
+    let toml = format!(
+        "[server]\nlisten = [\"unix:{}\"]\n[render]\nthreads = 2\nmetatile = 2\n[store]\ndir = \"{}\"\n[[map]]\nname = \"small\"\nstyle = \"{}\"\n",
+        dir.join("s.sock").display(),
+        dir.join("tiles").display(),
+        dir.join("small.xml").display()
+    );
+    let config = render_service::ServiceConfig::from_toml(&toml, "test")
+        .unwrap()
+        .validate("test")
+        .unwrap();
+    render_service::Server::start(&config).unwrap()
+}
+
+#[test]
+fn render_seed_viewport_and_stats_against_a_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = small_server(dir.path());
+    let addr = format!("unix:{}", dir.path().join("s.sock").display());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--server", addr.as_str()];
+        all.extend_from_slice(args);
+        tile_client(&all)
+    };
+    let out = run(&["render", "3/4/2", "3/4/3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" done ")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(dir.path().join("tiles/small/3/4/2.png").is_file());
+
+    let out = run(&[
+        "seed",
+        "--bbox",
+        "20,55,30,65",
+        "--zoom",
+        "0-6",
+        "--window",
+        "16",
+        "--chunk",
+        "4",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected =
+        tile_math::tiles_covering(tile_math::LngLatBbox::new(20.0, 55.0, 30.0, 65.0), 0..=6)
+            .unwrap()
+            .total();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("seeded {expected} tiles")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 failed, 0 cancelled"), "{stdout}");
+
+    let out = run(&[
+        "viewport",
+        "--bbox",
+        "24.9,60.1,25.0,60.2",
+        "--zoom",
+        "9",
+        "--ring",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(&["stats"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("tiles_rendered ")),
+        "{stdout}"
+    );
+
+    // A refused request: exit status 1 and the reason.
+    let out = run(&["render", "--map", "nope", "1/0/0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UnknownMap"));
+    server.shutdown();
+
+    // No server: a clear message and status 1.
+    let out = run(&["stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("connecting to"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -224,3 +224,33 @@ fn garbage_on_one_connection_does_not_disturb_the_others() {
     assert_eq!(done_tiles(&events).len(), 1);
     server.shutdown();
 }
+
+#[test]
+fn connections_beyond_the_limit_are_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_small_style(dir.path());
+    let server = start(dir.path(), &style, |c| c.server.max_connections = 1);
+    let mut first = connect(&server, 0);
+    first.ping(1).unwrap();
+    let err = TileClient::connect(&server.endpoints()[0], None, "second").unwrap_err();
+    assert!(err.to_string().contains("too many connections"), "{err}");
+    // The first client is unaffected; once it leaves, there is room again.
+    first.ping(2).unwrap();
+    first.close().unwrap();
+    let mut third = None;
+    for _ in 0..100 {
+        // The session ends asynchronously after the close.
+        match TileClient::connect(&server.endpoints()[0], None, "third") {
+            Ok(client) => {
+                third = Some(client);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    third
+        .expect("room again after the first client left")
+        .ping(3)
+        .unwrap();
+    server.shutdown();
+}

@@ -221,6 +221,9 @@ pub fn authenticate_client<S: Read + Write>(
         .read_message()?
         .ok_or_else(|| failed("server closed the connection before authentication"))?;
     match (first, secret) {
+        // The server refused the connection before authentication (e.g. too
+        // many connections): pass its reason on.
+        (Message::Goodbye { reason }, _) => Err(Error::PeerGoodbye { reason }),
         (Message::AuthNone, None) => Ok(()),
         (Message::AuthNone, Some(_)) => {
             let _ = conn.send(&Message::Goodbye {
