@@ -254,3 +254,62 @@ fn connections_beyond_the_limit_are_told_why() {
         .unwrap();
     server.shutdown();
 }
+
+#[test]
+fn a_failing_render_is_answered_and_the_worker_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_small_style(dir.path());
+    // A raster map whose data disappears after the server has started: a
+    // tiny ESRI ASCII grid (GDAL reads it as it is).
+    let grid = dir.path().join("grid.asc");
+    std::fs::write(
+        &grid,
+        "ncols 2\nnrows 2\nxllcorner 0\nyllcorner 0\ncellsize 10\nNODATA_value -1\n10 20\n30 40\n",
+    )
+    .unwrap();
+    let raster_style = dir.path().join("raster.xml");
+    std::fs::write(
+        &raster_style,
+        r#"<Map srs="epsg:3857"><Style name="r"><Rule><RasterSymbolizer/></Rule></Style>
+<Layer name="grid" srs="epsg:4326"><StyleName>r</StyleName><Datasource>
+<Parameter name="type">gdal</Parameter><Parameter name="file">grid.asc</Parameter></Datasource></Layer></Map>"#,
+    )
+    .unwrap();
+    let server = start(dir.path(), &small, |c| {
+        c.maps.push(render_service::config::MapSection {
+            name: "raster".into(),
+            style: raster_style.clone(),
+        });
+    });
+    std::fs::remove_file(&grid).unwrap();
+    let mut client = connect(&server, 0);
+    let raster = RequestOptions {
+        map: "raster".into(),
+        ..RequestOptions::default()
+    };
+    let events = render(&mut client, vec![t(4, 8, 7)], &raster);
+    let failed: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Failed(f) = e {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert!(
+        failed[0].message.contains("grid.asc"),
+        "{}",
+        failed[0].message
+    );
+    let Some(Event::BatchDone(b)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!((b.done, b.failed), (0, 1));
+    // The workers carry on with the other map.
+    let events = render(&mut client, vec![t(4, 8, 7)], &RequestOptions::default());
+    assert_eq!(done_tiles(&events).len(), 1, "{events:?}");
+    server.shutdown();
+}
