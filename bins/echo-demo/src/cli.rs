@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! echo-demo serve  [--addr ADDR | --transport tcp|unix] [--mode M] [--framing F]
-//!                  [--upper] [--stop-word WORD]
+//!                  [--upper] [--stop-word WORD] [--reply same|callback]
 //! echo-demo client [--addr ADDR | --transport tcp|unix] [--framing F]
-//!                  [--send LINE]... [--eof] [--timeout SECS]
+//!                  [--send LINE]... [--eof] [--timeout SECS] [--reply same|callback]
+//! echo-demo module-server [--addr ADDR] [--interval-ms MS] [--words W,W,...]
+//! echo-demo module-client [--addr ADDR] [--send LINE]... [--linger SECS]
 //! echo-demo bench server --addr ADDR --max-seconds S
 //! echo-demo bench client --addr ADDR --mode rtt|pipelined --size N --count N ...
 //! ```
@@ -15,6 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipc_proto::Endpoint;
 
 use crate::framing::Framing;
+use crate::reply::ReplyPath;
 
 /// Echo server and client: the socket lessons, one mode per pitfall.
 #[derive(Debug, Parser)]
@@ -35,6 +38,12 @@ pub enum Command {
     /// The benchmark peer of `shared/bench/ipc` (external-peer contract).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A Julius-style "module mode" server: one client, line commands
+    /// (arguments on the following lines), and pushed events.
+    ModuleServer(ModuleServerArgs),
+    /// Talk to `module-server`: send commands, print replies and events as
+    /// they arrive.
+    ModuleClient(ModuleClientArgs),
 }
 
 /// Where to listen or connect: `--addr`, or just `--transport` for the
@@ -114,6 +123,14 @@ pub struct ServeArgs {
     /// Print every message received to stderr.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Where replies go: on the request's connection, or on a new
+    /// connection to the client's IP at our port + `--callback-offset`
+    /// (seeds 000 and 003). TCP only; not with `--mode poll`.
+    #[arg(long, value_enum, default_value_t = ReplyPath::Same)]
+    pub reply: ReplyPath,
+    /// With `--reply callback`: call back on our port + this.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_offset: u16,
 }
 
 /// `echo-demo client`.
@@ -147,6 +164,52 @@ pub struct ClientArgs {
     /// Send each message this many times and print timings on stderr.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
+    /// Where replies arrive: on this connection, or (`callback`) on a
+    /// listener this client opens first on the server's port +
+    /// `--callback-offset`, one connection per reply.
+    #[arg(long, value_enum, default_value_t = ReplyPath::Same,
+          conflicts_with_all = ["eof", "connect_per_message"])]
+    pub reply: ReplyPath,
+    /// With `--reply callback`: listen on the server's port + this.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_offset: u16,
+}
+
+/// Julius's default module port.
+pub const DEFAULT_MODULE: &str = "tcp:127.0.0.1:10500";
+
+/// `echo-demo module-server`.
+#[derive(Debug, Args)]
+pub struct ModuleServerArgs {
+    /// Where to listen (`tcp:HOST:PORT` or `unix:PATH`).
+    #[arg(long, value_parser = parse_endpoint, default_value = DEFAULT_MODULE)]
+    pub addr: Endpoint,
+    /// Push one recognition event this often.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub interval_ms: u64,
+    /// The initial vocabulary, comma-separated (ADDWORD adds to it).
+    #[arg(long, value_delimiter = ',', default_value = "tessera,tile,render")]
+    pub words: Vec<String>,
+}
+
+/// `echo-demo module-client`.
+#[derive(Debug, Args)]
+pub struct ModuleClientArgs {
+    /// The module server.
+    #[arg(long, value_parser = parse_endpoint, default_value = DEFAULT_MODULE)]
+    pub addr: Endpoint,
+    /// Send this line instead of reading stdin (repeatable). A command's
+    /// arguments are lines of their own: `--send ADDWORD --send g --send w
+    /// --send DICEND`.
+    #[arg(long, value_name = "LINE")]
+    pub send: Vec<String>,
+    /// After the last line, keep printing what arrives for this long before
+    /// half-closing (scripted use).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub linger: f64,
+    /// Give up if the server sends nothing for this long.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
 }
 
 /// `echo-demo bench ...`.
@@ -220,10 +283,41 @@ impl Cli {
                 if a.stop_word.as_deref() == Some("") {
                     return Err("--stop-word must not be empty".into());
                 }
+                if a.reply == ReplyPath::Callback {
+                    if !is_tcp(&a.addr.endpoint()) {
+                        return Err("--reply callback calls back over TCP: use a tcp: address \
+                                    (a Unix socket has no peer IP to call)"
+                            .into());
+                    }
+                    if a.mode == Mode::Poll {
+                        return Err("--reply callback connects (and blocks) once per reply, \
+                                    which would stall every client of the readiness loop: \
+                                    use --mode single, sequential or threaded"
+                            .into());
+                    }
+                }
             }
             Command::Client(a) => {
-                if a.timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
-                    return Err("--timeout must be a positive number of seconds".into());
+                check_timeout(a.timeout)?;
+                if a.reply == ReplyPath::Callback && !is_tcp(&a.addr.endpoint()) {
+                    return Err("--reply callback calls back over TCP: use a tcp: address".into());
+                }
+            }
+            Command::ModuleServer(a) => {
+                if let Some(w) = a
+                    .words
+                    .iter()
+                    .find(|w| crate::module::check_word(w).is_err())
+                {
+                    return Err(format!(
+                        "--words: {w:?} is not a word (letters, digits, '-' and '_')"
+                    ));
+                }
+            }
+            Command::ModuleClient(a) => {
+                check_timeout(a.timeout)?;
+                if !(a.linger >= 0.0 && a.linger.is_finite()) {
+                    return Err("--linger must be zero or a positive number of seconds".into());
                 }
             }
             Command::Bench(BenchCommand::Server(a)) => check_bench_addr(&a.addr, a.max_seconds)?,
@@ -231,6 +325,17 @@ impl Cli {
         }
         Ok(())
     }
+}
+
+fn check_timeout(timeout: Option<f64>) -> Result<(), String> {
+    if timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
+    Ok(())
+}
+
+fn is_tcp(endpoint: &Endpoint) -> bool {
+    matches!(endpoint, Endpoint::Tcp { .. })
 }
 
 /// The contract's addresses: loopback TCP, or a Unix socket under /tmp/.

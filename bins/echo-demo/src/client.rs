@@ -11,6 +11,8 @@
 //! - `--connect-per-message`: a new TCP connection for every message, which
 //!   leaves one TIME_WAIT socket behind per message;
 //! - `--repeat N`: send each message N times and print timings.
+//! - `--reply callback`: receive each reply on a connection the server
+//!   opens back to us on its port + 1, as in seeds 000 and 003 (chapter 6).
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::Shutdown;
@@ -21,6 +23,11 @@ use ipc_proto::{Endpoint, Stream, Transport};
 
 use crate::cli::ClientArgs;
 use crate::framing::Framing;
+use crate::reply::{CallbackInbox, ReplyPath};
+
+/// With `--reply callback` and no `--timeout`: how long to wait for the
+/// server to call back.
+const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `echo-demo client`.
 pub fn run(args: &ClientArgs) -> Result<()> {
@@ -40,6 +47,9 @@ pub fn run(args: &ClientArgs) -> Result<()> {
             "connected to {endpoint} ({:?} framing); type a line and Enter, Ctrl-D to quit",
             args.framing
         );
+        if let Some(inbox) = &conn.callback {
+            eprintln!("replies are expected as callbacks on {}", inbox.addr());
+        }
     }
     let mut out = io::stdout().lock();
     loop {
@@ -87,6 +97,9 @@ struct Conn {
     framing: Framing,
     split_writes: bool,
     received: Vec<u8>,
+    /// With `--reply callback`: where the replies arrive instead.
+    callback: Option<CallbackInbox>,
+    timeout: Option<Duration>,
 }
 
 impl Conn {
@@ -98,14 +111,30 @@ impl Conn {
                 tcp.set_nodelay(false)?;
             }
         }
-        if let Some(secs) = args.timeout {
-            stream.set_read_timeout(Some(Duration::from_secs_f64(secs)))?;
+        let timeout = args.timeout.map(Duration::from_secs_f64);
+        if timeout.is_some() {
+            stream.set_read_timeout(timeout)?;
         }
+        let callback = match (args.reply, stream.as_tcp()) {
+            (ReplyPath::Same, _) => None,
+            // Listen on port+1 *before* the first request goes out, on the
+            // address this connection comes from: that is the IP the
+            // server sees, and so the one it will call back.
+            (ReplyPath::Callback, Some(tcp)) => Some(CallbackInbox::listen(
+                tcp.local_addr()?.ip(),
+                tcp.peer_addr()?.port(),
+                args.callback_offset,
+                args.framing,
+            )?),
+            (ReplyPath::Callback, None) => bail!("--reply callback needs a TCP server"),
+        };
         Ok(Self {
             stream,
             framing: args.framing,
             split_writes: args.split_writes,
             received: Vec::new(),
+            callback,
+            timeout,
         })
     }
 
@@ -127,6 +156,12 @@ impl Conn {
     /// In `raw` framing "one reply" is whatever one `read` returns: that is
     /// the lesson (the reply may be cut, or two replies glued together).
     fn receive(&mut self) -> Result<Option<Vec<u8>>> {
+        if let Some(inbox) = &self.callback {
+            // Nothing comes back on our own connection: the reply arrives
+            // on a connection of its own, accepted by the inbox's thread.
+            let timeout = self.timeout.unwrap_or(DEFAULT_CALLBACK_TIMEOUT);
+            return inbox.receive(timeout).map(Some);
+        }
         let mut buf = [0u8; 64 * 1024];
         loop {
             if let Some((used, payload)) = self.framing.split(&self.received)? {

@@ -9,6 +9,12 @@
 //!   shared by every server mode.
 //! - [`server`]: the modes `single`, `sequential`, `threaded` and `poll`.
 //! - [`client`]: the interactive and scripted client.
+//! - [`reply`]: reply paths: the same connection, or a callback connection
+//!   to the client's port+1 (`--reply callback`).
+//! - [`module`]: the Julius-style module server: line commands with
+//!   arguments on the following lines, and pushed events.
+//! - [`module_client`]: its client, printing replies and events as they
+//!   arrive.
 //! - [`bench`]: the benchmark peer of `shared/bench/ipc`.
 // This library is the body of a binary: it talks to its user on stdout and
 // stderr.
@@ -18,13 +24,16 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod framing;
+pub mod module;
+pub mod module_client;
+pub mod reply;
 pub mod server;
 pub mod session;
 
 use std::io::Write;
 
 use anyhow::Result;
-use cli::{BenchCommand, Cli, Command, ServeArgs};
+use cli::{BenchCommand, Cli, Command, ModuleServerArgs, ServeArgs};
 use ipc_proto::{ListenOptions, Listener};
 use session::EchoConfig;
 
@@ -35,7 +44,28 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Client(args) => client::run(&args),
         Command::Bench(BenchCommand::Server(args)) => bench::server(&args),
         Command::Bench(BenchCommand::Client(args)) => bench::client(&args),
+        Command::ModuleServer(args) => module_server(&args),
+        Command::ModuleClient(args) => module_client::run(&args),
     }
+}
+
+/// `echo-demo module-server`: bind, say where, serve one client at a time.
+fn module_server(args: &ModuleServerArgs) -> Result<()> {
+    let listener = Listener::bind(&args.addr, &ListenOptions::default())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "listening on {} (module mode: one client at a time, an event every {} ms)",
+        listener.local_endpoint(),
+        args.interval_ms
+    )?;
+    stdout.flush()?;
+    drop(stdout);
+    let config = module::ModuleConfig {
+        interval: std::time::Duration::from_millis(args.interval_ms),
+        words: args.words.clone(),
+    };
+    module::serve(&listener, &config)
 }
 
 /// `echo-demo serve`: bind, say where, serve.
@@ -47,11 +77,16 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "listening on {} (mode {:?}, framing {:?}{}{})",
+        "listening on {} (mode {:?}, framing {:?}{}{}{})",
         listener.local_endpoint(),
         args.mode,
         args.framing,
         if args.upper { ", upper" } else { "" },
+        match args.reply {
+            reply::ReplyPath::Same => String::new(),
+            reply::ReplyPath::Callback =>
+                format!(", replies call back on port+{}", args.callback_offset),
+        },
         args.stop_word
             .as_ref()
             .map(|w| format!(", stop word {w:?}"))
@@ -64,6 +99,8 @@ fn serve(args: &ServeArgs) -> Result<()> {
         upper: args.upper,
         stop_word: args.stop_word.as_ref().map(|w| w.as_bytes().to_vec()),
         verbose: args.verbose,
+        reply: args.reply,
+        callback_offset: args.callback_offset,
     };
     server::serve(&listener, &config, args.mode)
 }

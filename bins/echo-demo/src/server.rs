@@ -22,6 +22,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::cli::Mode;
+use crate::reply::{CallbackSender, ReplyPath};
 use crate::session::{EchoConfig, Session, Verdict};
 
 /// Runs the server in `mode` on an already bound `listener` until the stop
@@ -89,10 +90,30 @@ fn wake(addr: &Endpoint) {
 }
 
 /// Serves one connection with blocking reads and writes: read what is
-/// there, let the session answer, write all answers with one call.
+/// there, let the session answer, send all answers at once.
+///
+/// With `--reply callback` the answers do not go back on `stream` but on
+/// new connections to the client ([`CallbackSender`], chapter 6).
 pub fn serve_blocking(mut stream: Stream, config: &EchoConfig) -> Result<Verdict> {
     let peer = stream.peer_description();
     eprintln_info(&format!("[{peer}] connected"));
+    let callback = match config.reply {
+        ReplyPath::Same => None,
+        ReplyPath::Callback => {
+            let sender =
+                CallbackSender::for_client(&stream, config.callback_offset, config.framing)?;
+            eprintln_info(&format!("[{peer}] replies go to {}", sender.addr()));
+            Some(sender)
+        }
+    };
+    // The one place where the reply path makes a difference.
+    let send = |stream: &mut Stream, out: &[u8]| -> Result<()> {
+        match &callback {
+            None => stream.write_all(out)?,
+            Some(sender) => sender.send_all(out),
+        }
+        Ok(())
+    };
     let mut session = Session::new(config, peer.clone());
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
@@ -106,13 +127,13 @@ pub fn serve_blocking(mut stream: Stream, config: &EchoConfig) -> Result<Verdict
             // EOF: the client closed, or half-closed (shutdown(SHUT_WR)) and
             // still waits for our answer. Answer, then close our side too.
             session.on_eof(&mut out);
-            stream.write_all(&out)?;
+            send(&mut stream, &out)?;
             eprintln_info(&format!("[{peer}] disconnected"));
             return Ok(Verdict::Continue);
         }
         let verdict = session.on_bytes(&buf[..n], &mut out)?;
         if !out.is_empty() {
-            stream.write_all(&out)?;
+            send(&mut stream, &out)?;
             out.clear();
         }
         if verdict == Verdict::StopServer {

@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use crate::framing::Framing;
+use crate::reply::ReplyPath;
 
 /// What the server should do after some bytes or the end of the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,10 @@ pub struct EchoConfig {
     pub stop_word: Option<Vec<u8>>,
     /// Log every message to stderr.
     pub verbose: bool,
+    /// Where replies go: the same connection, or a callback (chapter 6).
+    pub reply: ReplyPath,
+    /// With [`ReplyPath::Callback`]: call back on our port + this.
+    pub callback_offset: u16,
 }
 
 /// The echo logic of one connection.
@@ -125,6 +130,8 @@ mod tests {
             upper,
             stop_word: Some(b"balse".to_vec()),
             verbose: false,
+            reply: ReplyPath::Same,
+            callback_offset: 1,
         }
     }
 
