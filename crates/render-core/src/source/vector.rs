@@ -141,7 +141,7 @@ impl VectorLayer {
                 let mut layer = dataset
                     .layer(0)
                     .map_err(gdal_err(format!("reading {}", file.display())))?;
-                read_layer(&mut layer, &to_mercator)
+                read_layer(&mut layer, None, &to_mercator)
             }
             Datasource::Ogr { file, layer } => {
                 let dataset = open(file)?;
@@ -149,15 +149,21 @@ impl VectorLayer {
                 let mut layer = match layer {
                     OgrLayer::Name(name) => dataset.layer_by_name(name),
                     OgrLayer::Index(i) => dataset.layer(*i as usize),
-                    OgrLayer::Sql(sql) => return read_sql(&dataset, sql, what, &to_mercator),
+                    OgrLayer::Sql(sql) => return read_sql(&dataset, sql, None, what, &to_mercator),
                 }
                 .map_err(gdal_err(what))?;
-                read_layer(&mut layer, &to_mercator)
+                read_layer(&mut layer, None, &to_mercator)
             }
             Datasource::PostGis {
-                connection, table, ..
+                connection,
+                table,
+                geometry_field,
+                srid,
             } => {
-                let dataset = Dataset::open(connection).map_err(gdal_err(format!(
+                // Vector drivers only: with rasters allowed too, GDAL tries
+                // the PostGIS Raster driver first, which fails on a database
+                // without the postgis_raster extension.
+                let dataset = open_vector(Path::new(connection)).map_err(gdal_err(format!(
                     "connecting to PostGIS ({})",
                     redact(connection)
                 )))?;
@@ -166,11 +172,18 @@ impl VectorLayer {
                     // A Mapnik subquery: `(SELECT ...) AS name`. Mapnik's
                     // tokens ask for the whole extent here, since the layer
                     // is read once, not per tile.
-                    let sql = format!("SELECT * FROM {}", expand_postgis_tokens(table));
-                    read_sql(&dataset, &sql, what, &to_mercator)
+                    let srid = srid.filter(|s| *s > 0).or_else(|| srs_epsg(srs));
+                    let sql = format!("SELECT * FROM {}", expand_postgis_tokens(table, srid));
+                    read_sql(
+                        &dataset,
+                        &sql,
+                        geometry_field.as_deref(),
+                        what,
+                        &to_mercator,
+                    )
                 } else {
                     let mut layer = dataset.layer_by_name(table).map_err(gdal_err(what))?;
-                    read_layer(&mut layer, &to_mercator)
+                    read_layer(&mut layer, geometry_field.as_deref(), &to_mercator)
                 }
             }
             Datasource::Gdal { .. } => Err(SourceError::NotVector),
@@ -287,6 +300,7 @@ impl<'a> GeometryList<'a> {
 fn read_sql(
     dataset: &Dataset,
     sql: &str,
+    geometry_field: Option<&str>,
     what: String,
     to_mercator: &Reprojection,
 ) -> Result<VectorLayer, SourceError> {
@@ -300,17 +314,28 @@ fn read_sql(
             what,
             message: "the query returned no result set".into(),
         })?;
-    read_layer(&mut *result, to_mercator)
+    read_layer(&mut *result, geometry_field, to_mercator)
 }
 
 fn open(file: &Path) -> Result<Dataset, SourceError> {
     if !file.exists() {
         return Err(SourceError::MissingFile(file.to_path_buf()));
     }
-    Dataset::open(file).map_err(|e| SourceError::Gdal {
+    open_vector(file).map_err(|e| SourceError::Gdal {
         what: format!("opening {}", file.display()),
         message: e.to_string(),
     })
+}
+
+/// Opens a dataset with GDAL's vector drivers only.
+fn open_vector(name: &Path) -> gdal::errors::Result<Dataset> {
+    Dataset::open_ex(
+        name,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+            ..Default::default()
+        },
+    )
 }
 
 /// A PG: connection string with the password hidden, for messages.
@@ -328,18 +353,64 @@ fn redact(connection: &str) -> String {
         .join(" ")
 }
 
-/// Replaces Mapnik's PostGIS tokens with values for "the whole world".
-fn expand_postgis_tokens(table: &str) -> String {
-    let world = format!(
-        "ST_MakeEnvelope({m}, {m}, {M}, {M}, 3857)",
-        m = -MAX_MERCATOR,
-        M = MAX_MERCATOR
-    );
+/// Replaces Mapnik's PostGIS tokens with values for "the whole world",
+/// since a layer is read once, not per tile.
+///
+/// `!bbox!` becomes an envelope in the data's SRID (Mapnik's `srid`
+/// parameter, else the EPSG code of the layer's `srs`): PostGIS refuses
+/// `ST_Intersects` between geometries of different SRIDs (its `&&` operator
+/// does not check). The envelope is the Mercator world for EPSG:3857 (and
+/// when the SRID is unknown), the whole globe for EPSG:4326, and a box
+/// around every coordinate a projected system produces for anything else.
+fn expand_postgis_tokens(table: &str, srid: Option<i32>) -> String {
+    let world = match srid {
+        None | Some(3857 | 900_913) => format!(
+            "ST_MakeEnvelope({m}, {m}, {M}, {M}, {srid})",
+            m = -MAX_MERCATOR,
+            M = MAX_MERCATOR,
+            srid = srid.unwrap_or(3857)
+        ),
+        Some(4326) => "ST_MakeEnvelope(-180, -90, 180, 90, 4326)".to_owned(),
+        Some(other) => format!("ST_MakeEnvelope(-1e15, -1e15, 1e15, 1e15, {other})"),
+    };
     table
         .replace("!bbox!", &world)
         .replace("!scale_denominator!", "0")
         .replace("!pixel_width!", "0")
         .replace("!pixel_height!", "0")
+}
+
+/// The EPSG code of a layer `srs` such as `epsg:4326`, `+init=epsg:3857` or
+/// a PROJ string GDAL recognises; `None` when it has none.
+fn srs_epsg(srs: &str) -> Option<i32> {
+    let normalised = srs.trim().to_ascii_lowercase();
+    let code = normalised
+        .strip_prefix("+init=")
+        .unwrap_or(&normalised)
+        .strip_prefix("epsg:");
+    if let Some(code) = code {
+        return code.trim().parse().ok();
+    }
+    match Reprojection::new(srs).ok()? {
+        Reprojection::Identity => Some(3857),
+        Reprojection::LngLat => Some(4326),
+        Reprojection::Gdal(source, _) => {
+            if let Ok(code) = source.auth_code() {
+                return Some(code);
+            }
+            // PROJ strings carry no authority. The usual ones are Web
+            // Mercator (`+proj=merc +a=6378137 ... +nadgrids=@null`) and
+            // lon/lat; otherwise ask GDAL (it knows UTM zones, for one).
+            for code in [3857, 4326] {
+                if SpatialRef::from_epsg(code).ok().as_ref() == Some(&source) {
+                    return Some(code as i32);
+                }
+            }
+            let mut source = source.clone();
+            source.auto_identify_epsg().ok()?;
+            source.auth_code().ok().filter(|c| *c > 0)
+        }
+    }
 }
 
 /// How coordinates get from the layer's srs to Web Mercator metres.
@@ -419,8 +490,12 @@ impl Reprojection {
     }
 }
 
+/// Reads every feature of a layer. `geometry_field` picks one of several
+/// geometry columns by name (Mapnik's PostGIS `geometry_field`); without it
+/// the first one is read.
 fn read_layer<L: LayerAccess>(
     layer: &mut L,
+    geometry_field: Option<&str>,
     to_mercator: &Reprojection,
 ) -> Result<VectorLayer, SourceError> {
     let transform = match to_mercator {
@@ -432,10 +507,31 @@ fn read_layer<L: LayerAccess>(
         )?),
         _ => None,
     };
-    let fields: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+    let defn = layer.defn();
+    let fields: Vec<String> = defn.fields().map(|f| f.name()).collect();
+    let geometry_index = match geometry_field {
+        None => None,
+        Some(name) => Some(defn.geometry_field_index(name).map_err(|_| {
+            let names: Vec<String> = defn.geom_fields().map(|f| f.name()).collect();
+            SourceError::Gdal {
+                what: format!("reading geometry field {name:?}"),
+                message: format!("no such geometry column (the layer has {names:?})"),
+            }
+        })?),
+    };
     let mut features = Vec::new();
+    // OGR reports errors met while reading (a PostGIS query that fails
+    // when its cursor is first read, a truncated file) only through
+    // CPLError, ending the feature loop early: check after the loop, so a
+    // failed read is an error rather than a silently short layer.
+    // SAFETY: resets this thread's GDAL error state; no pointers involved.
+    unsafe { gdal_sys::CPLErrorReset() };
     for feature in layer.features() {
-        let Some(gdal_geometry) = feature.geometry() else {
+        // Not `feature.geometry()`: for a feature without geometry it hands
+        // out a wrapper around a null pointer (GDAL then complains about it
+        // on every call); `geometry_by_index` says `Err` instead.
+        let gdal_geometry = feature.geometry_by_index(geometry_index.unwrap_or(0)).ok();
+        let Some(gdal_geometry) = gdal_geometry else {
             continue;
         };
         let mut geometry = Geometry::default();
@@ -465,6 +561,9 @@ fn read_layer<L: LayerAccess>(
         }
         let values = (0..fields.len())
             .map(|i| {
+                if !field_is_set(&feature, i) {
+                    return Value::Null;
+                }
                 feature
                     .field(i)
                     .ok()
@@ -478,9 +577,60 @@ fn read_layer<L: LayerAccess>(
             values,
         });
     }
+    if let Some(message) = read_failure() {
+        return Err(SourceError::Gdal {
+            what: format!("reading features (after {})", features.len()),
+            message,
+        });
+    }
     Ok(VectorLayer::from_features(fields, features))
 }
 
+/// GDAL's last error on this thread, if it was a failure (not a warning).
+fn read_failure() -> Option<String> {
+    use gdal_sys::CPLErr;
+    // SAFETY: reads this thread's GDAL error state; no pointers involved.
+    let kind = unsafe { gdal_sys::CPLGetLastErrorType() };
+    if kind != CPLErr::CE_Failure && kind != CPLErr::CE_Fatal {
+        return None;
+    }
+    // SAFETY: CPLGetLastErrorMsg returns a NUL-terminated thread-local
+    // buffer that stays valid until the next GDAL call on this thread; it is
+    // copied right away.
+    let message = unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p)
+                .to_string_lossy()
+                .trim()
+                .to_owned()
+        }
+    };
+    Some(if message.is_empty() {
+        "GDAL reported a failure".to_owned()
+    } else {
+        message
+    })
+}
+
+/// Whether field `i` has a value. GDAL tells "unset" (the feature does not
+/// have the attribute at all: a GeoJSON property or an OSM tag that is
+/// absent) from "null"; the gdal crate only checks null and would read an
+/// unset field as 0 or "". Mapnik's OGR plugin skips both.
+fn field_is_set(feature: &gdal::vector::Feature<'_>, i: usize) -> bool {
+    let Ok(i) = i32::try_from(i) else {
+        return false;
+    };
+    // SAFETY: the feature handle is valid for the life of `feature`, and
+    // `i` is below the layer's field count (OGR checks it again and returns
+    // false when out of range).
+    unsafe { gdal_sys::OGR_F_IsFieldSetAndNotNull(feature.c_feature(), i) != 0 }
+}
+
+/// An OGR field value as a filter value. Lists have no Mapnik equivalent
+/// (Mapnik's OGR plugin leaves them unset): they are null.
 fn field_value(value: FieldValue) -> Value {
     match value {
         FieldValue::IntegerValue(i) => Value::Int(i64::from(i)),
@@ -489,21 +639,79 @@ fn field_value(value: FieldValue) -> Value {
         FieldValue::StringValue(s) => Value::String(s),
         FieldValue::DateValue(d) => Value::String(d.to_string()),
         FieldValue::DateTimeValue(d) => Value::String(d.to_string()),
-        other => Value::String(format!("{other:?}")),
+        _ => Value::Null,
+    }
+}
+
+/// A linear copy of a curved GDAL geometry (`OGR_G_GetLinearGeometry`),
+/// destroyed with the wrapper.
+struct Linearised {
+    geometry: gdal::vector::Geometry,
+    handle: gdal_sys::OGRGeometryH,
+}
+
+impl Linearised {
+    /// Approximates arcs with GDAL's default step (4° per segment).
+    fn new(g: &gdal::vector::Geometry) -> Option<Linearised> {
+        // SAFETY: `g` wraps a valid geometry handle; GDAL returns a new
+        // geometry (or null) that we own and destroy in `drop`.
+        let handle =
+            unsafe { gdal_sys::OGR_G_GetLinearGeometry(g.c_geometry(), 0.0, std::ptr::null_mut()) };
+        if handle.is_null() {
+            return None;
+        }
+        // SAFETY: a wrapper that does not own the handle (it never frees
+        // it); `handle` is valid until `drop` below, after every use of
+        // `geometry`.
+        let geometry = unsafe {
+            let geometry = gdal::vector::Geometry::lazy_feature_geometry();
+            geometry.set_c_geometry(handle);
+            geometry
+        };
+        Some(Linearised { geometry, handle })
+    }
+}
+
+impl Drop for Linearised {
+    fn drop(&mut self) {
+        // SAFETY: `handle` came from OGR_G_GetLinearGeometry, is owned by
+        // us, and `geometry` (which does not own it) is not used after this.
+        unsafe { gdal_sys::OGR_G_DestroyGeometry(self.handle) };
     }
 }
 
 /// Walks a GDAL geometry into ours (still in source coordinates) and says
-/// what kind it is.
+/// what kind it is. Z and M are dropped; curves (circular strings, compound
+/// curves, curve polygons, multi-curves and multi-surfaces) are
+/// approximated by line segments; triangles, TINs and polyhedral surfaces
+/// are polygons.
 fn collect_geometry(g: &gdal::vector::Geometry, out: &mut Geometry) -> GeometryType {
     use gdal::vector::geometry_type_flatten as flat;
     use gdal_sys::OGRwkbGeometryType as T;
+    // Non-finite coordinates are dropped: GeoPackage stores an empty point
+    // as (NaN, NaN), which would poison bounding boxes and the R-tree.
     let points = |g: &gdal::vector::Geometry| -> Vec<Point> {
         let mut pts = Vec::new();
         g.get_points(&mut pts);
-        pts.into_iter().map(|(x, y, _)| [x, y]).collect()
+        pts.into_iter()
+            .filter(|(x, y, _)| x.is_finite() && y.is_finite())
+            .map(|(x, y, _)| [x, y])
+            .collect()
     };
-    match flat(g.geometry_type()) {
+    let rings = |g: &gdal::vector::Geometry| -> Vec<Vec<Point>> {
+        (0..g.geometry_count())
+            .map(|i| points(&g.get_geometry(i)))
+            .collect()
+    };
+    let geometry_type = g.geometry_type();
+    // SAFETY: a pure function of the type code.
+    if unsafe { gdal_sys::OGR_GT_IsNonLinear(geometry_type) } != 0 {
+        return match Linearised::new(g) {
+            Some(linear) => collect_geometry(&linear.geometry, out),
+            None => GeometryType::Unknown,
+        };
+    }
+    match flat(geometry_type) {
         T::wkbPoint => {
             out.points.extend(points(g));
             GeometryType::Point
@@ -512,11 +720,14 @@ fn collect_geometry(g: &gdal::vector::Geometry, out: &mut Geometry) -> GeometryT
             out.lines.push(points(g));
             GeometryType::LineString
         }
-        T::wkbPolygon => {
-            let rings = (0..g.geometry_count())
-                .map(|i| points(&g.get_geometry(i)))
-                .collect();
-            out.polygons.push(rings);
+        T::wkbPolygon | T::wkbTriangle => {
+            out.polygons.push(rings(g));
+            GeometryType::Polygon
+        }
+        T::wkbPolyhedralSurface | T::wkbTIN => {
+            for i in 0..g.geometry_count() {
+                out.polygons.push(rings(&g.get_geometry(i)));
+            }
             GeometryType::Polygon
         }
         T::wkbMultiPoint | T::wkbMultiLineString | T::wkbMultiPolygon => {

@@ -20,6 +20,11 @@ mod golden;
 // Raster layers (type=gdal, RasterSymbolizer): GeoTIFFs written with GDAL,
 // warped into tiles, exact pixels for colour, nodata, opacity and order.
 mod raster;
+// OGR sources read with real GDAL through a style: TopoJSON (arcs, a ring
+// across the antimeridian), OSM XML and PBF (tests/data/osm/), and PostGIS
+// when TESSERA_TEST_PG is set (tests/postgis.sh runs it on a throwaway
+// cluster).
+mod ogr_sources;
 
 use std::path::Path;
 

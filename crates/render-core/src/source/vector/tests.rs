@@ -221,3 +221,253 @@ fn low_zoom_queries_get_simplified_geometry() {
         z2[0].geometry.coordinate_count()
     );
 }
+
+/// Runs the loader's geometry walk on WKT (no file needed).
+fn walk(wkt: &str) -> (Geometry, GeometryType) {
+    let g = GdalGeometry::from_wkt(wkt).unwrap();
+    let mut out = Geometry::default();
+    let kind = collect_geometry(&g, &mut out);
+    (out, kind)
+}
+
+#[test]
+fn z_and_m_are_dropped() {
+    let (g, kind) = walk("POINT Z (1 2 3)");
+    assert_eq!((g.points, kind), (vec![[1.0, 2.0]], GeometryType::Point));
+    let (g, kind) = walk("LINESTRING ZM (0 0 5 7, 1 1 6 8)");
+    assert_eq!(
+        (g.lines, kind),
+        (vec![vec![[0.0, 0.0], [1.0, 1.0]]], GeometryType::LineString)
+    );
+    let (g, kind) = walk("MULTIPOLYGON M (((0 0 1, 1 0 1, 1 1 1, 0 0 1)))");
+    assert_eq!(kind, GeometryType::Polygon);
+    assert_eq!(g.polygons[0][0][2], [1.0, 1.0]);
+}
+
+#[test]
+fn curves_are_approximated_by_segments() {
+    // A half circle of radius 1 around (1, 0).
+    let (g, kind) = walk("CIRCULARSTRING (0 0, 1 1, 2 0)");
+    assert_eq!(kind, GeometryType::LineString);
+    let line = &g.lines[0];
+    assert!(line.len() > 10, "{line:?}");
+    assert!(line
+        .iter()
+        .all(|p| ((p[0] - 1.0).hypot(p[1]) - 1.0).abs() < 1e-9));
+    assert_eq!((line[0], line[line.len() - 1]), ([0.0, 0.0], [2.0, 0.0]));
+    let (g, kind) = walk("COMPOUNDCURVE ((-1 0, 0 0), CIRCULARSTRING (0 0, 1 1, 2 0))");
+    assert_eq!(kind, GeometryType::LineString);
+    assert_eq!(g.lines.len(), 1);
+    assert_eq!(g.lines[0][0], [-1.0, 0.0]);
+    let (g, kind) = walk(
+        "CURVEPOLYGON (CIRCULARSTRING (0 0, 2 0, 0 0), (0.5 -0.1, 0.6 -0.1, 0.6 0.1, 0.5 -0.1))",
+    );
+    assert_eq!(kind, GeometryType::Polygon);
+    assert_eq!(g.polygons[0].len(), 2, "exterior and hole");
+    assert!(g.polygons[0][0].len() > 10);
+    let (g, kind) = walk("MULTICURVE ((0 0, 1 0), CIRCULARSTRING (0 0, 1 1, 2 0))");
+    assert_eq!((g.lines.len(), kind), (2, GeometryType::LineString));
+    let (g, kind) = walk(
+        "MULTISURFACE (CURVEPOLYGON (CIRCULARSTRING (0 0, 2 0, 0 0)), ((5 5, 6 5, 6 6, 5 5)))",
+    );
+    assert_eq!((g.polygons.len(), kind), (2, GeometryType::Polygon));
+    let (g, kind) = walk("GEOMETRYCOLLECTION (POINT (0 0), CIRCULARSTRING (0 0, 1 1, 2 0))");
+    assert_eq!(kind, GeometryType::Collection);
+    assert_eq!((g.points.len(), g.lines.len()), (1, 1));
+}
+
+#[test]
+fn triangles_tins_and_polyhedral_surfaces_are_polygons() {
+    let (g, kind) = walk("TRIANGLE ((0 0, 1 0, 0 1, 0 0))");
+    assert_eq!((g.polygons.len(), kind), (1, GeometryType::Polygon));
+    let (g, kind) = walk("TIN Z (((0 0 0, 1 0 0, 0 1 0, 0 0 0)), ((1 0 0, 1 1 0, 0 1 0, 1 0 0)))");
+    assert_eq!((g.polygons.len(), kind), (2, GeometryType::Polygon));
+    let (g, kind) = walk("POLYHEDRALSURFACE (((0 0, 1 0, 1 1, 0 0)))");
+    assert_eq!((g.polygons.len(), kind), (1, GeometryType::Polygon));
+}
+
+#[test]
+fn curves_and_3d_geometry_read_from_a_geopackage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("things.gpkg");
+    write_layer(
+        &path,
+        "GPKG",
+        3857,
+        &[
+            ("arc", 1, "CIRCULARSTRING (0 0, 100 100, 200 0)"),
+            ("disc", 2, "CURVEPOLYGON (CIRCULARSTRING (0 0, 200 0, 0 0))"),
+            ("tall", 3, "POINT Z (10 20 30)"),
+        ],
+    );
+    let layer = VectorLayer::load(&ogr(&path), "epsg:3857").unwrap();
+    let f = layer.features();
+    assert_eq!(f.len(), 3, "curves are not dropped");
+    assert_eq!(f[0].kind, GeometryType::LineString);
+    assert!(f[0].geometry.lines[0].len() > 10);
+    assert_eq!(f[1].kind, GeometryType::Polygon);
+    assert!(f[1].geometry.polygons[0][0].len() > 10);
+    assert_eq!(f[2].geometry.points, vec![[10.0, 20.0]]);
+}
+
+#[test]
+fn empty_and_missing_geometries_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("things.gpkg");
+    write_layer(
+        &path,
+        "GPKG",
+        4326,
+        &[
+            ("empty point", 1, "POINT EMPTY"),
+            ("empty polygon", 2, "POLYGON EMPTY"),
+            ("empty multi", 3, "MULTILINESTRING EMPTY"),
+            ("kept", 4, "POINT (1 1)"),
+        ],
+    );
+    // A feature without any geometry, written through GDAL.
+    {
+        let dataset = Dataset::open_ex(
+            &path,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE
+                    | gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let layer = dataset.layer_by_name("things").unwrap();
+        let defn = gdal::vector::Defn::from_layer(&layer);
+        let mut feature = gdal::vector::Feature::new(&defn).unwrap();
+        feature.set_field_string(0, "no geometry").unwrap();
+        feature.create(&layer).unwrap();
+    }
+    let layer = VectorLayer::load(&ogr(&path), "epsg:4326").unwrap();
+    let names: Vec<&Value> = layer.features().iter().map(|f| &f.values[0]).collect();
+    assert_eq!(names, [&Value::String("kept".into())]);
+}
+
+#[test]
+fn sql_layers_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("things.gpkg");
+    write_layer(
+        &path,
+        "GPKG",
+        4326,
+        &[
+            ("a", 1, "POINT (1 1)"),
+            ("b", 2, "POINT (2 2)"),
+            ("c", 3, "LINESTRING (0 0, 1 1)"),
+        ],
+    );
+    let sql = |sql: &str| Datasource::Ogr {
+        file: path.clone(),
+        layer: OgrLayer::Sql(sql.into()),
+    };
+    let layer = VectorLayer::load(
+        &sql(
+            "SELECT rank * 10 AS score, name, geom FROM things WHERE rank >= 2 ORDER BY rank DESC",
+        ),
+        "epsg:4326",
+    )
+    .unwrap();
+    assert_eq!(layer.fields(), ["score", "name"]);
+    let f = layer.features();
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0].values, vec![Value::Int(30), Value::String("c".into())]);
+    assert_eq!(f[0].kind, GeometryType::LineString);
+    assert_eq!(f[1].kind, GeometryType::Point);
+    let err = VectorLayer::load(&sql("SELECT nonsense FROM nowhere"), "epsg:4326").unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}
+
+#[test]
+fn unset_null_and_list_fields_are_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("things.geojson");
+    std::fs::write(
+        &path,
+        r#"{"type":"FeatureCollection","features":[
+        {"type":"Feature","properties":{"name":"full","n":5,"x":1.5,"list":[1,2],"day":"2024-05-06"},"geometry":{"type":"Point","coordinates":[1,1]}},
+        {"type":"Feature","properties":{"name":null},"geometry":{"type":"Point","coordinates":[2,2]}},
+        {"type":"Feature","properties":{},"geometry":null}
+        ]}"#,
+    )
+    .unwrap();
+    let layer = VectorLayer::load(
+        &Datasource::Ogr {
+            file: path,
+            layer: OgrLayer::Index(0),
+        },
+        "epsg:4326",
+    )
+    .unwrap();
+    assert_eq!(layer.fields(), ["name", "n", "x", "list", "day"]);
+    let f = layer.features();
+    assert_eq!(f.len(), 2, "the feature without geometry is skipped");
+    assert_eq!(
+        f[0].values,
+        vec![
+            Value::String("full".into()),
+            Value::Int(5),
+            Value::Float(1.5),
+            // Lists have no Mapnik value (Mapnik's OGR plugin skips them).
+            Value::Null,
+            Value::String("2024-05-06".into()),
+        ]
+    );
+    // Absent properties are "unset" in OGR, not null: both read as null
+    // (the gdal crate alone would give 0, 0.0 and "").
+    assert_eq!(f[1].values, vec![Value::Null; 5]);
+}
+
+#[test]
+fn postgis_tokens_cover_the_world_in_the_data_srid() {
+    let t =
+        "(SELECT * FROM roads WHERE way && !bbox! AND z(!scale_denominator!) > !pixel_width!) AS r";
+    let m = MAX_MERCATOR;
+    assert_eq!(
+        expand_postgis_tokens(t, None),
+        format!(
+            "(SELECT * FROM roads WHERE way && ST_MakeEnvelope({}, {}, {m}, {m}, 3857) AND z(0) > 0) AS r",
+            -m, -m
+        )
+    );
+    assert!(
+        expand_postgis_tokens(t, Some(4326)).contains("ST_MakeEnvelope(-180, -90, 180, 90, 4326)")
+    );
+    assert!(expand_postgis_tokens(t, Some(32635))
+        .contains("ST_MakeEnvelope(-1e15, -1e15, 1e15, 1e15, 32635)"));
+    assert!(expand_postgis_tokens(t, Some(900_913)).contains(", 900913)"));
+    assert_eq!(srs_epsg("epsg:4326"), Some(4326));
+    assert_eq!(srs_epsg("+init=epsg:3857"), Some(3857));
+    assert_eq!(srs_epsg(crate::style::DEFAULT_SRS), Some(4326));
+    assert_eq!(
+        srs_epsg("+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +wktext +no_defs"),
+        Some(3857)
+    );
+    // GDAL does not name every PROJ string (a UTM zone, for one): such
+    // styles need Mapnik's `srid` parameter for `!bbox!`.
+    assert_eq!(srs_epsg("epsg:32635"), Some(32635));
+    assert_eq!(srs_epsg("+proj=nonsense"), None);
+}
+
+#[test]
+fn vector_sources_open_with_vector_drivers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.tif");
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    driver
+        .create_with_band_type::<u8, _>(&path, 4, 4, 1)
+        .unwrap();
+    let err = VectorLayer::load(
+        &Datasource::Ogr {
+            file: path,
+            layer: OgrLayer::Index(0),
+        },
+        "epsg:4326",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("r.tif"), "{err}");
+}
