@@ -52,6 +52,10 @@ struct Args {
     /// Tile format: png, png8, png256 or png8:c=N.
     #[arg(long)]
     format: Option<String>,
+    /// Serve first come, first served: no priority classes, viewports
+    /// ignored (the original program's order; for comparisons).
+    #[arg(long)]
+    fifo: bool,
     /// Print the effective configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         metatile: args.metatile,
         secret_file: args.secret_file,
         format: args.format,
+        fifo: args.fifo,
     });
     let config = match config.validate(&origin) {
         Ok(config) => config,

@@ -93,6 +93,9 @@ pub struct ServerSection {
     pub max_tiles_per_request: u64,
     /// Largest frame accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// Serve requests first come, first served, ignoring priority classes
+    /// and viewports (the original program's order; for comparisons).
+    pub fifo: bool,
 }
 
 /// `[render]`
@@ -150,6 +153,7 @@ impl Default for ServerSection {
             max_queued_tiles_per_client: 1_000_000,
             max_tiles_per_request: 1_000_000,
             max_frame_bytes: ipc_proto::DEFAULT_MAX_FRAME,
+            fifo: false,
         }
     }
 }
@@ -199,6 +203,8 @@ pub struct ConfigOverrides {
     pub secret_file: Option<PathBuf>,
     /// `--format`.
     pub format: Option<String>,
+    /// `--fifo`: sets `server.fifo` (false keeps the file's value).
+    pub fifo: bool,
 }
 
 /// A checked configuration, ready to start a service from.
@@ -296,6 +302,9 @@ impl ServiceConfig {
         }
         if let Some(format) = &o.format {
             self.render.format = format.clone();
+        }
+        if o.fifo {
+            self.server.fifo = true;
         }
     }
 
@@ -512,6 +521,23 @@ mod tests {
         let valid = config.validate("x").unwrap();
         assert_eq!(valid.threads, 3);
         assert_eq!(valid.layout.template(), "{z}_{x}_{y}.png");
+    }
+
+    #[test]
+    fn fifo_is_off_by_default_and_set_by_file_or_flag() {
+        let config = ServiceConfig::builtin_default();
+        assert!(!config.server.fifo);
+        let options = crate::ServiceOptions::from_config(&config.clone().validate("x").unwrap());
+        assert!(!options.scheduler.fifo);
+        let file = ServiceConfig::from_toml("[server]\nfifo = true\n", "f").unwrap();
+        assert!(file.server.fifo);
+        let mut flagged = ServiceConfig::builtin_default();
+        flagged.apply(&ConfigOverrides {
+            fifo: true,
+            ..ConfigOverrides::default()
+        });
+        let options = crate::ServiceOptions::from_config(&flagged.validate("x").unwrap());
+        assert!(options.scheduler.fifo);
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //!   queue is full, the lowest-ranked work is refused with
 //!   [`Outcome::Busy`]: a new request evicts queued work of a strictly lower
 //!   class, or is itself refused. Nothing is dropped silently.
+//! - **FIFO mode.** With [`SchedulerConfig::fifo`], every request counts as
+//!   `Explicit` and viewports are ignored: arrival order, for comparison.
 //! - **Deadlines.** Work past its deadline is answered
 //!   [`CancelReason::DeadlineExpired`] instead of being rendered.
 //! - **Exactly one final answer.** Every tile of every request leaves the
@@ -107,6 +109,11 @@ pub struct SchedulerConfig {
     pub neighbour_rings: u32,
     /// The retry hint sent with [`Outcome::Busy`].
     pub retry_after_ms: u32,
+    /// First come, first served: every request counts as `Explicit` and
+    /// viewports are ignored, so work is rendered in arrival order (clients
+    /// still take turns). What the original program did; for comparison
+    /// benchmarks, not for serving users.
+    pub fifo: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -117,6 +124,7 @@ impl Default for SchedulerConfig {
             max_queued_tiles_per_client: 1_000_000,
             neighbour_rings: 1,
             retry_after_ms: 500,
+            fifo: false,
         }
     }
 }
@@ -192,6 +200,8 @@ pub struct RenderJob {
     pub metatile: Metatile,
     /// Whether any requester asked to bypass the store.
     pub force: bool,
+    /// The class it was picked in (its best requester's).
+    pub class: PriorityClass,
 }
 
 /// Who is waiting for which tiles of a finished job.
@@ -433,8 +443,14 @@ impl Scheduler {
     /// The next metatile to render, or `None` when nothing is queued.
     /// Expired work met on the way is answered, not rendered.
     pub fn next_job(&mut self, now: Instant) -> Option<RenderJob> {
+        self.next_job_up_to(now, PriorityClass::Dirty)
+    }
+
+    /// Like [`Scheduler::next_job`], but only work of class `lowest` or
+    /// higher; lower work stays queued.
+    pub fn next_job_up_to(&mut self, now: Instant, lowest: PriorityClass) -> Option<RenderJob> {
         loop {
-            let (class, client) = self.pick_client()?;
+            let (class, client) = self.pick_client(lowest)?;
             let key = self.clients.get(&client)?.queues[class.index()]
                 .first()
                 .copied()?;
@@ -470,6 +486,7 @@ impl Scheduler {
                 map,
                 metatile,
                 force,
+                class,
             });
         }
     }
@@ -528,6 +545,9 @@ impl Scheduler {
         tiles: &[TileCoord],
         asked: PriorityClass,
     ) -> (PriorityClass, f64) {
+        if self.config.fifo {
+            return (PriorityClass::Explicit, 0.0);
+        }
         let Some(viewport) = client.viewport else {
             return (asked, 0.0);
         };
@@ -672,10 +692,17 @@ impl Scheduler {
         worst
     }
 
-    /// Chooses whose work runs next: the highest class any client has work
-    /// in, and within it the next client after the last one served.
-    fn pick_client(&self) -> Option<(PriorityClass, ClientId)> {
-        for class in PriorityClass::ALL {
+    /// Whether any client has told us what is on its screen (the service
+    /// then keeps a worker free for on-screen work).
+    pub fn has_viewport(&self) -> bool {
+        self.clients.values().any(|c| c.viewport.is_some())
+    }
+
+    /// Chooses whose work runs next: the highest class (down to `lowest`)
+    /// any client has work in, and within it the next client after the last
+    /// one served.
+    fn pick_client(&self, lowest: PriorityClass) -> Option<(PriorityClass, ClientId)> {
+        for class in PriorityClass::ALL.into_iter().filter(|c| *c <= lowest) {
             let has_work = |(_, c): &(&ClientId, &ClientState)| !c.queues[class.index()].is_empty();
             let after = self.last_served[class.index()].map_or(0, |c| c.saturating_add(1));
             let next = self
@@ -720,6 +747,15 @@ impl Scheduler {
             let Some(job) = self.queued.get_mut(&key) else {
                 continue;
             };
+            // Most jobs are untouched (a deadline sweep, one cancelled
+            // request among many): leave them and their ranking alone.
+            if !job
+                .interests
+                .iter()
+                .any(|i| i.client == client && matches(i, &key.1))
+            {
+                continue;
+            }
             let (removed, kept): (Vec<Interest>, Vec<Interest>) = job
                 .interests
                 .drain(..)

@@ -30,8 +30,8 @@ use tile_math::{TileCoord, Viewport};
 
 use crate::config::ValidConfig;
 use crate::scheduler::{
-    Answer, CancelReason, ClientId, JobId, MapId, Outcome, RenderJob, RequestId, Scheduler,
-    SchedulerConfig, TileRequest,
+    Answer, CancelReason, ClientId, JobId, MapId, Outcome, PriorityClass, RenderJob, RequestId,
+    Scheduler, SchedulerConfig, TileRequest,
 };
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{StoredTile, TileStore};
@@ -192,6 +192,7 @@ impl ServiceOptions {
                 metatile_size: raw.render.metatile,
                 max_queued_tiles: raw.server.max_queued_tiles,
                 max_queued_tiles_per_client: raw.server.max_queued_tiles_per_client,
+                fifo: raw.server.fifo,
                 ..SchedulerConfig::default()
             },
             render: RenderOptions {
@@ -412,6 +413,9 @@ fn run_core(
 ) {
     let mut clients: HashMap<ClientId, Sender<ClientEvent>> = HashMap::new();
     let mut idle = workers;
+    // Jobs handed out, and whether each is background (bulk, dirty) work.
+    let mut running: HashMap<JobId, bool> = HashMap::new();
+    let mut background_running = 0usize;
     let mut shutting_down = false;
     // Deadlines are swept a few times a second; nothing else waits on time.
     let deadlines = tick(Duration::from_millis(100));
@@ -446,6 +450,9 @@ fn run_core(
                     }
                     Command::WorkDone(done) => {
                         idle += 1;
+                        if running.remove(&done.job) == Some(true) {
+                            background_running -= 1;
+                        }
                         deliver(&mut scheduler, &clients, done);
                     }
                     Command::Shutdown => {
@@ -458,12 +465,17 @@ fn run_core(
         }
         if !shutting_down {
             while idle > 0 {
-                let Some(job) = scheduler.next_job(Instant::now()) else {
+                let lowest =
+                    lowest_class_to_start(workers, background_running, scheduler.has_viewport());
+                let Some(job) = scheduler.next_job_up_to(Instant::now(), lowest) else {
                     break;
                 };
+                let (id, background) = (job.id, is_background(job.class));
                 if jobs.send(job).is_err() {
                     break;
                 }
+                running.insert(id, background);
+                background_running += usize::from(background);
                 idle -= 1;
             }
         }
@@ -473,6 +485,29 @@ fn run_core(
         }
     }
     // Dropping the job sender ends the workers.
+}
+
+/// Bulk seeding and dirty re-renders: work nobody is looking at.
+fn is_background(class: PriorityClass) -> bool {
+    class >= PriorityClass::Bulk
+}
+
+/// The lowest class the core may start now. A render in progress cannot be
+/// interrupted, so while some client shows a map (has sent a viewport) and
+/// there are at least two workers, background work may occupy all workers
+/// but one: a new screen then starts at once instead of waiting for a bulk
+/// metatile to finish. Without viewports (plain seeding) every worker takes
+/// background work.
+fn lowest_class_to_start(
+    workers: usize,
+    background_running: usize,
+    has_viewport: bool,
+) -> PriorityClass {
+    if has_viewport && workers >= 2 && background_running + 1 >= workers {
+        PriorityClass::Explicit
+    } else {
+        PriorityClass::Dirty
+    }
 }
 
 /// Routes the scheduler's own answers (cancelled, busy) to their clients.
@@ -670,5 +705,29 @@ fn render_job(
         job: job.id,
         tiles,
         failure: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_stays_free_for_screens_only_when_someone_shows_a_map() {
+        use PriorityClass::{Dirty, Explicit};
+        // Seeding alone (no viewport): every worker takes bulk work.
+        for running in 0..4 {
+            assert_eq!(lowest_class_to_start(4, running, false), Dirty);
+        }
+        // A viewport with 4 workers: bulk may use 3 of them.
+        assert_eq!(lowest_class_to_start(4, 2, true), Dirty);
+        assert_eq!(lowest_class_to_start(4, 3, true), Explicit);
+        // 2 workers: 1 for bulk, 1 kept for the screen.
+        assert_eq!(lowest_class_to_start(2, 0, true), Dirty);
+        assert_eq!(lowest_class_to_start(2, 1, true), Explicit);
+        // 1 worker: nothing to keep back, or bulk would never run.
+        assert_eq!(lowest_class_to_start(1, 0, true), Dirty);
+        assert!(is_background(PriorityClass::Bulk) && is_background(Dirty));
+        assert!(!is_background(Explicit));
     }
 }

@@ -122,6 +122,34 @@ fn a_new_viewport_reranks_queued_work_at_once() {
 }
 
 #[test]
+fn fifo_mode_ignores_classes_and_viewports() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        fifo: true,
+        ..SchedulerConfig::default()
+    });
+    let now = Instant::now();
+    // Bulk first, then an old screen, then the screen the user is on now:
+    // first come, first served, whatever the class or the viewport says.
+    s.submit(request(1, 1, &[t(12, 0, 0)], PriorityClass::Bulk));
+    s.set_viewport(1, screen(12, 100, 200, 105, 203));
+    s.submit(request(1, 2, &[t(12, 100, 200)], PriorityClass::Viewport));
+    s.set_viewport(1, screen(12, 300, 200, 305, 203));
+    s.submit(request(1, 3, &[t(12, 300, 200)], PriorityClass::Viewport));
+    s.submit(request(1, 4, &[t(12, 500, 200)], PriorityClass::Dirty));
+    let stats = s.stats();
+    assert_eq!(
+        stats.queued_tiles_by_class[PriorityClass::Explicit.index()],
+        4
+    );
+    let order = run_all(&mut s, now);
+    let expected: Vec<_> = [(0, 0), (100, 200), (300, 200), (500, 200)]
+        .iter()
+        .map(|&(x, y)| meta(t(12, x, y)))
+        .collect();
+    assert_eq!(order, expected);
+}
+
+#[test]
 fn duplicate_requests_are_rendered_once_and_everyone_is_answered() {
     let mut s = scheduler();
     let now = Instant::now();
