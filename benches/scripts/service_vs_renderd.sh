@@ -83,9 +83,16 @@ now() { date +%s.%N; }
 json() { printf '%s\n' "$1" >> "$RESULTS"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+TS_RUN=0
 ts_start() { # threads logname [extra tile-server args...]; fresh, empty tile dir
   local n=$1 log=$RD_DIR/$2; shift 2
-  rm -rf "$TS_TILES" "$TS_SOCK"
+  # A new directory for every run, removed only at exit: on ext4, creating
+  # files where many were just deleted is several times slower (the
+  # allocator checks recently freed inodes), which would charge tessera's
+  # one-file-per-tile store for the previous run's clean-up.
+  TS_RUN=$((TS_RUN + 1))
+  TS_TILES=$RD_DIR/tessera-tiles-$TS_RUN
+  rm -f "$TS_SOCK"
   ${TS_PREFIX:-} "$BIN/tile-server" --style "$STYLE" --threads "$n" --tile-dir "$TS_TILES" \
     --listen "unix:$TS_SOCK" "$@" > "$log" 2>&1 &
   TS_PID=$!

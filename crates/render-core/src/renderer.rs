@@ -68,6 +68,10 @@ pub struct RenderedTile {
     pub tile: TileCoord,
     /// Its PNG bytes (shared when identical single-colour tiles repeat).
     pub png: Arc<Vec<u8>>,
+    /// Whether every pixel has one colour (open sea, inland): such tiles
+    /// are byte-identical to others of their colour, so a store can keep one
+    /// file for all of them.
+    pub single_colour: bool,
 }
 
 /// A drawn metatile before it is cut up: premultiplied RGBA pixels.
@@ -261,7 +265,12 @@ impl Renderer {
             let png = self
                 .encoder
                 .encode(&buffer, size, size, self.options.format)?;
-            tiles.push(RenderedTile { tile, png });
+            let single_colour = crate::encode::single_colour(&buffer).is_some();
+            tiles.push(RenderedTile {
+                tile,
+                png,
+                single_colour,
+            });
         }
         Ok(tiles)
     }

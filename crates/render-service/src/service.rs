@@ -682,7 +682,12 @@ fn render_job(
     let tiles = rendered
         .into_iter()
         .map(|t| {
-            let outcome = match entry.store.write(t.tile, &t.png) {
+            let written = if t.single_colour {
+                entry.store.write_shared(t.tile, &t.png)
+            } else {
+                entry.store.write(t.tile, &t.png)
+            };
+            let outcome = match written {
                 Ok(path) => TileOutcome::Done {
                     path,
                     png: Some(t.png),

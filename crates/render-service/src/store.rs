@@ -14,11 +14,22 @@
 //! - **Freshness.** A stored tile is fresh when it is newer than a cut-off
 //!   the service sets (for example the modification time of the style and
 //!   its data), so unchanged tiles are served without rendering.
+//! - **Shared single-colour tiles.** Open sea and inland tiles are
+//!   byte-identical. [`TileStore::write_shared`] keeps one file per distinct
+//!   content (under `.shared/`, per server run) and hard-links each such
+//!   tile to it: a link is a directory entry, not a new inode, which is
+//!   where most of the time of writing a tile goes on ext4. Readers see an
+//!   ordinary file; replacing a tile is still a rename, so the others that
+//!   share its content are untouched. Where links are not possible (another
+//!   file system, too many links), the tile is written as a file of its own.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tile_math::TileCoord;
@@ -181,6 +192,18 @@ pub struct TileStore {
     layout: TileLayout,
     /// Makes temporary names unique between threads of this process.
     temp_counter: AtomicU64,
+    /// This run's shared files, by content hash.
+    shared: Mutex<HashMap<u64, SharedFile>>,
+    /// `.shared/<run>`: a fresh folder per server run, so shared files are
+    /// always newer than the run's freshness cut-off.
+    shared_dir: PathBuf,
+}
+
+/// One shared file: its bytes (to rule out hash collisions) and its path.
+#[derive(Debug)]
+struct SharedFile {
+    content: Arc<Vec<u8>>,
+    path: PathBuf,
 }
 
 impl TileStore {
@@ -192,10 +215,27 @@ impl TileStore {
             path: root.clone(),
             source,
         })?;
+        let shared_root = root.join(".shared");
+        // Old runs' shared files can go: tiles linked to them keep their
+        // content (a link is as good as the original name).
+        if let Ok(entries) = fs::read_dir(&shared_root) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+        let run = format!(
+            "{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
         Ok(Self {
             root,
             layout,
             temp_counter: AtomicU64::new(0),
+            shared: Mutex::new(HashMap::new()),
+            shared_dir: shared_root.join(run),
         })
     }
 
@@ -244,6 +284,77 @@ impl TileStore {
     /// then a rename over the old tile. Returns the tile's path.
     pub fn write(&self, tile: TileCoord, png: &[u8]) -> Result<PathBuf, StoreError> {
         let path = self.path_of(tile);
+        let temp = self.temp_for(&path)?;
+        let result = write_file(&temp, png).and_then(|()| fs::rename(&temp, &path));
+        finish(result, &temp, path)
+    }
+
+    /// Writes a tile whose bytes many tiles share (a single-colour tile):
+    /// it becomes a hard link to one file per distinct content, placed with
+    /// the same temporary-name-and-rename as [`TileStore::write`]. Falls back
+    /// to a file of its own when a link cannot be made.
+    pub fn write_shared(&self, tile: TileCoord, png: &Arc<Vec<u8>>) -> Result<PathBuf, StoreError> {
+        let Some(shared) = self.shared_file(png) else {
+            return self.write(tile, png);
+        };
+        let path = self.path_of(tile);
+        let temp = self.temp_for(&path)?;
+        match fs::hard_link(&shared, &temp).and_then(|()| fs::rename(&temp, &path)) {
+            Ok(()) => Ok(path),
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                // Too many links to one inode (ext4 allows 65,000), or a file
+                // system without links: start a new shared file next time,
+                // and write this tile on its own.
+                tracing::debug!(
+                    "hard link failed ({e}); writing {} as a file",
+                    path.display()
+                );
+                self.lock_shared().remove(&content_hash(png));
+                self.write(tile, png)
+            }
+        }
+    }
+
+    /// The shared file for these bytes, written on first use.
+    fn shared_file(&self, png: &Arc<Vec<u8>>) -> Option<PathBuf> {
+        let hash = content_hash(png);
+        let mut shared = self.lock_shared();
+        if let Some(file) = shared.get(&hash) {
+            // Equal hashes with different bytes would link the wrong
+            // picture: share only on a true match.
+            return (file.content == *png).then(|| file.path.clone());
+        }
+        fs::create_dir_all(&self.shared_dir).ok()?;
+        let unique = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.shared_dir.join(format!("{hash:016x}-{unique}.png"));
+        let temp = self.shared_dir.join(format!(".{hash:016x}-{unique}.tmp"));
+        if write_file(&temp, png)
+            .and_then(|()| fs::rename(&temp, &path))
+            .is_err()
+        {
+            let _ = fs::remove_file(&temp);
+            return None;
+        }
+        shared.insert(
+            hash,
+            SharedFile {
+                content: Arc::clone(png),
+                path: path.clone(),
+            },
+        );
+        Some(path)
+    }
+
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, HashMap<u64, SharedFile>> {
+        // Each update is one insert or remove: a poisoned map is consistent.
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the tile's directory and picks a temporary name beside it.
+    fn temp_for(&self, path: &Path) -> Result<PathBuf, StoreError> {
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             action: "creating directory",
@@ -257,23 +368,34 @@ impl TileStore {
         let unique = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         // A leading dot keeps half-written files out of directory listings
         // that skip hidden files; the pid and counter keep writers apart.
-        let temp = dir.join(format!(".{file_name}.{}.{unique}.tmp", std::process::id()));
-        let result = File::create(&temp)
-            .and_then(|mut file| file.write_all(png))
-            .and_then(|()| fs::rename(&temp, &path));
-        match result {
-            Ok(()) => Ok(path),
-            Err(source) => {
-                // Best effort: the temporary may not exist if create failed.
-                let _ = fs::remove_file(&temp);
-                Err(StoreError::Io {
-                    action: "writing",
-                    path,
-                    source,
-                })
-            }
+        Ok(dir.join(format!(".{file_name}.{}.{unique}.tmp", std::process::id())))
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    File::create(path).and_then(|mut file| file.write_all(bytes))
+}
+
+/// The tile's path, or the error with the temporary file removed.
+fn finish(result: io::Result<()>, temp: &Path, path: PathBuf) -> Result<PathBuf, StoreError> {
+    match result {
+        Ok(()) => Ok(path),
+        Err(source) => {
+            // Best effort: the temporary may not exist if create failed.
+            let _ = fs::remove_file(temp);
+            Err(StoreError::Io {
+                action: "writing",
+                path,
+                source,
+            })
         }
     }
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]
@@ -337,6 +459,39 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["4.png"]);
+    }
+
+    #[test]
+    fn single_colour_tiles_share_one_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        let sea = Arc::new(b"sea png".to_vec());
+        let land = Arc::new(b"land png".to_vec());
+        let a = store.write_shared(t(3, 0, 0), &sea).unwrap();
+        let b = store.write_shared(t(3, 1, 0), &sea).unwrap();
+        let c = store.write_shared(t(3, 2, 0), &land).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"sea png");
+        assert_eq!(fs::read(&c).unwrap(), b"land png");
+        let (ma, mb, mc) = (
+            fs::metadata(&a).unwrap(),
+            fs::metadata(&b).unwrap(),
+            fs::metadata(&c).unwrap(),
+        );
+        assert_eq!(ma.ino(), mb.ino(), "same content, one file");
+        assert_ne!(ma.ino(), mc.ino());
+        assert_eq!(ma.nlink(), 3, "two tiles and the shared file");
+        // Replacing one tile leaves the others as they were.
+        store.write(t(3, 0, 0), b"new").unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"sea png");
+        // A new run starts a new shared folder and clears the old one; the
+        // tiles keep their content.
+        drop(store);
+        let again = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"sea png");
+        assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 0);
+        again.write_shared(t(3, 3, 0), &sea).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 1);
     }
 
     #[test]
