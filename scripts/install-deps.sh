@@ -19,6 +19,20 @@ fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # The tests drive the interactive demo clients in a real terminal.
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# render-core's PostGIS test starts its own throwaway cluster: it needs the
+# server binaries (initdb, pg_ctl, psql) and PostGIS for that server.
+pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pg_bindir" ] || [ ! -x "$pg_bindir/initdb" ]; then
+    missing+=(postgresql)
+    pg_major=""
+else
+    pg_major=$(basename "$(dirname "$pg_bindir")")
+fi
+if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
+    # The PostGIS package is named after the server's major version
+    # (Debian 12: postgresql-15-postgis-3); resolved after apt-get update.
+    missing+=("postgis-for-postgresql${pg_major:+-$pg_major}")
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -36,4 +50,16 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+for i in "${!missing[@]}"; do
+    case ${missing[$i]} in
+        postgis-for-postgresql*)
+            major=${missing[$i]#postgis-for-postgresql}
+            major=${major#-}
+            if [ -z "$major" ]; then   # the version the postgresql package depends on
+                major=$(apt-cache depends postgresql 2>/dev/null |
+                    sed -nE 's/^ *Depends: postgresql-([0-9]+)$/\1/p' | head -1)
+            fi
+            missing[$i]=postgresql-${major:-15}-postgis-3 ;;
+    esac
+done
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
