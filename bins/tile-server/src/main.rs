@@ -133,14 +133,33 @@ fn run(config: &render_service::ValidConfig) -> anyhow::Result<()> {
             map.store.root().display()
         );
     }
-    if let Some(signal) = signals.forever().next() {
-        let name = if signal == SIGINT {
+    let signal_name = |signal: i32| {
+        if signal == SIGINT {
             "SIGINT"
         } else {
             "SIGTERM"
-        };
-        println!("tile-server: {name}: finishing running renders, cancelling the queue");
+        }
+    };
+    if let Some(signal) = signals.forever().next() {
+        println!(
+            "tile-server: {}: finishing running renders, cancelling the queue \
+             (a second signal exits at once)",
+            signal_name(signal)
+        );
     }
+    // Graceful shutdown can take as long as the slowest client's write
+    // timeout; an operator who asks twice gets out now.
+    std::thread::Builder::new()
+        .name("second signal".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                eprintln!(
+                    "tile-server: second {}: exiting without waiting",
+                    signal_name(signal)
+                );
+                std::process::exit(128 + signal);
+            }
+        })?;
     server.shutdown();
     println!("tile-server: stopped");
     Ok(())

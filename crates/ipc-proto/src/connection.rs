@@ -21,7 +21,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, trace};
 
@@ -140,12 +140,52 @@ impl ReadBuf {
     }
 }
 
+/// A point in time by which a whole message must have arrived, and how to
+/// shorten the socket's read timeout to the time left before each read. A
+/// per-read timeout alone lets a peer that sends one byte a second hold a
+/// connection for ever.
+struct ReadDeadline<R> {
+    at: Instant,
+    set_timeout: fn(&R, Option<Duration>) -> io::Result<()>,
+}
+
+impl<R> Clone for ReadDeadline<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<R> Copy for ReadDeadline<R> {}
+
+impl<R> std::fmt::Debug for ReadDeadline<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadDeadline")
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+impl<R> ReadDeadline<R> {
+    /// Before a read: the time left as the socket's timeout, or a
+    /// `TimedOut` error when none is left.
+    fn arm(&self, stream: &R) -> io::Result<()> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "read deadline passed before a whole message arrived",
+            ));
+        }
+        (self.set_timeout)(stream, Some(left))
+    }
+}
+
 /// The read loop shared by [`Connection`] and [`ConnectionReader`]: decode
 /// from the buffer, else read more. `Ok(None)` is a clean EOF between frames.
 fn read_with<R: Read, T>(
     stream: &mut R,
     rbuf: &mut ReadBuf,
     max_frame: usize,
+    deadline: Option<ReadDeadline<R>>,
     f: impl FnOnce(FrameRef<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     loop {
@@ -153,6 +193,9 @@ fn read_with<R: Read, T>(
             let value = f(frame);
             rbuf.consume(used);
             return value.map(Some);
+        }
+        if let Some(deadline) = &deadline {
+            deadline.arm(stream)?;
         }
         let need = frame::needed(rbuf.data()).unwrap_or(HEADER_LEN);
         let n = rbuf.read_more(stream, need)?;
@@ -206,6 +249,8 @@ pub struct Connection<S> {
     max_frame: usize,
     /// Largest frame the peer accepts; we refuse to send longer ones.
     peer_max_frame: usize,
+    /// See [`Connection::set_read_deadline`].
+    deadline: Option<ReadDeadline<S>>,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -221,6 +266,7 @@ impl<S: Read + Write> Connection<S> {
             wbuf: Vec::new(),
             max_frame: DEFAULT_MAX_FRAME,
             peer_max_frame: DEFAULT_MAX_FRAME,
+            deadline: None,
         }
     }
 
@@ -252,6 +298,7 @@ impl<S: Read + Write> Connection<S> {
             &mut self.stream,
             &mut self.rbuf,
             self.max_frame,
+            self.deadline,
             decode_message,
         )
     }
@@ -259,9 +306,13 @@ impl<S: Read + Write> Connection<S> {
     /// Reads the next raw frame (for tools and tests), like
     /// [`Connection::read_message`] without decoding the payload.
     pub fn read_frame(&mut self) -> Result<Option<Frame>> {
-        read_with(&mut self.stream, &mut self.rbuf, self.max_frame, |f| {
-            Ok(f.to_owned())
-        })
+        read_with(
+            &mut self.stream,
+            &mut self.rbuf,
+            self.max_frame,
+            self.deadline,
+            |f| Ok(f.to_owned()),
+        )
     }
 
     /// Reads a message where the protocol requires one: EOF is an error
@@ -410,6 +461,22 @@ impl<S: Transport> Connection<S> {
         Ok(self.stream.set_write_timeout(timeout)?)
     }
 
+    /// Every read from now on must be finished by `at`: each blocking read
+    /// waits only for the time left, and once it has passed reads fail with
+    /// a timeout ([`Error::is_timeout`]). This bounds a whole exchange (the
+    /// handshake, say) however slowly the peer trickles its bytes. `None`
+    /// removes the deadline; set a read timeout afterwards if one is wanted.
+    pub fn set_read_deadline(&mut self, at: Option<Instant>) -> Result<()> {
+        self.deadline = at.map(|at| ReadDeadline {
+            at,
+            set_timeout: <S as Transport>::set_read_timeout,
+        });
+        if at.is_none() {
+            self.stream.set_read_timeout(None)?;
+        }
+        Ok(())
+    }
+
     /// Splits into a reading half and a writing half that can be moved to two
     /// threads (full duplex). Buffered unread bytes go to the reader, queued
     /// frames to the writer.
@@ -420,6 +487,7 @@ impl<S: Transport> Connection<S> {
                 stream: self.stream,
                 rbuf: self.rbuf,
                 max_frame: self.max_frame,
+                deadline: self.deadline,
             },
             ConnectionWriter {
                 stream: write_stream,
@@ -439,6 +507,8 @@ pub struct ConnectionReader<S> {
     rbuf: ReadBuf,
     /// Largest frame we accept.
     max_frame: usize,
+    /// See [`Connection::set_read_deadline`].
+    deadline: Option<ReadDeadline<S>>,
 }
 
 impl<S: Transport> ConnectionReader<S> {
@@ -448,20 +518,30 @@ impl<S: Transport> ConnectionReader<S> {
             &mut self.stream,
             &mut self.rbuf,
             self.max_frame,
+            self.deadline,
             decode_message,
         )
     }
 
     /// See [`Connection::read_frame`].
     pub fn read_frame(&mut self) -> Result<Option<Frame>> {
-        read_with(&mut self.stream, &mut self.rbuf, self.max_frame, |f| {
-            Ok(f.to_owned())
-        })
+        read_with(
+            &mut self.stream,
+            &mut self.rbuf,
+            self.max_frame,
+            self.deadline,
+            |f| Ok(f.to_owned()),
+        )
     }
 
     /// Timeout for reads.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         Ok(self.stream.set_read_timeout(timeout)?)
+    }
+
+    /// Whether part of a frame has arrived and waits for the rest.
+    pub fn has_partial_frame(&self) -> bool {
+        !self.rbuf.data().is_empty()
     }
 
     /// Shuts down the reading direction.
@@ -490,6 +570,11 @@ impl<S: Transport> ConnectionWriter<S> {
     /// See [`Connection::flush`].
     pub fn flush(&mut self) -> Result<()> {
         flush_buf(&mut self.stream, &mut self.wbuf)
+    }
+
+    /// Bytes queued and not yet flushed.
+    pub fn pending_write(&self) -> usize {
+        self.wbuf.len()
     }
 
     /// See [`Connection::send`].

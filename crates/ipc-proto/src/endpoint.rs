@@ -386,6 +386,42 @@ impl Listener {
         }
         Ok(())
     }
+
+    /// A handle that wakes a thread blocked in [`Listener::accept`] on this
+    /// listener, from any other thread: after [`ListenerWaker::wake`] every
+    /// `accept` fails at once. It works on the socket itself, so it does not
+    /// depend on the Unix socket file still existing (connecting to the
+    /// path to wake the acceptor hangs for ever once someone deleted it).
+    pub fn waker(&self) -> Result<ListenerWaker> {
+        let socket = match &self.inner {
+            ListenerKind::Tcp(l) => {
+                socket2::Socket::from(std::os::fd::OwnedFd::from(l.try_clone()?))
+            }
+            ListenerKind::Unix { listener, .. } => {
+                socket2::Socket::from(std::os::fd::OwnedFd::from(listener.try_clone()?))
+            }
+        };
+        Ok(ListenerWaker { socket })
+    }
+}
+
+/// Wakes the acceptor of a [`Listener`]; see [`Listener::waker`].
+#[derive(Debug)]
+pub struct ListenerWaker {
+    /// A second descriptor of the listening socket.
+    socket: socket2::Socket,
+}
+
+impl ListenerWaker {
+    /// Makes every blocked and future `accept` on the listener fail.
+    /// Linux wakes a thread blocked in `accept(2)` when its listening socket
+    /// is shut down (the call fails with `EINVAL`); the descriptor stays
+    /// open until the [`Listener`] is dropped.
+    pub fn wake(&self) -> Result<()> {
+        self.socket
+            .shutdown(std::net::Shutdown::Both)
+            .map_err(|e| Error::io("waking the acceptor", e))
+    }
 }
 
 /// The listening socket's descriptor, to register it with a readiness loop.

@@ -207,6 +207,30 @@ impl Error {
         }
     }
 
+    /// Whether this is a read or write timeout (including a read deadline
+    /// that passed): the connection is still in sync, and calling again
+    /// continues where the last call stopped.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Io(e) | Error::IoContext { source: e, .. }
+            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+
+    /// Whether the peer broke the protocol: a frame or message that does not
+    /// decode, or a message that is not allowed where it came. The protocol
+    /// asks the receiver to send `Goodbye { reason }` and close.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            Error::FrameTooLarge { .. }
+                | Error::FrameTooShort { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::UnknownKind { .. }
+                | Error::Malformed { .. }
+                | Error::TrailingBytes { .. }
+                | Error::UnexpectedMessage { .. }
+        )
+    }
+
     /// An [`Error::IoContext`].
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::IoContext {

@@ -77,6 +77,8 @@ pub mod kind {
     pub const CANCEL_OUTSIDE_VIEWPORT: u8 = 0x13;
     /// `StatsRequest`: client → server.
     pub const STATS_REQUEST: u8 = 0x14;
+    /// `ListMaps`: client → server.
+    pub const LIST_MAPS: u8 = 0x15;
     /// [`super::TileDone`]: server → client.
     pub const TILE_DONE: u8 = 0x20;
     /// [`super::TileFailed`]: server → client.
@@ -89,6 +91,8 @@ pub mod kind {
     pub const BATCH_DONE: u8 = 0x24;
     /// `StatsReply { entries }`: server → client.
     pub const STATS_REPLY: u8 = 0x25;
+    /// `MapList { maps }`: server → client.
+    pub const MAP_LIST: u8 = 0x26;
 }
 
 /// Feature bits exchanged in [`Hello`] and [`Welcome`]. Unknown bits are
@@ -107,6 +111,8 @@ impl Capabilities {
     pub const VIEWPORT: Capabilities = Capabilities(1 << 2);
     /// `StatsRequest` is answered.
     pub const STATS: Capabilities = Capabilities(1 << 3);
+    /// `ListMaps` is answered with `MapList`.
+    pub const LIST_MAPS: Capabilities = Capabilities(1 << 4);
 
     /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: Capabilities) -> bool {
@@ -369,7 +375,9 @@ pub enum RejectReason {
     TooManyTiles = 3,
     /// 4: the request is invalid (e.g. a delivery the server lacks).
     InvalidRequest = 4,
-    /// 5: the request id is already in use on this connection.
+    /// 5: reserved. Version 1 servers never send it: a request id that is
+    /// still open is a protocol error, answered with `Goodbye` and a close,
+    /// so a `Rejected` always ends the request it names.
     DuplicateRequestId = 5,
 }
 
@@ -480,6 +488,8 @@ pub enum Message {
     },
     /// Ask for server counters.
     StatsRequest,
+    /// Ask which maps the server has; answered with `MapList`.
+    ListMaps,
     /// See [`TileDone`].
     TileDone(TileDone),
     /// See [`TileFailed`].
@@ -501,6 +511,12 @@ pub enum Message {
         /// The counters.
         entries: Vec<(String, u64)>,
     },
+    /// The names of the maps the server has, the default map (the one an
+    /// empty `RenderRequest.map` means) first.
+    MapList {
+        /// Map names.
+        maps: Vec<String>,
+    },
 }
 
 /// The name of the message with this kind byte, if there is one.
@@ -521,12 +537,14 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         kind::CANCEL => "Cancel",
         kind::CANCEL_OUTSIDE_VIEWPORT => "CancelOutsideViewport",
         kind::STATS_REQUEST => "StatsRequest",
+        kind::LIST_MAPS => "ListMaps",
         kind::TILE_DONE => "TileDone",
         kind::TILE_FAILED => "TileFailed",
         kind::CANCELLED => "Cancelled",
         kind::REJECTED => "Rejected",
         kind::BATCH_DONE => "BatchDone",
         kind::STATS_REPLY => "StatsReply",
+        kind::MAP_LIST => "MapList",
         _ => return None,
     })
 }
@@ -550,12 +568,14 @@ impl Message {
             Message::Cancel { .. } => kind::CANCEL,
             Message::CancelOutsideViewport { .. } => kind::CANCEL_OUTSIDE_VIEWPORT,
             Message::StatsRequest => kind::STATS_REQUEST,
+            Message::ListMaps => kind::LIST_MAPS,
             Message::TileDone(_) => kind::TILE_DONE,
             Message::TileFailed(_) => kind::TILE_FAILED,
             Message::Cancelled { .. } => kind::CANCELLED,
             Message::Rejected(_) => kind::REJECTED,
             Message::BatchDone(_) => kind::BATCH_DONE,
             Message::StatsReply { .. } => kind::STATS_REPLY,
+            Message::MapList { .. } => kind::MAP_LIST,
         }
     }
 
@@ -621,7 +641,7 @@ impl Message {
                 w.str(reason, "reason")?;
             }
             Message::Ping { token } | Message::Pong { token } => w.u64(*token),
-            Message::AuthNone | Message::StatsRequest => {}
+            Message::AuthNone | Message::StatsRequest | Message::ListMaps => {}
             Message::AuthChallenge { nonce } => w.bytes(nonce),
             Message::AuthResponse {
                 client_nonce,
@@ -729,6 +749,12 @@ impl Message {
                     w.u64(*v);
                 }
             }
+            Message::MapList { maps } => {
+                w.list_len(maps.len(), "maps")?;
+                for name in maps {
+                    w.str(name, "maps")?;
+                }
+            }
         }
         Ok(())
     }
@@ -797,6 +823,7 @@ impl Message {
                 keep_ring: r.u32("keep_ring")?,
             },
             kind::STATS_REQUEST => Message::StatsRequest,
+            kind::LIST_MAPS => Message::ListMaps,
             kind::TILE_DONE => Message::TileDone(TileDone {
                 request_id: r.u64("request_id")?,
                 tile: r.tile("tile")?,
@@ -847,6 +874,14 @@ impl Message {
                     entries.push((k, v));
                 }
                 Message::StatsReply { entries }
+            }
+            kind::MAP_LIST => {
+                let n = r.count("maps", 2)?;
+                let mut maps = Vec::with_capacity(n);
+                for i in 0..n {
+                    maps.push(r.str("maps").map_err(|e| at_index(e, i))?);
+                }
+                Message::MapList { maps }
             }
             other => return Err(Error::UnknownKind { kind: other }),
         };
@@ -1157,6 +1192,11 @@ mod tests {
     fn simple_round_trips() {
         round_trip(&Message::Ping { token: 42 });
         round_trip(&Message::StatsRequest);
+        round_trip(&Message::ListMaps);
+        round_trip(&Message::MapList {
+            maps: vec!["osm".into(), "demo".into()],
+        });
+        round_trip(&Message::MapList { maps: vec![] });
         round_trip(&Message::RenderRequest(RenderRequest {
             request_id: 7,
             map: "osm".into(),

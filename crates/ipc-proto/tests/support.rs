@@ -135,7 +135,11 @@ pub fn samples() -> Vec<Message> {
             cancelled: 2,
         }),
         Message::StatsReply {
-            entries: vec![("queue_len".into(), 3), ("render_ms_p99".into(), 85)],
+            entries: vec![("queued_tiles".into(), 3), ("render_ms_p99".into(), 85)],
+        },
+        Message::ListMaps,
+        Message::MapList {
+            maps: vec!["osm".into(), "demo".into()],
         },
     ]
 }
@@ -318,6 +322,8 @@ pub fn arb_message() -> BoxedStrategy<Message> {
         ),
         prop::collection::vec((arb_string(), any::<u64>()), 0..10)
             .prop_map(|entries| Message::StatsReply { entries }),
+        Just(Message::ListMaps),
+        prop::collection::vec(arb_string(), 0..10).prop_map(|maps| Message::MapList { maps }),
     ]
     .boxed()
 }

@@ -155,7 +155,14 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Message>)> {
         (
             "stats-reply",
             Message::StatsReply {
-                entries: vec![("queue_len".into(), 3)],
+                entries: vec![("queued_tiles".into(), 3)],
+            },
+        ),
+        ("list-maps", Message::ListMaps),
+        (
+            "map-list",
+            Message::MapList {
+                maps: vec!["osm".into(), "demo".into()],
             },
         ),
         (

@@ -96,6 +96,22 @@ pub struct ServerSection {
     /// Serve requests first come, first served, ignoring priority classes
     /// and viewports (the original program's order; for comparisons).
     pub fifo: bool,
+    /// How long a new connection has for the whole handshake
+    /// (authentication and `Hello`), however slowly its bytes come.
+    pub handshake_timeout_ms: u64,
+    /// Most connections in their handshake at once; a new one closes the
+    /// oldest, so slow or silent connections cannot lock real clients out.
+    pub max_handshakes: usize,
+    /// A connection that has sent no whole message for this long while
+    /// none of its requests is open is closed with `Goodbye` (`Ping` keeps
+    /// it alive); 0 never closes an idle connection.
+    pub idle_timeout_ms: u64,
+    /// A client that takes nothing from its socket for this long is
+    /// dropped.
+    pub write_timeout_ms: u64,
+    /// Most bytes of answers (PNGs included) that may wait for one client;
+    /// above it the client's work is paused until it has read half.
+    pub max_queued_bytes_per_client: usize,
 }
 
 /// `[render]`
@@ -154,6 +170,11 @@ impl Default for ServerSection {
             max_tiles_per_request: 1_000_000,
             max_frame_bytes: ipc_proto::DEFAULT_MAX_FRAME,
             fifo: false,
+            handshake_timeout_ms: 10_000,
+            max_handshakes: 64,
+            idle_timeout_ms: 300_000,
+            write_timeout_ms: 30_000,
+            max_queued_bytes_per_client: 16 << 20,
         }
     }
 }
@@ -360,10 +381,25 @@ impl ServiceConfig {
                 "server.max_queued_tiles_per_client",
                 self.server.max_queued_tiles_per_client,
             ),
+            ("server.max_handshakes", self.server.max_handshakes),
+            (
+                "server.handshake_timeout_ms",
+                self.server.handshake_timeout_ms as usize,
+            ),
+            (
+                "server.write_timeout_ms",
+                self.server.write_timeout_ms as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key.into(), "must be at least 1".into()));
             }
+        }
+        if self.server.max_queued_bytes_per_client < (64 << 10) {
+            return Err(invalid(
+                "server.max_queued_bytes_per_client".into(),
+                "must be at least 65536 (one tile's answer must fit)".into(),
+            ));
         }
         if self.server.max_frame_bytes < 1024 {
             return Err(invalid(

@@ -266,6 +266,10 @@ struct ClientState {
     /// Where each of this client's jobs sits in `queues`.
     placed: HashMap<JobKey, (PriorityClass, RankKey)>,
     queued_tiles: usize,
+    /// The client is not reading its answers fast enough: none of its work
+    /// is started until it catches up (work it shares with others still
+    /// runs when they are served).
+    paused: bool,
 }
 
 /// The scheduler. See the module docs for the rules.
@@ -692,6 +696,15 @@ impl Scheduler {
         worst
     }
 
+    /// Pauses or resumes a client: while paused, none of its queued work is
+    /// picked (a job it shares with another client runs when that client is
+    /// served). Its work stays queued and keeps its rank.
+    pub fn set_paused(&mut self, client: ClientId, paused: bool) {
+        if let Some(state) = self.clients.get_mut(&client) {
+            state.paused = paused;
+        }
+    }
+
     /// Whether any client has told us what is on its screen (the service
     /// then keeps a worker free for on-screen work).
     pub fn has_viewport(&self) -> bool {
@@ -703,7 +716,9 @@ impl Scheduler {
     /// one served.
     fn pick_client(&self, lowest: PriorityClass) -> Option<(PriorityClass, ClientId)> {
         for class in PriorityClass::ALL.into_iter().filter(|c| *c <= lowest) {
-            let has_work = |(_, c): &(&ClientId, &ClientState)| !c.queues[class.index()].is_empty();
+            let has_work = |(_, c): &(&ClientId, &ClientState)| {
+                !c.paused && !c.queues[class.index()].is_empty()
+            };
             let after = self.last_served[class.index()].map_or(0, |c| c.saturating_add(1));
             let next = self
                 .clients

@@ -2,26 +2,40 @@
 //! time) and for the legacy line protocol, an acceptor thread each, a
 //! session thread per connection, and graceful shutdown.
 //!
+//! Connection slots cannot be held for ever: connections still in their
+//! handshake are bounded apart from established sessions (a new one closes
+//! the oldest, which is the slowest), the handshake has one deadline, and
+//! idle sessions are closed (see [`crate::session`]).
+//!
+//! Shutdown: acceptors are woken through their sockets (not by connecting
+//! to them, which hangs once someone deleted a Unix socket's file), the
+//! service answers every queued tile, each session sends its last answers,
+//! `BatchDone`s and `Goodbye`, and `shutdown` returns only when every
+//! session has ended (or the write timeout has passed for clients that do
+//! not read).
+//!
 //! Secure defaults come from ipc-proto: TCP binds loopback unless told
 //! otherwise, binding beyond loopback needs a shared secret (or an explicit
 //! override), Unix sockets are created with mode 0600. The legacy protocol
 //! has no authentication at all, so it is refused on a non-loopback address
 //! unless the override is set.
 
+use std::collections::VecDeque;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipc_proto::{
-    Connection, Endpoint, ListenOptions, Listener, Message, Secret, Stream, Transport,
+    Connection, Endpoint, ListenOptions, Listener, ListenerWaker, Message, Secret, Stream,
+    Transport,
 };
 
 use crate::config::ValidConfig;
 use crate::legacy_session::{serve_legacy_connection, LegacyOptions};
 use crate::service::{ServiceError, ServiceHandle, TileService};
-use crate::session::{serve_connection, SessionLimits};
+use crate::session::{handshake, serve_session, SessionLimits};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +68,125 @@ pub struct Server {
     endpoints: Vec<Endpoint>,
     legacy_endpoint: Option<Endpoint>,
     acceptors: Vec<JoinHandle<()>>,
+    wakers: Vec<ListenerWaker>,
     stopping: Arc<AtomicBool>,
+    sessions: Arc<SessionCount>,
+    handshakes: Arc<Handshakes>,
+    /// How long shutdown waits for sessions to hand over their last answers.
+    drain_timeout: Duration,
+}
+
+/// Sessions running now, so that shutdown can wait for their last answers.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCount {
+    running: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl SessionCount {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a session until the guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> SessionGuard {
+        *self.lock() += 1;
+        SessionGuard(Arc::clone(self))
+    }
+
+    /// Waits until no session runs, or `timeout` passes; returns how many
+    /// still run.
+    fn wait_all(&self, timeout: Duration) -> usize {
+        let until = Instant::now() + timeout;
+        let mut running = self.lock();
+        while *running > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            running = self
+                .ended
+                .wait_timeout(running, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *running
+    }
+}
+
+/// One running session, counted in [`SessionCount`].
+pub(crate) struct SessionGuard(Arc<SessionCount>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        *self.0.lock() -= 1;
+        self.0.ended.notify_all();
+    }
+}
+
+/// Connections in their handshake, oldest first, bounded: admitting one
+/// more than the limit closes the oldest. A real client finishes its
+/// handshake in well under a millisecond, so under a flood of silent or
+/// trickling connections it is the flood that is evicted.
+#[derive(Debug)]
+struct Handshakes {
+    max: usize,
+    next_id: Mutex<u64>,
+    open: Mutex<VecDeque<(u64, Stream)>>,
+}
+
+impl Handshakes {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            next_id: Mutex::new(0),
+            open: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Stream)>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Admits a connection (a second handle of its socket); returns its id
+    /// and whether an older one was evicted.
+    fn admit(&self, socket: Stream) -> (u64, bool) {
+        let id = {
+            let mut next = self
+                .next_id
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *next += 1;
+            *next
+        };
+        let mut open = self.lock();
+        let mut evicted = false;
+        while open.len() >= self.max {
+            if let Some((_, oldest)) = open.pop_front() {
+                // Its session thread's next read fails, and it ends.
+                let _ = oldest.shutdown(Shutdown::Both);
+                evicted = true;
+            }
+        }
+        open.push_back((id, socket));
+        (id, evicted)
+    }
+
+    /// The handshake of `id` has ended (either way).
+    fn done(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Closes every connection still in its handshake (shutdown).
+    fn close_all(&self) {
+        for (_, socket) in self.lock().drain(..) {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 impl Server {
@@ -108,26 +240,42 @@ impl Server {
         let limits = SessionLimits {
             max_tiles_per_request: raw.max_tiles_per_request,
             max_frame: raw.max_frame_bytes,
-            ..SessionLimits::default()
+            handshake_timeout: Duration::from_millis(raw.handshake_timeout_ms),
+            idle_timeout: (raw.idle_timeout_ms > 0)
+                .then(|| Duration::from_millis(raw.idle_timeout_ms)),
+            write_timeout: Duration::from_millis(raw.write_timeout_ms),
         };
+        let drain_timeout = limits.write_timeout + Duration::from_secs(2);
+        let sessions = Arc::new(SessionCount::default());
+        let handshakes = Arc::new(Handshakes::new(raw.max_handshakes));
         let max_connections = raw.max_connections;
         let mut acceptors = Vec::new();
+        let mut wakers = Vec::new();
         for listener in listeners {
-            let (handle, stopping, limits, secret) = (
-                handle.clone(),
-                Arc::clone(&stopping),
-                limits.clone(),
-                secret.clone(),
-            );
+            wakers.push(listener.waker().map_err(|source| ServerError::Listen {
+                endpoint: listener.local_endpoint().to_string(),
+                source,
+            })?);
+            let framed = FramedAcceptor {
+                service: handle.clone(),
+                stopping: Arc::clone(&stopping),
+                limits: limits.clone(),
+                secret: secret.clone(),
+                max_connections,
+                sessions: Arc::clone(&sessions),
+                handshakes: Arc::clone(&handshakes),
+            };
             let acceptor = std::thread::Builder::new()
                 .name(format!("accept {}", listener.local_endpoint()))
-                .spawn(move || {
-                    accept_framed(listener, handle, stopping, limits, secret, max_connections)
-                })
+                .spawn(move || framed.run(listener))
                 .map_err(ServerError::Thread)?;
             acceptors.push(acceptor);
         }
         if let Some(listener) = legacy {
+            wakers.push(listener.waker().map_err(|source| ServerError::Listen {
+                endpoint: listener.local_endpoint().to_string(),
+                source,
+            })?);
             let listen_port = match listener.local_endpoint() {
                 Endpoint::Tcp { port, .. } => *port,
                 Endpoint::Unix(_) => 0,
@@ -159,7 +307,11 @@ impl Server {
             endpoints,
             legacy_endpoint,
             acceptors,
+            wakers,
             stopping,
+            sessions,
+            handshakes,
+            drain_timeout,
         })
     }
 
@@ -180,72 +332,122 @@ impl Server {
     }
 
     /// Stops accepting, answers queued work `Cancelled`, lets running
-    /// renders finish and be delivered, and ends the threads. Unix socket
-    /// files are removed.
+    /// renders finish and be delivered, lets every session send its last
+    /// answers, `BatchDone`s and `Goodbye`, and ends the threads. Unix
+    /// socket files are removed (when they are still ours).
     pub fn shutdown(mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wake each acceptor from its blocking accept() with a connection
-        // of our own; it sees the flag and returns, dropping its listener.
-        for endpoint in self.endpoints.iter().chain(self.legacy_endpoint.as_ref()) {
-            if let Ok(stream) = endpoint.connect() {
-                let _ = stream.shutdown(Shutdown::Both);
+        // Wake each acceptor from its blocking accept() through the socket
+        // itself; it sees the flag and returns, dropping its listener.
+        for waker in &self.wakers {
+            if let Err(e) = waker.wake() {
+                tracing::warn!("{e}");
             }
         }
         for acceptor in self.acceptors.drain(..) {
             let _ = acceptor.join();
         }
+        // Nobody in a handshake has a request to answer.
+        self.handshakes.close_all();
         if let Some(service) = self.service.take() {
             service.shutdown();
+        }
+        let left = self.sessions.wait_all(self.drain_timeout);
+        if left > 0 {
+            tracing::warn!(
+                sessions = left,
+                "shutdown: sessions still writing after {} s; leaving them",
+                self.drain_timeout.as_secs()
+            );
         }
     }
 }
 
-fn accept_framed(
-    listener: Listener,
+/// The acceptor of one framed-protocol listener and what its sessions
+/// share.
+struct FramedAcceptor {
     service: ServiceHandle,
     stopping: Arc<AtomicBool>,
     limits: SessionLimits,
     secret: Option<Secret>,
     max_connections: usize,
-) {
-    let mut failures = 0u32;
-    loop {
-        let stream = match listener.accept() {
-            Ok(stream) => {
-                failures = 0;
-                stream
-            }
-            Err(e) => {
-                if stopping.load(Ordering::SeqCst) {
-                    return;
+    sessions: Arc<SessionCount>,
+    handshakes: Arc<Handshakes>,
+}
+
+impl FramedAcceptor {
+    fn run(self, listener: Listener) {
+        let mut failures = 0u32;
+        loop {
+            let stream = match listener.accept() {
+                Ok(stream) => {
+                    failures = 0;
+                    stream
                 }
-                // Out of file descriptors and the like: back off rather
-                // than spin, as mini-redis does.
-                failures += 1;
-                tracing::error!("accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(10u64 << failures.min(8)));
+                Err(e) => {
+                    if self.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // Out of file descriptors and the like: back off rather
+                    // than spin, as mini-redis does.
+                    failures += 1;
+                    tracing::error!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10u64 << failures.min(8)));
+                    continue;
+                }
+            };
+            if self.stopping.load(Ordering::SeqCst) {
+                refuse(stream, crate::session::SHUTDOWN_GOODBYE);
+                return;
+            }
+            if self.service.counters().open_connections() >= self.max_connections as u64 {
+                refuse(stream, "too many connections; try again later");
                 continue;
             }
-        };
-        if stopping.load(Ordering::SeqCst) {
+            self.spawn_session(stream);
+        }
+    }
+
+    fn spawn_session(&self, stream: Stream) {
+        let Ok(second) = stream.try_clone() else {
+            refuse(stream, "the server cannot serve this connection now");
             return;
+        };
+        let (slot, evicted) = self.handshakes.admit(second);
+        if evicted {
+            self.service.counters().handshake_evicted();
+            tracing::info!("closed the oldest connection still in its handshake to make room");
         }
-        if service.counters().open_connections() >= max_connections as u64 {
-            refuse(stream, "too many connections; try again later");
-            continue;
-        }
-        let (service, limits, secret) = (service.clone(), limits.clone(), secret.clone());
-        service.counters().connection(true);
+        let guard = self.sessions.enter();
+        let (service, limits, secret, handshakes) = (
+            self.service.clone(),
+            self.limits.clone(),
+            self.secret.clone(),
+            Arc::clone(&self.handshakes),
+        );
         let spawned = std::thread::Builder::new()
             .name("session".into())
             .spawn(move || {
+                let _guard = guard;
                 let peer = stream.peer_description();
-                if let Err(e) =
-                    serve_connection(Connection::new(stream), &service, secret.as_ref(), &limits)
-                {
+                let mut conn = Connection::new(stream);
+                let hello = handshake(&mut conn, secret.as_ref(), &limits);
+                handshakes.done(slot);
+                let result = match hello {
+                    Ok(hello) => {
+                        service.counters().connection(true);
+                        let result = serve_session(conn, &hello, &service, &limits);
+                        service.counters().connection(false);
+                        result
+                    }
+                    Err(e) => {
+                        crate::session::linger_close(conn.get_ref());
+                        Err(e)
+                    }
+                };
+                if let Err(e) = result {
                     tracing::info!(%peer, "session ended: {e}");
                 }
-                service.counters().connection(false);
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start a session thread: {e}");

@@ -13,13 +13,23 @@
 //!   `TileFailed` for the requesters, and the worker carries on.
 //! - **clients** each have an unbounded event channel. It cannot grow
 //!   without bound: a client has at most `max_queued_tiles_per_client`
-//!   tiles in flight, and each yields one event.
+//!   tiles in flight, and each yields one event. A client registered with a
+//!   [`ClientBacklog`] is also bounded in bytes: when the answers waiting
+//!   for it (PNG bytes included) pass `max_backlog_bytes`, the core stops
+//!   starting its work until it has read half of them.
+//!
+//! Shutdown keeps every promise: submissions close first (a request either
+//! reaches the core before the `Shutdown` command or is refused by
+//! [`ServiceHandle::submit`]), then every queued tile is answered
+//! `Cancelled`, running renders are delivered, and only then does the core
+//! drop the client channels, so a session that sees its channel close knows
+//! it has received every answer it will get.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -111,12 +121,60 @@ pub struct ClientEvent {
     pub outcome: TileOutcome,
 }
 
+impl ClientEvent {
+    /// The memory this event keeps alive until it is written out, in
+    /// bytes: a fixed part plus the PNG it carries, if any. Counted into a
+    /// client's [`ClientBacklog`] when it is sent and out again when it has
+    /// been written.
+    pub fn weight(&self) -> usize {
+        const FIXED: usize = 96;
+        FIXED
+            + match &self.outcome {
+                TileOutcome::Done { path, png, .. } => {
+                    path.as_os_str().len() + png.as_ref().map_or(0, |p| p.len())
+                }
+                TileOutcome::Failed { message, .. } => message.len(),
+                TileOutcome::Cancelled => 0,
+            }
+    }
+}
+
+/// Bytes of answers sent to one client and not yet written to its socket.
+/// The core adds, the client's writer subtracts; the core pauses the
+/// client's work while it is above the limit.
+#[derive(Debug, Default)]
+pub struct ClientBacklog {
+    bytes: AtomicUsize,
+}
+
+impl ClientBacklog {
+    /// Bytes waiting now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The writer has written `n` bytes' worth of events.
+    pub fn written(&self, n: usize) {
+        // Saturating: a miscount must not wrap into "huge".
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+}
+
 /// What the core thread is asked to do.
 #[derive(Debug)]
 enum Command {
     Register {
         client: ClientId,
         events: Sender<ClientEvent>,
+        backlog: Option<Arc<ClientBacklog>>,
     },
     Unregister {
         client: ClientId,
@@ -158,7 +216,11 @@ pub struct ServiceHandle {
     maps: Arc<Vec<MapEntry>>,
     next_client: Arc<AtomicU64>,
     stats: Arc<Stats>,
-    shutting_down: Arc<AtomicBool>,
+    /// `true` once shutdown has begun. Submissions hold the read lock while
+    /// they check it and send, and shutdown sets it under the write lock
+    /// before it sends `Shutdown`: so every accepted submission reaches the
+    /// core before the shutdown command, and none is lost behind it.
+    closed: Arc<RwLock<bool>>,
     retry_after_ms: u32,
 }
 
@@ -180,6 +242,9 @@ pub struct ServiceOptions {
     pub scheduler: SchedulerConfig,
     /// Drawing and encoding.
     pub render: RenderOptions,
+    /// Most bytes of answers that may wait for one client (registered with
+    /// a backlog) before its work is paused.
+    pub max_backlog_bytes: usize,
 }
 
 impl ServiceOptions {
@@ -203,6 +268,7 @@ impl ServiceOptions {
                 gdal_cache_mb: raw.render.gdal_cache_mb,
                 ..RenderOptions::default()
             },
+            max_backlog_bytes: raw.server.max_queued_bytes_per_client,
         }
     }
 }
@@ -271,17 +337,23 @@ impl TileService {
         }
         let retry_after_ms = options.scheduler.retry_after_ms;
         let scheduler = Scheduler::new(options.scheduler);
-        let core_stats = Arc::clone(&stats);
+        let core = Core {
+            scheduler,
+            stats: Arc::clone(&stats),
+            clients: HashMap::new(),
+            workers: threads,
+            max_backlog: options.max_backlog_bytes.max(1),
+        };
         let core = std::thread::Builder::new()
             .name("scheduler".into())
-            .spawn(move || run_core(scheduler, command_rx, jobs, threads, core_stats))
+            .spawn(move || core.run(command_rx, jobs))
             .map_err(ServiceError::Thread)?;
         let handle = ServiceHandle {
             commands,
             maps,
             next_client: Arc::new(AtomicU64::new(1)),
             stats,
-            shutting_down: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(RwLock::new(false)),
             retry_after_ms,
         };
         Ok(TileService {
@@ -298,10 +370,19 @@ impl TileService {
 
     /// Graceful shutdown: new work is refused, queued work is answered
     /// `Cancelled`, running renders finish and are delivered, then the
-    /// threads end.
+    /// threads end. When it returns, every answer is in its client's
+    /// channel and every channel is closed.
     pub fn shutdown(mut self) {
-        self.handle.shutting_down.store(true, Ordering::SeqCst);
-        let _ = self.handle.commands.send(Command::Shutdown);
+        {
+            let mut closed = self
+                .handle
+                .closed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *closed = true;
+            // Sent under the lock: no submission can slip in behind it.
+            let _ = self.handle.commands.send(Command::Shutdown);
+        }
         if let Some(core) = self.core.take() {
             let _ = core.join();
         }
@@ -314,9 +395,32 @@ impl TileService {
 impl ServiceHandle {
     /// A new client id and the channel its answers arrive on.
     pub fn register(&self) -> (ClientId, Receiver<ClientEvent>) {
+        self.register_client(None)
+    }
+
+    /// Like [`ServiceHandle::register`], for a client whose answers are
+    /// bounded in bytes: the caller reports what it has written with
+    /// [`ClientBacklog::written`] (each event's [`ClientEvent::weight`]),
+    /// and the client's work is paused while too much waits.
+    pub fn register_with_backlog(&self) -> (ClientId, Receiver<ClientEvent>, Arc<ClientBacklog>) {
+        let backlog = Arc::new(ClientBacklog::default());
+        let (client, rx) = self.register_client(Some(Arc::clone(&backlog)));
+        (client, rx, backlog)
+    }
+
+    fn register_client(
+        &self,
+        backlog: Option<Arc<ClientBacklog>>,
+    ) -> (ClientId, Receiver<ClientEvent>) {
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
         let (events, rx) = unbounded();
-        let _ = self.commands.send(Command::Register { client, events });
+        // If the core has stopped, `events` is dropped here and the
+        // receiver reads as closed at once: the session then ends.
+        let _ = self.commands.send(Command::Register {
+            client,
+            events,
+            backlog,
+        });
         (client, rx)
     }
 
@@ -357,8 +461,14 @@ impl ServiceHandle {
     }
 
     /// Queues a request. Its answers arrive on the client's channel.
+    /// `false` when shutdown has begun: nothing was queued, and the caller
+    /// answers the tiles itself.
     pub fn submit(&self, request: TileRequest) -> bool {
-        self.commands.send(Command::Submit(request)).is_ok()
+        let closed = self
+            .closed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !*closed && self.commands.send(Command::Submit(request)).is_ok()
     }
 
     /// Sets a client's viewport (re-ranks its queued work).
@@ -393,7 +503,10 @@ impl ServiceHandle {
 
     /// Whether shutdown has begun (new work is refused).
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        *self
+            .closed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The retry hint for busy answers, in milliseconds.
@@ -402,89 +515,252 @@ impl ServiceHandle {
     }
 }
 
-/// The scheduler thread: commands in, jobs out when a worker is idle,
-/// answers to clients.
-fn run_core(
-    mut scheduler: Scheduler,
-    commands: Receiver<Command>,
-    jobs: Sender<RenderJob>,
-    workers: usize,
+/// Where one client's answers go.
+#[derive(Debug)]
+struct ClientSink {
+    events: Sender<ClientEvent>,
+    backlog: Option<Arc<ClientBacklog>>,
+    paused: bool,
+}
+
+/// The scheduler thread's state: the scheduler, the clients' channels and
+/// the worker bookkeeping.
+struct Core {
+    scheduler: Scheduler,
     stats: Arc<Stats>,
-) {
-    let mut clients: HashMap<ClientId, Sender<ClientEvent>> = HashMap::new();
-    let mut idle = workers;
-    // Jobs handed out, and whether each is background (bulk, dirty) work.
-    let mut running: HashMap<JobId, bool> = HashMap::new();
-    let mut background_running = 0usize;
-    let mut shutting_down = false;
-    // Deadlines are swept a few times a second; nothing else waits on time.
-    let deadlines = tick(Duration::from_millis(100));
-    loop {
-        select! {
-            recv(commands) -> command => {
-                let Ok(command) = command else { break };
-                match command {
-                    Command::Register { client, events } => {
-                        clients.insert(client, events);
-                    }
-                    Command::Unregister { client } => {
-                        scheduler.remove_client(client);
-                        clients.remove(&client);
-                    }
-                    Command::Submit(request) => {
-                        if shutting_down {
-                            let client = request.client;
-                            for tile in &request.tiles {
-                                let event = ClientEvent { request_id: request.request_id, tile: *tile, outcome: TileOutcome::Cancelled };
-                                send_event(&clients, client, event);
+    clients: HashMap<ClientId, ClientSink>,
+    workers: usize,
+    max_backlog: usize,
+}
+
+impl Core {
+    /// Commands in, jobs out when a worker is idle, answers to clients.
+    fn run(mut self, commands: Receiver<Command>, jobs: Sender<RenderJob>) {
+        let mut idle = self.workers;
+        // Jobs handed out, and whether each is background (bulk, dirty) work.
+        let mut running: HashMap<JobId, bool> = HashMap::new();
+        let mut background_running = 0usize;
+        let mut shutting_down = false;
+        // Deadlines and paused clients are looked at a few times a second;
+        // nothing else waits on time.
+        let ticks = tick(Duration::from_millis(100));
+        loop {
+            select! {
+                recv(commands) -> command => {
+                    let Ok(command) = command else { break };
+                    match command {
+                        Command::WorkDone(done) => {
+                            idle += 1;
+                            if running.remove(&done.job) == Some(true) {
+                                background_running -= 1;
                             }
-                        } else {
-                            scheduler.submit(request);
+                            self.deliver(done);
                         }
-                    }
-                    Command::Viewport { client, viewport } => scheduler.set_viewport(client, viewport),
-                    Command::Cancel { client, ids } => scheduler.cancel_requests(client, &ids),
-                    Command::CancelOutside { client, keep_ring } => scheduler.cancel_outside_viewport(client, keep_ring),
-                    Command::Stats { reply } => {
-                        let _ = reply.send(stats.snapshot(&scheduler.stats()));
-                    }
-                    Command::WorkDone(done) => {
-                        idle += 1;
-                        if running.remove(&done.job) == Some(true) {
-                            background_running -= 1;
+                        Command::Shutdown => {
+                            shutting_down = true;
+                            self.scheduler.cancel_all(CancelReason::Shutdown);
                         }
-                        deliver(&mut scheduler, &clients, done);
-                    }
-                    Command::Shutdown => {
-                        shutting_down = true;
-                        scheduler.cancel_all(CancelReason::Shutdown);
+                        other => self.handle(other, shutting_down),
                     }
                 }
+                recv(ticks) -> _ => {
+                    self.scheduler.expire(Instant::now());
+                    self.resume_caught_up();
+                }
             }
-            recv(deadlines) -> _ => scheduler.expire(Instant::now()),
+            if !shutting_down {
+                while idle > 0 {
+                    let lowest = lowest_class_to_start(
+                        self.workers,
+                        background_running,
+                        self.scheduler.has_viewport(),
+                    );
+                    let Some(job) = self.scheduler.next_job_up_to(Instant::now(), lowest) else {
+                        break;
+                    };
+                    let (id, background) = (job.id, is_background(job.class));
+                    if jobs.send(job).is_err() {
+                        break;
+                    }
+                    running.insert(id, background);
+                    background_running += usize::from(background);
+                    idle -= 1;
+                }
+            }
+            self.answer();
+            if shutting_down && self.scheduler.is_idle() && idle == self.workers {
+                break;
+            }
         }
-        if !shutting_down {
-            while idle > 0 {
-                let lowest =
-                    lowest_class_to_start(workers, background_running, scheduler.has_viewport());
-                let Some(job) = scheduler.next_job_up_to(Instant::now(), lowest) else {
-                    break;
+        // The submission gate closed before `Shutdown` was sent, so nothing
+        // should be left; answer anything that is, rather than lose it.
+        for command in commands.try_iter() {
+            self.handle(command, true);
+        }
+        self.answer();
+        // Dropping the job sender ends the workers; dropping the clients'
+        // senders tells every session that its last answer has been sent.
+    }
+
+    /// Commands other than a worker's report and shutdown.
+    fn handle(&mut self, command: Command, shutting_down: bool) {
+        match command {
+            Command::Register {
+                client,
+                events,
+                backlog,
+            } => {
+                let sink = ClientSink {
+                    events,
+                    backlog,
+                    paused: false,
                 };
-                let (id, background) = (job.id, is_background(job.class));
-                if jobs.send(job).is_err() {
-                    break;
-                }
-                running.insert(id, background);
-                background_running += usize::from(background);
-                idle -= 1;
+                self.clients.insert(client, sink);
             }
-        }
-        answer(&mut scheduler, &clients, &stats);
-        if shutting_down && scheduler.is_idle() && idle == workers {
-            break;
+            Command::Unregister { client } => {
+                self.scheduler.remove_client(client);
+                if self.clients.remove(&client).is_some_and(|s| s.paused) {
+                    self.stats.paused(false);
+                }
+            }
+            Command::Submit(request) => {
+                if shutting_down {
+                    for tile in &request.tiles {
+                        let event = ClientEvent {
+                            request_id: request.request_id,
+                            tile: *tile,
+                            outcome: TileOutcome::Cancelled,
+                        };
+                        self.stats.cancelled(1);
+                        self.send_event(request.client, event);
+                    }
+                } else {
+                    let client = request.client;
+                    self.scheduler.submit(request);
+                    // A client's scheduler state is made on its first
+                    // request: carry a pause over to it.
+                    if self.clients.get(&client).is_some_and(|s| s.paused) {
+                        self.scheduler.set_paused(client, true);
+                    }
+                }
+            }
+            Command::Viewport { client, viewport } => {
+                self.scheduler.set_viewport(client, viewport);
+            }
+            Command::Cancel { client, ids } => self.scheduler.cancel_requests(client, &ids),
+            Command::CancelOutside { client, keep_ring } => {
+                self.scheduler.cancel_outside_viewport(client, keep_ring);
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats.snapshot(&self.scheduler.stats()));
+            }
+            Command::WorkDone(_) | Command::Shutdown => {
+                unreachable!("handled by the core loop")
+            }
         }
     }
-    // Dropping the job sender ends the workers.
+
+    /// Routes the scheduler's own answers (cancelled, expired, busy) to
+    /// their clients.
+    fn answer(&mut self) {
+        for Answer {
+            client,
+            request_id,
+            tile,
+            outcome,
+        } in self.scheduler.drain_answers()
+        {
+            let outcome = match outcome {
+                Outcome::Cancelled(CancelReason::DeadlineExpired) => {
+                    self.stats.timed_out(1);
+                    TileOutcome::Failed {
+                        kind: FailureKind::Timeout,
+                        message: "the request's deadline passed before the tile was rendered"
+                            .into(),
+                    }
+                }
+                Outcome::Cancelled(_) => {
+                    self.stats.cancelled(1);
+                    TileOutcome::Cancelled
+                }
+                Outcome::Busy { retry_after_ms } => {
+                    self.stats.busy(1);
+                    TileOutcome::Failed {
+                        kind: FailureKind::Busy,
+                        message: format!("queue full; retry after {retry_after_ms} ms"),
+                    }
+                }
+            };
+            let event = ClientEvent {
+                request_id,
+                tile,
+                outcome,
+            };
+            self.send_event(client, event);
+        }
+    }
+
+    /// Answers everyone waiting for a finished job.
+    fn deliver(&mut self, done: WorkDone) {
+        for delivery in self.scheduler.complete(done.job) {
+            for tile in delivery.tiles {
+                let outcome = match (done.tiles.get(&tile), &done.failure) {
+                    (Some(outcome), _) => outcome.clone(),
+                    (None, Some((kind, message))) => TileOutcome::Failed {
+                        kind: *kind,
+                        message: message.clone(),
+                    },
+                    (None, None) => TileOutcome::Failed {
+                        kind: FailureKind::Internal,
+                        message: format!("tile {tile} was not in its rendered metatile"),
+                    },
+                };
+                let event = ClientEvent {
+                    request_id: delivery.request_id,
+                    tile,
+                    outcome,
+                };
+                self.send_event(delivery.client, event);
+            }
+        }
+    }
+
+    fn send_event(&mut self, client: ClientId, event: ClientEvent) {
+        let Some(sink) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let weight = event.weight();
+        // A client whose receiver is gone has disconnected; its answers
+        // have nowhere to go, and Unregister will follow.
+        if sink.events.send(event).is_err() {
+            return;
+        }
+        let Some(backlog) = &sink.backlog else { return };
+        backlog.add(weight);
+        if !sink.paused && backlog.bytes() > self.max_backlog {
+            sink.paused = true;
+            self.scheduler.set_paused(client, true);
+            self.stats.paused(true);
+            tracing::info!(
+                client,
+                bytes = backlog.bytes(),
+                "client is not reading its answers; its work is paused"
+            );
+        }
+    }
+
+    /// Resumes paused clients that have read at least half of their
+    /// backlog.
+    fn resume_caught_up(&mut self) {
+        let low = self.max_backlog / 2;
+        for (client, sink) in &mut self.clients {
+            if sink.paused && sink.backlog.as_ref().is_none_or(|b| b.bytes() <= low) {
+                sink.paused = false;
+                self.scheduler.set_paused(*client, false);
+                self.stats.paused(false);
+            }
+        }
+    }
 }
 
 /// Bulk seeding and dirty re-renders: work nobody is looking at.
@@ -507,88 +783,6 @@ fn lowest_class_to_start(
         PriorityClass::Explicit
     } else {
         PriorityClass::Dirty
-    }
-}
-
-/// Routes the scheduler's own answers (cancelled, busy) to their clients.
-fn answer(
-    scheduler: &mut Scheduler,
-    clients: &HashMap<ClientId, Sender<ClientEvent>>,
-    stats: &Stats,
-) {
-    for Answer {
-        client,
-        request_id,
-        tile,
-        outcome,
-    } in scheduler.drain_answers()
-    {
-        let outcome = match outcome {
-            Outcome::Cancelled(_) => {
-                stats.cancelled(1);
-                TileOutcome::Cancelled
-            }
-            Outcome::Busy { retry_after_ms } => {
-                stats.busy(1);
-                TileOutcome::Failed {
-                    kind: FailureKind::Busy,
-                    message: format!("queue full; retry after {retry_after_ms} ms"),
-                }
-            }
-        };
-        send_event(
-            clients,
-            client,
-            ClientEvent {
-                request_id,
-                tile,
-                outcome,
-            },
-        );
-    }
-}
-
-/// Answers everyone waiting for a finished job.
-fn deliver(
-    scheduler: &mut Scheduler,
-    clients: &HashMap<ClientId, Sender<ClientEvent>>,
-    done: WorkDone,
-) {
-    for delivery in scheduler.complete(done.job) {
-        for tile in delivery.tiles {
-            let outcome = match (done.tiles.get(&tile), &done.failure) {
-                (Some(outcome), _) => outcome.clone(),
-                (None, Some((kind, message))) => TileOutcome::Failed {
-                    kind: *kind,
-                    message: message.clone(),
-                },
-                (None, None) => TileOutcome::Failed {
-                    kind: FailureKind::Internal,
-                    message: format!("tile {tile} was not in its rendered metatile"),
-                },
-            };
-            send_event(
-                clients,
-                delivery.client,
-                ClientEvent {
-                    request_id: delivery.request_id,
-                    tile,
-                    outcome,
-                },
-            );
-        }
-    }
-}
-
-fn send_event(
-    clients: &HashMap<ClientId, Sender<ClientEvent>>,
-    client: ClientId,
-    event: ClientEvent,
-) {
-    if let Some(events) = clients.get(&client) {
-        // A client whose receiver is gone has disconnected; its answers have
-        // nowhere to go, and Unregister will follow.
-        let _ = events.send(event);
     }
 }
 

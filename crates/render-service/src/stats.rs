@@ -22,7 +22,12 @@ pub struct Stats {
     tiles_from_store: AtomicU64,
     tiles_cancelled: AtomicU64,
     tiles_busy: AtomicU64,
+    tiles_timed_out: AtomicU64,
     connections: AtomicU64,
+    paused_clients: AtomicU64,
+    clients_dropped_not_reading: AtomicU64,
+    handshakes_evicted: AtomicU64,
+    idle_connections_closed: AtomicU64,
     /// Per-tile render milliseconds (metatile time / tiles), most recent last.
     render_ms: Mutex<VecDeque<f64>>,
 }
@@ -54,7 +59,12 @@ impl Default for Stats {
             tiles_from_store: AtomicU64::new(0),
             tiles_cancelled: AtomicU64::new(0),
             tiles_busy: AtomicU64::new(0),
+            tiles_timed_out: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            paused_clients: AtomicU64::new(0),
+            clients_dropped_not_reading: AtomicU64::new(0),
+            handshakes_evicted: AtomicU64::new(0),
+            idle_connections_closed: AtomicU64::new(0),
             render_ms: Mutex::new(VecDeque::with_capacity(RENDER_SAMPLES)),
         }
     }
@@ -90,6 +100,36 @@ impl Stats {
     /// Tiles were refused as busy.
     pub fn busy(&self, n: usize) {
         self.tiles_busy.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Tiles whose request's deadline passed before they were rendered.
+    pub fn timed_out(&self, n: usize) {
+        self.tiles_timed_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A client was paused (+1) or resumed or gone (-1) for not reading.
+    pub fn paused(&self, paused: bool) {
+        if paused {
+            self.paused_clients.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.paused_clients.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A client that stopped reading its answers was dropped.
+    pub fn dropped_not_reading(&self) {
+        self.clients_dropped_not_reading
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection still in its handshake was closed to make room.
+    pub fn handshake_evicted(&self) {
+        self.handshakes_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed for being idle.
+    pub fn idle_closed(&self) {
+        self.idle_connections_closed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection opened (+1) or closed (-1).
@@ -129,6 +169,7 @@ impl Stats {
             ("tiles_from_store".to_owned(), load(&self.tiles_from_store)),
             ("tiles_cancelled".to_owned(), load(&self.tiles_cancelled)),
             ("tiles_busy".to_owned(), load(&self.tiles_busy)),
+            ("tiles_timed_out".to_owned(), load(&self.tiles_timed_out)),
             (
                 "tiles_per_s".to_owned(),
                 if uptime > 0.0 {
@@ -138,6 +179,23 @@ impl Stats {
                 },
             ),
             ("connections".to_owned(), load(&self.connections)),
+            ("paused_clients".to_owned(), load(&self.paused_clients)),
+            (
+                "clients_dropped_not_reading".to_owned(),
+                load(&self.clients_dropped_not_reading),
+            ),
+            (
+                "handshakes_evicted".to_owned(),
+                load(&self.handshakes_evicted),
+            ),
+            (
+                "idle_connections_closed".to_owned(),
+                load(&self.idle_connections_closed),
+            ),
+            (
+                "queued_tiles".to_owned(),
+                scheduler.queued_tiles_by_class.iter().sum::<usize>() as u64,
+            ),
             ("queued_jobs".to_owned(), scheduler.queued_jobs as u64),
             ("running_jobs".to_owned(), scheduler.running_jobs as u64),
         ];

@@ -215,6 +215,13 @@ impl TileStore {
             path: root.clone(),
             source,
         })?;
+        // Paths handed to clients (`TileDone` with a store path) are
+        // absolute: a client does not share the server's working directory.
+        let root = std::path::absolute(&root).map_err(|source| StoreError::Io {
+            action: "resolving tile directory",
+            path: root.clone(),
+            source,
+        })?;
         let shared_root = root.join(".shared");
         // Old runs' shared files can go: tiles linked to them keep their
         // content (a link is as good as the original name).
