@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Runs render-core's PostGIS tests against a throwaway PostgreSQL cluster.
+# Runs render-core's PostGIS tests against a throwaway PostgreSQL cluster
+# that outlives them with --keep, to look at the data afterwards.
 #
 #   crates/render-core/tests/postgis.sh            # the PostGIS tests only
 #   crates/render-core/tests/postgis.sh --keep     # leave the cluster running (prints how to stop it)
 #
+# Not needed to run the tests: `cargo test` (scripts/check.sh, CI) runs
+# the PostGIS test on a cluster the test starts and stops itself
+# (tests/integration/pg_cluster.rs), and fails if it cannot.
+#
 # Needs PostgreSQL's server binaries and PostGIS (Debian 12:
-# `apt-get install -y postgresql postgis`). Nothing is installed or
+# `apt-get install -y postgresql postgresql-15-postgis-3`, which
+# scripts/install-deps.sh does). Nothing is installed or
 # configured system-wide: a new cluster is made in a temp dir under /tmp,
 # listens only on a Unix socket in that dir (no TCP port), trusts local
 # connections, and is stopped and deleted on exit (also on errors and
 # Ctrl-C). Run as root, the cluster runs as the `postgres` user (initdb
 # refuses root); otherwise as the current user.
 #
-# The tests read the connection from TESSERA_TEST_PG (a libpq conninfo
-# string); without it they skip. This script sets it.
+# The test uses the database in TESSERA_TEST_PG (a libpq conninfo string)
+# when it is set, instead of starting its own cluster. This script sets it.
 set -euo pipefail
 
 keep=0

@@ -22,9 +22,10 @@ mod golden;
 mod raster;
 // OGR sources read with real GDAL through a style: TopoJSON (arcs, a ring
 // across the antimeridian), OSM XML and PBF (tests/data/osm/), and PostGIS
-// when TESSERA_TEST_PG is set (tests/postgis.sh runs it on a throwaway
-// cluster).
+// on a throwaway cluster the test starts (pg_cluster.rs).
 mod ogr_sources;
+// The throwaway PostgreSQL + PostGIS cluster of the PostGIS test.
+mod pg_cluster;
 
 use std::path::Path;
 

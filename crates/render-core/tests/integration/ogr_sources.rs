@@ -1,7 +1,7 @@
 //! OGR sources beyond GeoPackage/Shapefile/GeoJSON, read with real GDAL
 //! through a style: TopoJSON (written by the test), OpenStreetMap XML and
-//! PBF (tiny files shipped in `tests/data/osm/`), and PostGIS (only when
-//! `TESSERA_TEST_PG` names a database; see `tests/postgis.sh`).
+//! PBF (tiny files shipped in `tests/data/osm/`), and PostGIS (a throwaway
+//! cluster started by the test, see `pg_cluster.rs`, or `TESSERA_TEST_PG`).
 // Test helpers too: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
@@ -448,13 +448,9 @@ fn pg_exec(dataset: &gdal::Dataset, sql: &str) {
 
 #[test]
 fn postgis_tables_and_subqueries() {
-    let Ok(conninfo) = std::env::var("TESSERA_TEST_PG") else {
-        eprintln!(
-            "SKIPPED postgis_tables_and_subqueries: set TESSERA_TEST_PG to a libpq connection \
-             string of a database with PostGIS (crates/render-core/tests/postgis.sh makes one)"
-        );
-        return;
-    };
+    // A throwaway cluster (or TESSERA_TEST_PG's database), stopped at the end.
+    let cluster = crate::pg_cluster::PgCluster::start();
+    let conninfo = cluster.conninfo.clone();
     let db = gdal::Dataset::open_ex(
         format!("PG:{conninfo}"),
         gdal::DatasetOptions {
