@@ -9,6 +9,8 @@
 /// Many clients that disconnect at random: every request of the clients
 /// that stay gets exactly one final answer per tile.
 mod concurrency;
+/// Every error class of docs/protocol.md §7, driven with raw bytes.
+mod conformance;
 /// Rendering through the framed protocol: paths, inline PNGs, the store,
 /// viewports, stats, auth, bad requests.
 mod framed;

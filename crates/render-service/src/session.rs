@@ -139,7 +139,9 @@ pub fn handshake(
     match result {
         Ok((hello, _version)) => Ok(hello),
         Err(e) => {
-            if e.is_protocol_violation() {
+            // ipc-proto has already said goodbye for a wrong first message.
+            let answered = matches!(e, ipc_proto::Error::UnexpectedMessage { .. });
+            if e.is_protocol_violation() && !answered {
                 let _ = conn.send(&Message::Goodbye {
                     reason: e.to_string(),
                 });
