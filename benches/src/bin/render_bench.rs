@@ -65,9 +65,14 @@ struct Args {
     /// (timed). Fairer than `--out` against renderd: one file per metatile.
     #[arg(long)]
     meta_out: Option<PathBuf>,
-    /// Append one JSON line with the results to this file.
+    /// Append one JSON line with the results to this file, with the run's
+    /// metadata (`"run"`: commit, dirty flag, machine, load average).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// With `--json`: record a run on a tree with uncommitted changes
+    /// (`"dirty": true`) instead of refusing (also `ALLOW_DIRTY=1`).
+    #[arg(long)]
+    allow_dirty: bool,
     /// Label for the JSON line.
     #[arg(long, default_value = "")]
     label: String,
@@ -94,6 +99,11 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let format = TileFormat::parse(&args.format).context("unknown --format")?;
+    // Before any work: a dirty tree is refused here, not after the render.
+    let meta = match &args.json {
+        Some(_) => Some(tessera_benches::run_meta(args.allow_dirty)?),
+        None => None,
+    };
 
     let started = Instant::now();
     let source = MapSource::load(&args.style)?;
@@ -176,23 +186,19 @@ fn main() -> Result<()> {
         rps = rendered as f64 / wall_s,
         wps = wanted_total as f64 / wall_s,
     );
-    if let Some(path) = &args.json {
+    if let (Some(path), Some(meta)) = (&args.json, &meta) {
         let line = format!(
             "{{\"tool\":\"tessera\",\"label\":{label:?},\"threads\":{threads},\"format\":{format:?},\
              \"metatiles\":{metas},\"repeat\":{repeat},\"tiles_rendered\":{rendered},\
              \"tiles_wanted\":{wanted_total},\"wall_s\":{wall_s:.6},\"bytes_per_tile\":{bytes_mean:.1},\
-             \"load_s\":{load_s:.6}}}\n",
+             \"load_s\":{load_s:.6}}}",
             label = args.label,
             threads = args.threads,
             format = args.format,
             metas = metatiles.len(),
             repeat = args.repeat,
         );
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?
-            .write_all(line.as_bytes())?;
+        tessera_benches::append_stamped(path, &line, meta)?;
     }
     Ok(())
 }

@@ -11,7 +11,10 @@
 //!   cancel-outside-viewport and abrupt disconnects, sampling the server's
 //!   VmRSS. One JSON line with the samples.
 //!
-//! Every wait is bounded (read timeouts, `--max-seconds`).
+//! Every wait is bounded (read timeouts, `--max-seconds`). Every JSON line carries the run's
+//! `"run"` metadata (commit, dirty flag, machine, load average; see
+//! `benches/scripts/runmeta.py`); a dirty tree is refused without
+//! `--allow-dirty` or `ALLOW_DIRTY=1`.
 
 // A benchmark tool reports on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -30,6 +33,10 @@ struct Cli {
     /// tcp:HOST:PORT or unix:PATH
     #[arg(long)]
     server: String,
+    /// Record a run on a tree with uncommitted changes (`"dirty": true` in
+    /// the JSON line's `"run"`) instead of refusing (also `ALLOW_DIRTY=1`).
+    #[arg(long)]
+    allow_dirty: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -89,7 +96,9 @@ fn main() -> anyhow::Result<()> {
         .server
         .parse()
         .with_context(|| format!("bad --server {}", cli.server))?;
-    match cli.command {
+    // Before any work: a dirty tree is refused here, not after the run.
+    let meta = tessera_benches::run_meta(cli.allow_dirty)?;
+    let line = match cli.command {
         Cmd::Overhead { tile, n, label } => overhead(&endpoint, &tile, n, &label),
         Cmd::Queue {
             pid,
@@ -104,7 +113,9 @@ fn main() -> anyhow::Result<()> {
             max_iterations,
             sample_seconds,
         } => soak(&endpoint, pid, seconds, max_iterations, sample_seconds),
-    }
+    }?;
+    println!("{}", tessera_benches::stamp(&line, &meta));
+    Ok(())
 }
 
 fn connect(endpoint: &Endpoint, name: &str) -> anyhow::Result<TileClient> {
@@ -157,7 +168,7 @@ fn summary(mut us: Vec<f64>) -> String {
     )
 }
 
-fn overhead(endpoint: &Endpoint, tile: &str, n: usize, label: &str) -> anyhow::Result<()> {
+fn overhead(endpoint: &Endpoint, tile: &str, n: usize, label: &str) -> anyhow::Result<String> {
     let tile: TileCoord = tile.parse().map_err(|e| anyhow::anyhow!("tile: {e}"))?;
     let mut client = connect(endpoint, "service_load overhead")?;
     // Warm: render the tile once (force), so it is fresh in the store.
@@ -195,12 +206,11 @@ fn overhead(endpoint: &Endpoint, tile: &str, n: usize, label: &str) -> anyhow::R
         ping_us.push(started.elapsed().as_secs_f64() * 1e6);
     }
     client.close()?;
-    println!(
+    Ok(format!(
         "{{\"kind\":\"overhead\",\"label\":\"{label}\",\"tile\":\"{tile}\",\"cached\":{cached},\"request\":{},\"ping\":{}}}",
         summary(request_us),
         summary(ping_us)
-    );
-    Ok(())
+    ))
 }
 
 /// VmRSS of a process in KiB.
@@ -240,7 +250,7 @@ fn queue(
     per_request: u64,
     zoom: u8,
     max_seconds: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(max_seconds);
     let rss_before = rss_kib(pid)?;
     let mut client = connect(endpoint, "service_load queue")?;
@@ -297,11 +307,10 @@ fn queue(
     drop(client);
     std::thread::sleep(Duration::from_secs(3));
     let rss_after = rss_kib(pid)?;
-    println!(
+    Ok(format!(
         "{{\"kind\":\"queue\",\"requests\":{},\"tiles_sent\":{sent},\"zoom\":{zoom},\"queued_bulk\":{queued},\"rendered_meanwhile\":{rendered},\"busy\":{busy},\"seconds_to_queue\":{all_queued_s:.2},\"rss_before_kib\":{rss_before},\"rss_queued_kib\":{rss_queued},\"rss_after_disconnect_kib\":{rss_after}}}",
         ids.len()
-    );
-    Ok(())
+    ))
 }
 
 /// A small deterministic PRNG (xorshift), so runs are repeatable.
@@ -328,7 +337,7 @@ fn soak(
     seconds: u64,
     max_iterations: u64,
     sample_seconds: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let started = Instant::now();
     let stop = started + Duration::from_secs(seconds);
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -402,12 +411,11 @@ fn soak(
         .iter()
         .map(|(t, kib)| format!("[{t:.1},{kib}]"))
         .collect();
-    println!(
+    Ok(format!(
         "{{\"kind\":\"soak\",\"seconds\":{:.1},\"connections\":{iterations},\"requests\":{requests},\"requests_waited\":{answered},\"rss_samples_kib\":[{}]}}",
         started.elapsed().as_secs_f64(),
         list.join(",")
-    );
-    Ok(())
+    ))
 }
 
 /// Waits until every request in `ids` has ended; returns how many ended.

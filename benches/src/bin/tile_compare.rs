@@ -17,7 +17,6 @@
 // A command-line tool: it prints its results.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -41,9 +40,14 @@ struct Args {
     /// How many worst tiles to show.
     #[arg(long, default_value_t = 6)]
     worst: usize,
-    /// Append one JSON line with the results to this file.
+    /// Append one JSON line with the results to this file, with the run's
+    /// metadata (`"run"`: commit, dirty flag, machine, load average).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// With `--json`: record a run on a tree with uncommitted changes
+    /// (`"dirty": true`) instead of refusing (also `ALLOW_DIRTY=1`).
+    #[arg(long)]
+    allow_dirty: bool,
 }
 
 struct Rgba {
@@ -112,6 +116,11 @@ fn main() -> Result<()> {
     let (z0, z1) = match args.zoom.split_once('-') {
         Some((a, b)) => (a.parse::<u8>()?, b.parse::<u8>()?),
         None => (args.zoom.parse::<u8>()?, args.zoom.parse::<u8>()?),
+    };
+    // Before any work: a dirty tree is refused here, not after the compare.
+    let meta = match &args.json {
+        Some(_) => Some(tessera_benches::run_meta(args.allow_dirty)?),
+        None => None,
     };
     let mut scored: Vec<Scored> = Vec::new();
     let (mut single, mut single_same) = (0usize, 0usize);
@@ -199,18 +208,14 @@ fn main() -> Result<()> {
         let line = format!(
             "{{\"tool\":\"compare\",\"tiles\":{count},\"zoom\":\"{z0}-{z1}\",\"pooled_psnr\":{:.3},\
              \"worst_tile\":\"{}\",\"worst_psnr\":{:.3},\"median_psnr\":{:.3},\"identical_tiles\":{identical},\
-             \"single_colour\":{single},\"single_colour_identical\":{single_same},\"worst\":[{}]}}\n",
+             \"single_colour\":{single},\"single_colour_identical\":{single_same},\"worst\":[{}]}}",
             psnr(pooled_mse),
             worst.tile,
             psnr(worst.mse),
             if median.is_finite() { median } else { 999.0 },
             worst_list.join(",")
         );
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?
-            .write_all(line.as_bytes())?;
+        tessera_benches::append_stamped(path, &line, meta.as_deref().unwrap_or("{}"))?;
     }
     Ok(())
 }
