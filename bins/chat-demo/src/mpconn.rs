@@ -289,12 +289,98 @@ mod tests {
         assert!(t.join().unwrap().is_err());
     }
 
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hmac_matches_the_rfc_vectors() {
+        // RFC 2202 test case 2 (HMAC-MD5) and RFC 4231 test case 2
+        // (HMAC-SHA256): key "Jefe".
+        let data = b"what do ya want for nothing?";
+        assert_eq!(
+            mac("md5", b"Jefe", data).unwrap(),
+            hex("750c783e6ab0b503eaa86e310a5db738")
+        );
+        assert_eq!(
+            mac("sha256", b"Jefe", data).unwrap(),
+            hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
+        assert!(matches!(mac("sha1", b"k", data), Err(MpError::Auth(_))));
+    }
+
+    /// A peer that has already said `input`; what we write is kept.
+    struct Scripted {
+        input: io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Scripted {
+        fn new(messages: &[&[u8]]) -> Scripted {
+            let mut input = Vec::new();
+            for m in messages {
+                encode(m, &mut input);
+            }
+            Scripted {
+                input: io::Cursor::new(input),
+                output: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(body, &mut out);
+        out
+    }
+
     #[test]
     fn legacy_md5_answer_is_the_bare_hmac() {
-        // Python 3.11: hmac.new(b'k', bytes(range(20)), 'md5').digest()
+        // Python 3.11's server challenges with 20 bytes and no prefix; its
+        // client answers hmac.new(b'k', bytes(range(20)), 'md5').digest().
         let message: Vec<u8> = (0..20).collect();
-        let mac = mac("md5", b"k", &message).unwrap();
-        assert_eq!(mac.len(), 16);
         assert_eq!(digest_and_payload(&message).unwrap().0, None);
+        let expected = hex("b5b4bbed3ac433b774f3d4f6736f72fa");
+        assert_eq!(mac("md5", b"k", &message).unwrap(), expected);
+
+        let mut peer = Scripted::new(&[&[CHALLENGE, &message[..]].concat(), WELCOME]);
+        answer_challenge(&mut peer, b"k").unwrap();
+        assert_eq!(peer.output, framed(&expected));
+    }
+
+    #[test]
+    fn sha256_answer_is_the_prefixed_hmac_of_the_whole_message() {
+        // Python 3.12: b'{sha256}' + hmac.new(b'k', b'{sha256}' +
+        // bytes(range(40)), 'sha256').digest(), prefix included in the MAC.
+        let mut message = b"{sha256}".to_vec();
+        message.extend(0..40u8);
+        let digest = hex("e2d18d2266efaf3d644ed631dfa02c401ec26e092bef5993514fbbe8a5cd1f7e");
+
+        let mut peer = Scripted::new(&[&[CHALLENGE, &message[..]].concat(), WELCOME]);
+        answer_challenge(&mut peer, b"k").unwrap();
+        assert_eq!(peer.output, framed(&[&b"{sha256}"[..], &digest].concat()));
+
+        // The server that sent this challenge rejects us: we say so.
+        let mut peer = Scripted::new(&[&[CHALLENGE, &message[..]].concat(), FAILURE]);
+        let e = answer_challenge(&mut peer, b"k").unwrap_err();
+        assert!(e.to_string().contains("keys differ"), "{e}");
     }
 }
