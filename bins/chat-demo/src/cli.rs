@@ -1,9 +1,15 @@
 //! The command line.
 //!
 //! ```text
-//! chat-demo server --addr ADDR [--secret S | --secret-file F] [--outbox N]
-//! chat-demo client --addr ADDR --nick NAME [--secret S | --secret-file F] [--pickle]
+//! chat-demo server --addr ADDR [--secret S | --secret-file F] [--outbox N] [--nicknames]
+//! chat-demo client --addr ADDR --nick NAME [--secret S | --secret-file F] [--pickle] [--nicknames]
 //! ```
+//!
+//! Without `--nicknames`, both speak seed 004's protocol: every message is
+//! a chat line, and the client writes `NAME: line` itself (so the seed's
+//! own client and server work with ours). With `--nicknames` on both, the
+//! client's first message is its nickname and the server prefixes lines
+//! with it.
 
 use std::path::PathBuf;
 
@@ -89,6 +95,12 @@ pub struct ServerArgs {
     /// Listen on a non-loopback address without a secret.
     #[arg(long)]
     pub insecure: bool,
+    /// The first message of each client is its nickname, and lines are
+    /// broadcast as `nick: line`. Without it the server speaks the
+    /// protocol of seed 004's server: every message is a chat line,
+    /// broadcast as it is.
+    #[arg(long)]
+    pub nicknames: bool,
 }
 
 /// `chat-demo client`.
@@ -97,14 +109,20 @@ pub struct ClientArgs {
     /// The server (ours, or a Python `Listener`).
     #[arg(long, value_parser = parse_endpoint)]
     pub addr: Endpoint,
-    /// Your nickname.
+    /// Your name: each line is sent as `NAME: line` (seed 004's client),
+    /// or with --nicknames sent once, first.
     #[arg(long)]
     pub nick: String,
+    /// The server runs with --nicknames: send the name as the first
+    /// message and lines as they are.
+    #[arg(long)]
+    pub nicknames: bool,
     /// Shared secret.
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Send the pickle of a str instead of UTF-8 bytes (what Python's
-    /// `send(str)` does), for a Python peer that uses `recv()`.
+    /// `send(str)` does), for a Python peer that uses `recv()` (such as
+    /// seed 004's server).
     #[arg(long)]
     pub pickle: bool,
 }

@@ -1,5 +1,10 @@
 //! The terminal chat client: joins our server or a Python `Listener`.
 //!
+//! By default it talks like seed 004's client: no nickname step, and every
+//! line goes out as `NAME: line` (`:end` alone). With `--nicknames` it
+//! sends the name first and lines as they are, for a server started with
+//! `--nicknames`.
+//!
 //! Two things happen at once: lines typed on stdin go to the server, and
 //! lines from the server are printed as they arrive. So there are two
 //! threads (stdin reader and socket reader) and the main thread waits for
@@ -34,7 +39,17 @@ pub fn run(args: &ClientArgs) -> Result<()> {
     } else {
         Style::Bytes
     };
-    send(&mut stream, &args.nick, style)?;
+    if args.nicknames {
+        send(&mut stream, &args.nick, style)?;
+    }
+    // Seed 004's client says who it is in every line.
+    let outgoing = |line: &str| -> String {
+        if args.nicknames || line == END_CODE {
+            line.to_owned()
+        } else {
+            format!("{}: {line}", args.nick)
+        }
+    };
 
     // Thread 1: the server's lines to stdout, until `:end` or EOF.
     let (done_tx, done_rx) = bounded::<Result<()>>(1);
@@ -57,7 +72,7 @@ pub fn run(args: &ClientArgs) -> Result<()> {
             recv(line_rx) -> line => match line {
                 Ok(line) => {
                     let line = line.context("reading stdin")?;
-                    send(&mut stream, &line, style)?;
+                    send(&mut stream, &outgoing(&line), style)?;
                     if line == END_CODE {
                         break;
                     }

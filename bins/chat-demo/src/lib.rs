@@ -52,12 +52,17 @@ fn serve(args: &ServerArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "listening on {} ({})",
+        "listening on {} ({}; {})",
         listener.local_endpoint(),
         if key.is_some() {
             "clients must know the shared secret"
         } else {
             "no secret: anyone who can connect may chat"
+        },
+        if args.nicknames {
+            "the first message of a client is its nickname"
+        } else {
+            "every message is a chat line"
         }
     )?;
     stdout.flush()?;
@@ -67,6 +72,7 @@ fn serve(args: &ServerArgs) -> Result<()> {
         &server::ServerConfig {
             key,
             outbox: args.outbox as usize,
+            nicknames: args.nicknames,
         },
     )
 }

@@ -7,20 +7,35 @@
 //! it is dropped (its socket shut down) and everybody else is told. So one
 //! stuck client can never stall the others, and memory stays bounded.
 //!
-//! Protocol (over `multiprocessing.connection` framing, see [`crate::mpconn`]):
+//! Protocol (over `multiprocessing.connection` framing, see [`crate::mpconn`]),
+//! by default the one of seed 004's own server, so that the seed's client
+//! joins unchanged:
 //! 1. the authkey handshake, if the server has a secret;
-//! 2. the client's first message is its nickname;
-//! 3. each further message is a chat line, broadcast as `nick: line`;
-//!    the server announces `* nick joined`, `* nick left`, `* nick was dropped`;
+//! 2. every message is a chat line, broadcast to everyone (the sender
+//!    included) as it is: the seed's client already sends `name: text`;
+//! 3. arrivals and departures are announced by the client's address, in
+//!    the seed's words: `('127.0.0.1', 50312) が接続したよ!` ("has
+//!    connected") and `('127.0.0.1', 50312) が切断したよ!` ("has
+//!    disconnected"); the one who leaves is not told;
 //! 4. the end code `:end`: the client says it to leave; the server answers
 //!    `:end` as the client's last message and closes.
 //!
-//! Every client is answered in the style it talks (UTF-8 bytes or pickled
+//! Like the seed's server, this one answers with pickled `str`s (what
+//! Python's `send(str)` writes and `recv()` reads); it takes a client's
+//! lines as pickled `str`s or UTF-8 bytes.
+//!
+//! With `--nicknames` ([`ServerConfig::nicknames`]) the client's first
+//! message is instead its nickname; lines are broadcast as `nick: line`,
+//! the server announces `* nick joined` and `* nick left`, and each client
+//! is answered in the style its nickname came in (UTF-8 bytes or pickled
 //! str, see [`crate::text`]).
+//!
+//! In both, a client that cannot keep up is dropped and the others hear
+//! `* NAME was dropped: too slow (N messages waiting)`.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -49,6 +64,34 @@ pub struct ServerConfig {
     pub key: Option<Vec<u8>>,
     /// Capacity of each client's outbox, in messages.
     pub outbox: usize,
+    /// The first message of each client is its nickname (our protocol);
+    /// `false`: the seed's protocol, where every message is a chat line.
+    pub nicknames: bool,
+}
+
+/// How the room speaks about a member coming and going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notices {
+    /// Seed 004's server: by address, in its words.
+    Seed,
+    /// Ours: `* nick joined` / `* nick left`.
+    Nicknames,
+}
+
+impl Notices {
+    fn joined(self, name: &str) -> String {
+        match self {
+            Notices::Seed => format!("{name} が接続したよ!"),
+            Notices::Nicknames => format!("* {name} joined"),
+        }
+    }
+
+    fn left(self, name: &str) -> String {
+        match self {
+            Notices::Seed => format!("{name} が切断したよ!"),
+            Notices::Nicknames => format!("* {name} left"),
+        }
+    }
 }
 
 /// Everybody in the chat.
@@ -62,7 +105,8 @@ struct Room {
 
 #[derive(Debug)]
 struct Member {
-    nick: String,
+    /// The nickname, or in the seed's protocol the peer's address.
+    name: String,
     /// Lines waiting for this member's writer thread.
     outbox: Sender<Arc<str>>,
     /// A handle to the socket, to shut it down when the member is dropped.
@@ -93,16 +137,16 @@ impl Room {
                 if let Some(m) = members.remove(&id) {
                     // Its writer is stuck in `write`; this makes it fail.
                     let _ = m.socket.shutdown(Shutdown::Both);
-                    dropped.push(m.nick);
+                    dropped.push(m.name);
                 }
             }
         }
         // Announce outside the lock (announcing may drop more members, each
         // only once, so this ends).
-        for nick in dropped {
-            log(&format!("{nick} dropped: outbox full"));
+        for name in dropped {
+            log(&format!("{name} dropped: outbox full"));
             self.broadcast(&format!(
-                "* {nick} was dropped: too slow ({} messages waiting)",
+                "* {name} was dropped: too slow ({} messages waiting)",
                 self.outbox
             ));
         }
@@ -135,46 +179,40 @@ pub fn serve(listener: &Listener, config: &ServerConfig) -> Result<()> {
     }
 }
 
-/// Handshake, nickname, then the reader loop of one client.
+/// Handshake, nickname (if asked for), then the reader loop of one client.
 fn client_session(mut stream: Stream, room: &Room, config: &ServerConfig) -> Result<()> {
     stream.set_read_timeout(Some(LOGIN_TIMEOUT))?;
     if let Some(key) = &config.key {
         mpconn::server_handshake(&mut stream, key).context("handshake")?;
     }
-    let Some(first) = mpconn::recv_bytes(&mut stream, MAX_MESSAGE)? else {
-        return Ok(());
+    let id = room.next_id.fetch_add(1, Ordering::Relaxed);
+    let (name, style, notices) = if config.nicknames {
+        let Some((nick, style)) = read_nickname(&mut stream)? else {
+            return Ok(());
+        };
+        (nick, style, Notices::Nicknames)
+    } else {
+        (python_address(&stream, id), Style::Pickle, Notices::Seed)
     };
-    let (nick, style) = match text::decode(&first) {
-        Ok(x) => x,
-        Err(e) => {
-            refuse(&mut stream, Style::Bytes, &format!("* error: {e}"));
-            bail!("refused a nickname: {e}");
-        }
-    };
-    if let Err(why) = check_nick(&nick) {
-        refuse(&mut stream, style, &format!("* error: {why}"));
-        bail!("refused nickname {nick:?}: {why}");
-    }
     stream.set_read_timeout(None)?;
 
     // Join: a writer thread drains the bounded outbox into the socket.
-    let id = room.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = bounded::<Arc<str>>(config.outbox);
     {
         let mut members = room.lock();
-        if members.values().any(|m| m.nick == nick) {
+        if config.nicknames && members.values().any(|m| m.name == name) {
             drop(members);
             refuse(
                 &mut stream,
                 style,
-                &format!("* error: the nickname {nick:?} is taken"),
+                &format!("* error: the nickname {name:?} is taken"),
             );
-            bail!("refused nickname {nick:?}: taken");
+            bail!("refused nickname {name:?}: taken");
         }
         members.insert(
             id,
             Member {
-                nick: nick.clone(),
+                name: name.clone(),
                 outbox: tx,
                 socket: stream.try_clone()?,
             },
@@ -184,8 +222,8 @@ fn client_session(mut stream: Stream, room: &Room, config: &ServerConfig) -> Res
         let socket = stream.try_clone()?;
         move || write_outbox(socket, &rx, style)
     });
-    log(&format!("{nick} joined"));
-    room.broadcast(&format!("* {nick} joined"));
+    log(&format!("{name} joined"));
+    room.broadcast(&notices.joined(&name));
 
     // The reader loop.
     let reason = loop {
@@ -196,28 +234,69 @@ fn client_session(mut stream: Stream, room: &Room, config: &ServerConfig) -> Res
         };
         match text::decode(&message) {
             Ok((line, _)) if line == END_CODE => break "left".to_owned(),
-            Ok((line, _)) => room.broadcast(&format!("{nick}: {line}")),
+            Ok((line, _)) => match notices {
+                Notices::Seed => room.broadcast(&line),
+                Notices::Nicknames => room.broadcast(&format!("{name}: {line}")),
+            },
             // Refused, not fatal: tell this client only.
             Err(e) => send_to(room, id, &format!("* error: {e}")),
         }
     };
-    leave(room, id, &nick, &reason);
+    leave(room, id, &notices.left(&name), &reason);
     let _ = writer.join();
     Ok(())
 }
 
+/// Reads and checks a nickname; `None` if the client closed first. A bad
+/// one is refused (error, `:end`, close).
+fn read_nickname(stream: &mut Stream) -> Result<Option<(String, Style)>> {
+    let Some(first) = mpconn::recv_bytes(stream, MAX_MESSAGE)? else {
+        return Ok(None);
+    };
+    let (nick, style) = match text::decode(&first) {
+        Ok(x) => x,
+        Err(e) => {
+            refuse(stream, Style::Bytes, &format!("* error: {e}"));
+            bail!("refused a nickname: {e}");
+        }
+    };
+    if let Err(why) = check_nick(&nick) {
+        refuse(stream, style, &format!("* error: {why}"));
+        bail!("refused nickname {nick:?}: {why}");
+    }
+    Ok(Some((nick, style)))
+}
+
+/// The peer's address as the seed's server prints it (Python's
+/// `str(listener.last_accepted)`): `('127.0.0.1', 50312)`, or
+/// `('::1', 50312, 0, 0)` over IPv6. A Unix socket client has no address
+/// (Python prints an empty string), so it is named by its number.
+pub fn python_address(stream: &Stream, id: u64) -> String {
+    match stream.as_tcp().map(std::net::TcpStream::peer_addr) {
+        Some(Ok(SocketAddr::V4(a))) => format!("('{}', {})", a.ip(), a.port()),
+        Some(Ok(SocketAddr::V6(a))) => format!(
+            "('{}', {}, {}, {})",
+            a.ip(),
+            a.port(),
+            a.flowinfo(),
+            a.scope_id()
+        ),
+        _ => format!("'unix peer {id}'"),
+    }
+}
+
 /// Removes member `id` if still present: its last message is the end code,
-/// then its writer closes the socket; the others hear `* nick left`.
-fn leave(room: &Room, id: u64, nick: &str, reason: &str) {
+/// then its writer closes the socket; the others hear `notice`.
+fn leave(room: &Room, id: u64, notice: &str, reason: &str) {
     let member = room.lock().remove(&id);
     if let Some(m) = member {
         // The end code goes last; if even that does not fit, just close.
         if m.outbox.try_send(Arc::from(END_CODE)).is_err() {
             let _ = m.socket.shutdown(Shutdown::Both);
         }
+        log(&format!("{} {reason}", m.name));
         drop(m); // dropping the sender lets the writer finish
-        log(&format!("{nick} {reason}"));
-        room.broadcast(&format!("* {nick} left"));
+        room.broadcast(notice);
     }
 }
 
