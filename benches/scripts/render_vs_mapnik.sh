@@ -15,20 +15,25 @@
 #
 # Needs: apt-get install -y python3-mapnik mapnik-utils renderd (Debian 12), the
 # data in ../shared/data/mapnik-3857 (../shared/bench/mapnik/README.md), cargo.
-# Knobs (env): THREADS="1 2", ROUNDS=2, JAPAN_REPEAT=10, SKIP_VISUAL=1,
+# Knobs (env): THREADS="1 2", ROUNDS=3, JAPAN_REPEAT=10, SKIP_VISUAL=1,
 #   HELSINKI_COUNTRIES=50m (10m: renderd_extra.sh's copy of the style),
 #   RESULTS=<file for the JSON lines> (default: a temp file, printed at the end),
 #   IMAGE=docs/images/render_vs_mapnik_worst.png.
+# Every JSON line carries "runmeta" (commit, dirty flag, machine, load average at
+# that moment; runmeta.py). A tree with uncommitted changes is refused unless
+# --allow-dirty or ALLOW_DIRTY=1 (then recorded as dirty, with the paths).
 # Usage (from the repo root or anywhere):
-#   bash benches/scripts/render_vs_mapnik.sh
+#   bash benches/scripts/render_vs_mapnik.sh [--allow-dirty]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/runmeta.sh"
+runmeta_init "$@"                 # exits on a dirty tree unless allowed
 SHARED=${SHARED:-$(cd "$ROOT/../shared" && pwd)}
 B=$SHARED/bench/mapnik            # renderd_common.sh and renderd.conf.in use $B
 STYLE=$B/mapnik_style.xml
 THREADS=${THREADS:-1 2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 JAPAN_REPEAT=${JAPAN_REPEAT:-10}
 HELSINKI_COUNTRIES=${HELSINKI_COUNTRIES:-50m}
 IMAGE=${IMAGE:-$ROOT/docs/images/render_vs_mapnik_worst.png}
@@ -61,7 +66,7 @@ HLIST=$RD_DIR/helsinki.metatiles
 HEXTRA=$(printf '[helsinki]\nURI=/helsinki/\nTILEDIR=%s\nXML=%s\nHOST=localhost\nTILESIZE=256\nMAXZOOM=20' "$RD_TILES" "$HSTYLE")
 
 now() { date +%s.%N; }
-json() { printf '%s\n' "$1" >> "$RESULTS"; }
+json() { runmeta_json "$RESULTS" "$1"; }
 
 tessera() { # set threads round args...
   local set=$1 n=$2 round=$3; shift 3

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Markdown tables from the JSON lines of render_vs_mapnik.sh (stdlib only).
 
-Throughput: per tile set and thread count, the best round of each side
+Throughput: per tile set and thread count, every round of each side
 (wanted tiles per second, as the Mapnik baseline counts them) and the ratio
-tessera / renderd. Sizes: bytes/tile of tessera png8 against renderd png256
+of the medians, tessera / renderd (the one statistic of every benchmark
+here: median of N rounds). Sizes: bytes/tile of tessera png8 against renderd png256
 (over every tile of the rendered metatiles). Visual: tile_compare's line.
 
 Usage: render_vs_mapnik_report.py RESULTS.jsonl
 """
 import json
+import statistics
 import sys
 from collections import defaultdict
 
@@ -21,6 +23,15 @@ SETS = [
 
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    commits = sorted({r["runmeta"]["commit"] + (" (dirty)" if r["runmeta"]["dirty"] else "")
+                      for r in rows if "runmeta" in r})
+    loads = [r["runmeta"]["loadavg"][0] for r in rows if "runmeta" in r]
+    if commits:
+        print("<!-- commit %s; load average (1 min) %.2f-%.2f over %d lines -->" % (
+            ", ".join(commits), min(loads), max(loads), len(loads)))
+    else:
+        print("<!-- no run metadata: these lines predate runmeta.py (commit and tree state unknown) -->")
+    print()
     runs = defaultdict(list)  # (set, tool, threads) -> [wanted tiles/s]
     size = {}
     compare = None
@@ -40,12 +51,12 @@ def main():
             t, m = runs.get((key, "tessera", n)), runs.get((key, "renderd", n))
             if not t or not m:
                 continue
-            ratio = max(t) / max(m)
+            ratio = statistics.median(t) / statistics.median(m)
             print("| %s | %d | %s | %s | **%.2fx** | %s |" % (
                 name, n, " / ".join("%.0f" % v for v in t), " / ".join("%.0f" % v for v in m),
                 ratio, "met" if ratio >= 2 else "MISSED"))
     print()
-    print("(each round's number; the ratio is best round against best round)")
+    print("(each round's number; the ratio is median against median)")
     print()
     print("| tile set | tessera png8 bytes/tile | Mapnik png256 bytes/tile | ratio | target <= 1 |")
     print("|---|---|---|---|---|")

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Run metadata for every benchmark result line (stdlib only).
 
-Every JSON line a benchmark writes carries a "run" object:
+Every JSON line a benchmark writes carries a "runmeta" object:
 
-    "run": {"commit": "<git HEAD>", "dirty": false, "dirty_paths": [],
+    "runmeta": {"commit": "<git HEAD>", "dirty": false, "dirty_paths": [],
             "cpu_model": "...", "cores": 2, "kernel": "6.18.0 x86_64",
             "started": "2026-12-04 07:10:00 UTC",
             "loadavg": [0.41, 0.52, 0.60], "time": 1796368200.5}
@@ -21,7 +21,7 @@ part from the RUNMETA environment variable that `runmeta.sh` exports, or run
 `runmeta.py static` themselves when started by hand.
 
     runmeta.py static [--allow-dirty]   # prints the static part; exit 3 if dirty and not allowed
-    runmeta.py stamp < lines > lines    # adds "run" (RUNMETA from the environment, or computed)
+    runmeta.py stamp < lines > lines    # adds "runmeta" (RUNMETA from the environment, or computed)
 """
 import json
 import os
@@ -60,7 +60,7 @@ def allow_dirty_from(argv=()):
 
 
 def static(allow_dirty=False):
-    """The part of "run" that is fixed for a run. Raises DirtyTree if the
+    """The part of "runmeta" that is fixed for a run. Raises DirtyTree if the
     working tree has uncommitted changes and allow_dirty is false."""
     commit = _git("rev-parse", "HEAD").strip()
     paths = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=all").splitlines()
@@ -94,12 +94,12 @@ def from_env_or_static(allow_dirty=False):
 
 
 def stamp(record, meta):
-    """record (a dict) with "run": meta + the load average and time now."""
+    """record (a dict) with "runmeta": meta + the load average and time now."""
     run = dict(meta)
     run["loadavg"] = loadavg()
     run["time"] = round(time.time(), 3)
     out = dict(record)
-    out["run"] = run
+    out["runmeta"] = run
     return out
 
 
@@ -119,7 +119,7 @@ def main(argv):
         if not line.strip():
             continue
         record = json.loads(line)
-        if "run" not in record:
+        if "runmeta" not in record:
             record = stamp(record, meta)
         print(json.dumps(record, separators=(",", ":")), flush=True)
 

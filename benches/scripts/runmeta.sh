@@ -4,11 +4,11 @@
 #                            # the arguments or ALLOW_DIRTY=1; exports RUNMETA
 #                            # (commit, dirty, machine, start time) for this run
 #                            # and for the Rust bench binaries it starts
-#   runmeta_json FILE LINE   # appends LINE (a JSON object) to FILE with "run"
+#   runmeta_json FILE LINE   # appends LINE (a JSON object) to FILE with "runmeta"
 #                            # added: RUNMETA + the load average and time now
 #
 # Both go through runmeta.py, the one implementation (see its docstring for
-# the fields). Lines that already carry "run" (written by a Rust bench
+# the fields). Lines that already carry "runmeta" (written by a Rust bench
 # binary) are appended as they are.
 RUNMETA_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runmeta.py"
 

@@ -25,10 +25,15 @@
 #   RUN_PARENT=/dev/shm (where the private run dir goes, default /tmp: both
 #   servers' tiles are written there; tessera writes one file per tile, renderd
 #   one .meta file per 64 tiles, so the file system matters, see the docs).
-# Usage: bash benches/scripts/service_vs_renderd.sh
+# Every JSON line carries "runmeta" (commit, dirty flag, machine, load average at
+# that moment; runmeta.py). A tree with uncommitted changes is refused unless
+# --allow-dirty or ALLOW_DIRTY=1 (then recorded as dirty, with the paths).
+# Usage: bash benches/scripts/service_vs_renderd.sh [--allow-dirty]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/runmeta.sh"
+runmeta_init "$@"                 # exits on a dirty tree unless allowed
 SHARED=${SHARED:-$(cd "$ROOT/../shared" && pwd)}
 B=$SHARED/bench/mapnik            # renderd_common.sh uses $B
 STYLE=$B/mapnik_style.xml
@@ -80,7 +85,7 @@ TS_TILES=$RD_DIR/tessera-tiles
 CLIENT=("$BIN/tile-client" --server "unix:$TS_SOCK")
 
 now() { date +%s.%N; }
-json() { printf '%s\n' "$1" >> "$RESULTS"; }
+json() { runmeta_json "$RESULTS" "$1"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 TS_RUN=0

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The static part of a JSON line's `"run"` object (commit, dirty flag and
+/// The static part of a JSON line's `"runmeta"` object (commit, dirty flag and
 /// paths, CPU model, cores, kernel, start time), as a JSON object.
 ///
 /// Taken from `RUNMETA`, which `benches/scripts/runmeta.sh` exports once per
@@ -44,7 +44,7 @@ pub fn run_meta(allow_dirty: bool) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
-/// `line` (one JSON object, no newline) with `"run"` appended: `meta` (from
+/// `line` (one JSON object, no newline) with `"runmeta"` appended: `meta` (from
 /// [`run_meta`]) plus the load average (1, 5, 15 min) and the Unix time now.
 pub fn stamp(line: &str, meta: &str) -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -69,7 +69,7 @@ pub fn stamp(line: &str, meta: &str) -> String {
     } else {
         ","
     };
-    format!("{body}{sep}\"run\":{meta}{msep}\"loadavg\":{load},\"time\":{time:.3}}}}}")
+    format!("{body}{sep}\"runmeta\":{meta}{msep}\"loadavg\":{load},\"time\":{time:.3}}}}}")
 }
 
 /// Appends `line` stamped with [`stamp`] and a newline to `path`.
@@ -90,13 +90,13 @@ mod tests {
     #[test]
     fn stamp_appends_the_run_object() {
         let line = stamp(r#"{"tool":"x","n":1}"#, r#"{"commit":"abc","dirty":false}"#);
-        let prefix = r#"{"tool":"x","n":1,"run":{"commit":"abc","dirty":false,"loadavg":"#;
+        let prefix = r#"{"tool":"x","n":1,"runmeta":{"commit":"abc","dirty":false,"loadavg":"#;
         assert!(line.starts_with(prefix), "{line}");
         assert!(
             line.contains(r#","time":"#) && line.ends_with("}}"),
             "{line}"
         );
         let empty = stamp("{}", "{}");
-        assert!(empty.starts_with(r#"{"run":{"loadavg":"#), "{empty}");
+        assert!(empty.starts_with(r#"{"runmeta":{"loadavg":"#), "{empty}");
     }
 }

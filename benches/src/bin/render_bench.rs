@@ -66,7 +66,7 @@ struct Args {
     #[arg(long)]
     meta_out: Option<PathBuf>,
     /// Append one JSON line with the results to this file, with the run's
-    /// metadata (`"run"`: commit, dirty flag, machine, load average).
+    /// metadata (`"runmeta"`: commit, dirty flag, machine, load average).
     #[arg(long)]
     json: Option<PathBuf>,
     /// With `--json`: record a run on a tree with uncommitted changes

@@ -12,7 +12,7 @@
 //!   VmRSS. One JSON line with the samples.
 //!
 //! Every wait is bounded (read timeouts, `--max-seconds`). Every JSON line carries the run's
-//! `"run"` metadata (commit, dirty flag, machine, load average; see
+//! `"runmeta"` object (commit, dirty flag, machine, load average; see
 //! `benches/scripts/runmeta.py`); a dirty tree is refused without
 //! `--allow-dirty` or `ALLOW_DIRTY=1`.
 
@@ -34,7 +34,7 @@ struct Cli {
     #[arg(long)]
     server: String,
     /// Record a run on a tree with uncommitted changes (`"dirty": true` in
-    /// the JSON line's `"run"`) instead of refusing (also `ALLOW_DIRTY=1`).
+    /// the JSON line's `"runmeta"`) instead of refusing (also `ALLOW_DIRTY=1`).
     #[arg(long)]
     allow_dirty: bool,
     #[command(subcommand)]

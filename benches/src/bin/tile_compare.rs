@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, default_value_t = 6)]
     worst: usize,
     /// Append one JSON line with the results to this file, with the run's
-    /// metadata (`"run"`: commit, dirty flag, machine, load average).
+    /// metadata (`"runmeta"`: commit, dirty flag, machine, load average).
     #[arg(long)]
     json: Option<PathBuf>,
     /// With `--json`: record a run on a tree with uncommitted changes
