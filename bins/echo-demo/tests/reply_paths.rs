@@ -5,8 +5,11 @@
 //! No fixed ports: the server binds port 0, and the test then tries to
 //! take port + offset. When that one is busy, the test starts over with a
 //! new server (a fresh port 0), a few times.
-// Test code: a failing unwrap is a failing test; skipped tests say why.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+//!
+//! `ss` (iproute2) comes from `scripts/install-deps.sh`; without it the
+//! TIME_WAIT test fails and says so.
+// Test code: a failing unwrap is a failing test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -163,22 +166,27 @@ fn the_callback_client_gets_its_replies_from_the_callback_server() {
 
 #[test]
 fn a_reply_nobody_listens_for_is_lost_and_the_server_carries_on() {
-    let (server, listener, log) = server_with_callback_port(&["--mode", "threaded"], 1);
-    let callback_addr = listener.local_addr().unwrap();
-    // Nobody listens on P+1 for the first request: its reply is lost, and
-    // only the server's log knows.
-    drop(listener);
-    let mut request = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    request.write_all(b"lost\n").unwrap();
-    wait_for_log(&log, r#"reply "lost\n" lost"#);
-    // Listen again (unless someone took the port meanwhile): the next
-    // request on the same connection is answered as if nothing happened.
-    let Ok(listener) = TcpListener::bind(callback_addr) else {
-        eprintln!("SKIPPED (second half): {callback_addr} was taken meanwhile");
+    // Another program may take P+1 while nobody listens there; then the
+    // whole scenario starts over on a fresh pair of ports.
+    for _ in 0..ATTEMPTS {
+        let (server, listener, log) = server_with_callback_port(&["--mode", "threaded"], 1);
+        let callback_addr = listener.local_addr().unwrap();
+        // Nobody listens on P+1 for the first request: its reply is lost,
+        // and only the server's log knows.
+        drop(listener);
+        let mut request = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        request.write_all(b"lost\n").unwrap();
+        wait_for_log(&log, r#"reply "lost\n" lost"#);
+        // Listen again: the next request on the same connection is
+        // answered as if nothing happened.
+        let Ok(listener) = TcpListener::bind(callback_addr) else {
+            continue;
+        };
+        request.write_all(b"found\n").unwrap();
+        assert_eq!(collect_callbacks(listener, 1), [b"found\n".to_vec()]);
         return;
-    };
-    request.write_all(b"found\n").unwrap();
-    assert_eq!(collect_callbacks(listener, 1), [b"found\n".to_vec()]);
+    }
+    panic!("P+1 was taken by someone else in each of {ATTEMPTS} attempts");
 }
 
 /// Counts TIME_WAIT sockets whose peer port is `port`, with `ss`.
@@ -195,10 +203,10 @@ fn time_wait_to(port: u16) -> Option<usize> {
 
 #[test]
 fn every_callback_leaves_a_time_wait_socket_the_same_connection_none() {
-    if time_wait_to(1).is_none() {
-        eprintln!("SKIPPED: `ss` (iproute2) is not available");
-        return;
-    }
+    assert!(
+        time_wait_to(1).is_some(),
+        "this test needs `ss` (iproute2): run scripts/install-deps.sh"
+    );
     const N: usize = 30;
     let (server, listener, _log) = server_with_callback_port(&["--mode", "threaded"], 1);
     let callback_port = server.port() + 1;
