@@ -21,6 +21,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # echo-demo's reply-path tests count TIME_WAIT sockets with ss.
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+# echo-demo's SIGTERM test runs the kill program (not the shell builtin).
+type -P kill >/dev/null 2>&1 || missing+=(procps)
 # render-core's PostGIS test starts its own throwaway cluster: it needs the
 # server binaries (initdb, pg_ctl, psql) and PostGIS for that server.
 pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
