@@ -32,6 +32,8 @@ import time
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DIRTY_EXIT = 3
+# Where runs write, not what they measure: not counted as dirty.
+OUTPUTS = ("target/", "benches/results/")
 
 
 class DirtyTree(Exception):
@@ -64,7 +66,7 @@ def static(allow_dirty=False):
     working tree has uncommitted changes and allow_dirty is false."""
     commit = _git("rev-parse", "HEAD").strip()
     paths = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=all").splitlines()
-             if line[3:] and not line[3:].startswith("target/")]
+             if line[3:] and not line[3:].startswith(OUTPUTS)]
     if paths and not allow_dirty:
         raise DirtyTree(
             "the working tree has uncommitted changes (%s%s); commit them, or record a dirty run "
