@@ -22,6 +22,8 @@ part from the RUNMETA environment variable that `runmeta.sh` exports, or run
 
     runmeta.py static [--allow-dirty]   # prints the static part; exit 3 if dirty and not allowed
     runmeta.py stamp < lines > lines    # adds "runmeta" (RUNMETA from the environment, or computed)
+    runmeta.py tee FILE < out > out     # passes every line through; JSON-object lines also
+                                        # go to FILE, stamped, as they arrive
 """
 import json
 import os
@@ -106,7 +108,7 @@ def stamp(record, meta):
 
 
 def main(argv):
-    if not argv or argv[0] not in ("static", "stamp"):
+    if not argv or argv[0] not in ("static", "stamp", "tee") or (argv[0] == "tee" and len(argv) < 2):
         sys.exit(__doc__)
     allow = allow_dirty_from(argv[1:])
     try:
@@ -116,6 +118,21 @@ def main(argv):
         sys.exit(DIRTY_EXIT)
     if argv[0] == "static":
         print(json.dumps(meta, separators=(",", ":")))
+        return
+    if argv[0] == "tee":
+        with open(argv[1], "a") as out:
+            for line in sys.stdin:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    if "runmeta" not in record:
+                        record = stamp(record, meta)
+                    out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                    out.flush()
         return
     for line in sys.stdin:
         if not line.strip():
