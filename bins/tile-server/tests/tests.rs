@@ -18,5 +18,7 @@ mod framed;
 mod legacy;
 /// Shutdown, kill -9 and the store: no partial PNG ever.
 mod lifecycle;
+/// SIGTERM under load, a deleted socket file, a second signal.
+mod shutdown;
 /// A server on a throwaway configuration, and small styles to render.
 mod support;

@@ -127,14 +127,30 @@ impl Drop for SessionGuard {
 }
 
 /// Connections in their handshake, oldest first, bounded: admitting one
-/// more than the limit closes the oldest. A real client finishes its
-/// handshake in well under a millisecond, so under a flood of silent or
-/// trickling connections it is the flood that is evicted.
+/// more than the limit closes the oldest, if it has had at least
+/// [`EVICTABLE_AFTER`]. A real client finishes its handshake in well under
+/// a millisecond, so under a flood of silent or trickling connections it
+/// is the flood that is evicted, while a burst of real clients connecting
+/// together (younger than that) may briefly go over the limit, up to
+/// [`HARD_LIMIT_FACTOR`] times it; past that new connections are refused.
 #[derive(Debug)]
 struct Handshakes {
     max: usize,
     next_id: Mutex<u64>,
-    open: Mutex<VecDeque<(u64, Stream)>>,
+    open: Mutex<VecDeque<(u64, Instant, Stream)>>,
+}
+
+/// A connection still in its handshake after this long may be evicted.
+const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
+/// How far above `max_handshakes` a burst of young connections may go.
+const HARD_LIMIT_FACTOR: usize = 4;
+
+/// What [`Handshakes::admit`] did.
+enum Admitted {
+    /// Admitted with this id; `evicted` older connections were closed.
+    Yes { id: u64, evicted: bool },
+    /// Too many young handshakes at once: refuse this one.
+    No,
 }
 
 impl Handshakes {
@@ -146,15 +162,15 @@ impl Handshakes {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Stream)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Instant, Stream)>> {
         self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Admits a connection (a second handle of its socket); returns its id
-    /// and whether an older one was evicted.
-    fn admit(&self, socket: Stream) -> (u64, bool) {
+    /// Admits a connection (a second handle of its socket), evicting the
+    /// oldest when full.
+    fn admit(&self, socket: Stream) -> Admitted {
         let id = {
             let mut next = self
                 .next_id
@@ -163,27 +179,36 @@ impl Handshakes {
             *next += 1;
             *next
         };
+        let now = Instant::now();
         let mut open = self.lock();
         let mut evicted = false;
         while open.len() >= self.max {
-            if let Some((_, oldest)) = open.pop_front() {
-                // Its session thread's next read fails, and it ends.
-                let _ = oldest.shutdown(Shutdown::Both);
-                evicted = true;
+            match open.front() {
+                Some((_, since, _)) if now.duration_since(*since) >= EVICTABLE_AFTER => {
+                    if let Some((_, _, oldest)) = open.pop_front() {
+                        // Its session thread's next read fails, and it ends.
+                        let _ = oldest.shutdown(Shutdown::Both);
+                        evicted = true;
+                    }
+                }
+                _ => break,
             }
         }
-        open.push_back((id, socket));
-        (id, evicted)
+        if open.len() >= self.max * HARD_LIMIT_FACTOR {
+            return Admitted::No;
+        }
+        open.push_back((id, now, socket));
+        Admitted::Yes { id, evicted }
     }
 
     /// The handshake of `id` has ended (either way).
     fn done(&self, id: u64) {
-        self.lock().retain(|(i, _)| *i != id);
+        self.lock().retain(|(i, _, _)| *i != id);
     }
 
     /// Closes every connection still in its handshake (shutdown).
     fn close_all(&self) {
-        for (_, socket) in self.lock().drain(..) {
+        for (_, _, socket) in self.lock().drain(..) {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }
@@ -413,7 +438,16 @@ impl FramedAcceptor {
             refuse(stream, "the server cannot serve this connection now");
             return;
         };
-        let (slot, evicted) = self.handshakes.admit(second);
+        let (slot, evicted) = match self.handshakes.admit(second) {
+            Admitted::Yes { id, evicted } => (id, evicted),
+            Admitted::No => {
+                refuse(
+                    stream,
+                    "too many connections in their handshake; try again later",
+                );
+                return;
+            }
+        };
         if evicted {
             self.service.counters().handshake_evicted();
             tracing::info!("closed the oldest connection still in its handshake to make room");
