@@ -16,11 +16,15 @@
 //!   gives [`Error::NotASocket`] and is never touched.
 //! - The socket file is removed when the [`Listener`] is dropped (only if it
 //!   is still the file this listener created).
+//! - A Unix socket path longer than [`MAX_UNIX_PATH`] bytes is an error when
+//!   it is parsed, bound or connected to. (The kernel's `sun_path` holds 108
+//!   bytes with the terminating NUL; a longer path used to be hard-linked into
+//!   place and reported as listening although nobody could connect to it.)
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -32,6 +36,28 @@ use tracing::{debug, info, warn};
 use crate::auth::Secret;
 use crate::connection::{Connection, Transport};
 use crate::error::{Error, Result};
+
+/// The longest Unix socket path, in bytes: `sun_path` in `sockaddr_un`
+/// holds 108 bytes on Linux, and the path must leave room for its
+/// terminating NUL. Relative paths count as written.
+pub const MAX_UNIX_PATH: usize = 107;
+
+/// An [`Error::InvalidEndpoint`] naming the limit if `path` is too long to
+/// be a Unix socket address.
+fn check_unix_path(path: &Path) -> Result<()> {
+    let len = path.as_os_str().len();
+    if len > MAX_UNIX_PATH {
+        return Err(Error::InvalidEndpoint {
+            input: format!("unix:{}", path.display()),
+            reason: format!(
+                "the socket path is {len} bytes, but a Unix socket path can have at most \
+                 {MAX_UNIX_PATH} (sun_path holds 108 bytes including the terminating NUL); \
+                 use a shorter path"
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// A place to listen on or connect to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,6 +99,7 @@ impl Endpoint {
                 Ok(Stream::Tcp(stream))
             }
             Endpoint::Unix(path) => {
+                check_unix_path(path)?;
                 Ok(Stream::Unix(UnixStream::connect(path).map_err(|e| {
                     Error::io(format!("connecting to {self}"), e)
                 })?))
@@ -137,7 +164,9 @@ impl FromStr for Endpoint {
             if path.is_empty() {
                 return Err(bad("unix: needs a path"));
             }
-            return Ok(Endpoint::Unix(PathBuf::from(path)));
+            let path = PathBuf::from(path);
+            check_unix_path(&path)?;
+            return Ok(Endpoint::Unix(path));
         }
         let rest = input.strip_prefix("tcp:").unwrap_or(input);
         let (host, port) = rest
@@ -451,6 +480,7 @@ impl Drop for Listener {
 
 /// Binds a Unix socket at `path` with mode 0600 (see the module docs).
 fn bind_unix(path: &Path) -> Result<(UnixListener, (u64, u64))> {
+    check_unix_path(path)?;
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
@@ -483,9 +513,22 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, (u64, u64))> {
     getrandom::fill(&mut suffix)
         .map_err(|e| Error::io("random name", io::Error::other(e.to_string())))?;
     let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = dir.join(format!(".tessera-{hex}.sock"));
+    let name = format!(".tessera-{hex}.sock");
+    let tmp = dir.join(&name);
 
-    let listener = UnixListener::bind(&tmp)
+    // The temporary name must fit `sun_path` too. When the directory is too
+    // long for it (the real path fits, but its name is shorter than the
+    // temporary one), bind through `/proc/self/fd/N/`, which names the same
+    // directory in a few bytes.
+    let dir_handle;
+    let bind_at = if tmp.as_os_str().len() <= MAX_UNIX_PATH {
+        tmp.clone()
+    } else {
+        dir_handle = std::fs::File::open(&dir)
+            .map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", dir_handle.as_raw_fd()))
+    };
+    let listener = UnixListener::bind(&bind_at)
         .map_err(|e| Error::io(format!("binding unix socket {}", tmp.display()), e))?;
     let cleanup = |tmp: &Path| {
         let _ = std::fs::remove_file(tmp);

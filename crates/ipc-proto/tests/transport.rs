@@ -279,3 +279,78 @@ fn insecure_remote_is_refused_with_a_clear_error() {
     );
     assert!(ok.is_ok());
 }
+
+/// `dir/` followed by a name of `s`s padded so the whole path is `len`
+/// bytes.
+fn path_of_len(dir: &std::path::Path, len: usize) -> std::path::PathBuf {
+    let base = dir.as_os_str().len() + 1;
+    assert!(
+        base + 8 < len,
+        "temporary directory {} is too long for this test",
+        dir.display()
+    );
+    let path = dir.join("s".repeat(len - base));
+    assert_eq!(path.as_os_str().len(), len);
+    path
+}
+
+#[test]
+fn unix_path_of_107_bytes_works_and_108_is_an_error_naming_the_limit() {
+    assert_eq!(endpoint::MAX_UNIX_PATH, 107);
+    let dir = tempfile::tempdir().unwrap();
+
+    let fits = path_of_len(dir.path(), 107);
+    let endpoint: Endpoint = format!("unix:{}", fits.display()).parse().unwrap();
+    let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
+    let _client = endpoint.connect().unwrap();
+    let _server = listener.accept().unwrap();
+    drop(listener);
+
+    let long = path_of_len(dir.path(), 108);
+    let names_the_limit = |e: &Error| {
+        let text = e.to_string();
+        assert!(matches!(e, Error::InvalidEndpoint { .. }), "{e:?}");
+        assert!(
+            text.contains("108 bytes") && text.contains("at most 107"),
+            "{text}"
+        );
+        assert!(text.contains("sun_path"), "{text}");
+    };
+    // Parsing (what the configuration does).
+    names_the_limit(
+        &format!("unix:{}", long.display())
+            .parse::<Endpoint>()
+            .unwrap_err(),
+    );
+    // Binding an endpoint built in code: an error, and nothing is created
+    // (it used to be linked into place and reported as listening).
+    names_the_limit(
+        &Listener::bind(&Endpoint::unix(&long), &ListenOptions::default()).unwrap_err(),
+    );
+    assert!(!long.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Connecting.
+    names_the_limit(&Endpoint::unix(&long).connect().unwrap_err());
+}
+
+#[test]
+fn unix_path_that_fits_in_a_directory_too_long_for_the_temporary_name() {
+    // The real path is 107 bytes, but its directory is so long that the
+    // temporary name it is first bound under (`.tessera-<16 hex>.sock`)
+    // would not fit sun_path.
+    let dir = tempfile::tempdir().unwrap();
+    let deep = path_of_len(dir.path(), 100);
+    std::fs::create_dir(&deep).unwrap();
+    let path = deep.join("s.sock");
+    assert_eq!(path.as_os_str().len(), 107);
+    let endpoint = Endpoint::unix(&path);
+    let listener = Listener::bind(&endpoint, &ListenOptions::default()).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let names: Vec<_> = std::fs::read_dir(&deep).unwrap().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let server = serve_one(listener);
+    exercise(&endpoint, None);
+    assert_eq!(server.join().unwrap(), 502);
+    assert!(!path.exists());
+}
