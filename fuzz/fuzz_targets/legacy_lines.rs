@@ -1,8 +1,8 @@
 //! Arbitrary bytes through the legacy line decoder, whole and in pieces.
 //!
 //! Properties: nothing panics; the events do not depend on how the input is
-//! split; every valid line is reported and round-trips through
-//! `format_tile`; there is at most one event per line.
+//! split; every valid line is reported, its text decodes to the same tile
+//! and so does `format_tile` of it; there is at most one event per line.
 #![no_main]
 
 use ipc_proto::legacy::{format_tile, LegacyDecoder, LegacyEvent};
@@ -29,11 +29,22 @@ fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();
     assert!(whole.len() <= lines);
     for e in &whole {
-        if let LegacyEvent::Tile(t) = e {
-            let text = format_tile(*t);
+        if let LegacyEvent::Tile { tile, text } = e {
+            // The text is echoed as written and names the same tile.
             assert_eq!(
                 LegacyDecoder::decode_all(text.as_bytes()),
-                vec![LegacyEvent::Tile(*t)]
+                vec![LegacyEvent::Tile {
+                    tile: *tile,
+                    text: text.clone()
+                }]
+            );
+            let canonical = format_tile(*tile);
+            assert_eq!(
+                LegacyDecoder::decode_all(canonical.as_bytes()),
+                vec![LegacyEvent::Tile {
+                    tile: *tile,
+                    text: canonical
+                }]
             );
         }
     }

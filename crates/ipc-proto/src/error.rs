@@ -177,6 +177,27 @@ pub enum Error {
         addr: SocketAddr,
     },
 
+    /// The legacy line protocol asked to listen on a non-loopback address.
+    /// It has no authentication at all, so a shared secret (which only the
+    /// framed protocol uses) does not make that safe.
+    #[error(
+        "refusing to serve the legacy line protocol on non-loopback address {addr}: \
+         it has no authentication{}; listen on loopback, \
+         or set allow_insecure_remote if the network is trusted",
+        if *secret_configured {
+            ", and the configured shared secret does not protect it \
+             (only the framed protocol authenticates with it)"
+        } else {
+            " (a shared secret cannot protect it)"
+        }
+    )]
+    InsecureLegacy {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// Whether a shared secret is configured (for the framed protocol).
+        secret_configured: bool,
+    },
+
     /// A Unix socket path where another listener is accepting connections.
     #[error("unix socket {path} is in use by a running listener")]
     SocketInUse {

@@ -7,8 +7,10 @@
 //! (the last C# version sends one request per connection, possibly without
 //! a trailing newline, then closes). For each finished tile the server
 //! connects back to the client's host on the server's port + 1
-//! (configurable) and sends `{z}_{x}_{y}`; after the last tile of the batch
-//! it sends `done`. Two callback styles exist ([`CallbackStyle`]): the
+//! (configurable) and sends the tile exactly as the client wrote it (`01_0_0`
+//! stays `01_0_0`: the C# client matches callbacks to its request text);
+//! after the last tile of the batch it sends `done`. Every batch the client
+//! ends gets its `done`, even one without a valid line. Two callback styles exist ([`CallbackStyle`]): the
 //! original Python server opened one new connection per message and wrote
 //! the text without a newline (the C# callback listener reads each
 //! connection to EOF); [`CallbackStyle::Lines`] sends `\n`-terminated lines
@@ -22,7 +24,9 @@
 //! # Bad input
 //! [`LegacyDecoder`] is a pure incremental decoder (no sockets): feed it
 //! bytes as they arrive, get [`LegacyEvent`]s. A line longer than the
-//! maximum yields one [`LegacyEvent::Invalid`] and the rest of it is skipped
+//! maximum (counted as received: surrounding spaces count, the `\n` and a
+//! `\r` just before it do not) yields one [`LegacyEvent::Invalid`] and the
+//! rest of it is skipped
 //! up to its `\n`, without buffering it; garbage or an out-of-range tile
 //! yields `Invalid` for that line only. Nothing else is disturbed: the lines
 //! before and after are decoded normally.
@@ -35,8 +39,12 @@ use std::time::Duration;
 use tile_math::TileCoord;
 use tracing::{debug, trace};
 
-/// Default maximum line length in bytes, without the line ending. The
-/// longest valid line, `30_1073741823_1073741823`, has 24.
+use crate::endpoint::{Endpoint, ListenOptions, Listener};
+use crate::error::{Error, Result};
+
+/// Default maximum line length in bytes, without the line ending (`\n`, or
+/// `\r\n`) but with any spaces around the request. The longest valid
+/// request, `30_1073741823_1073741823`, has 24.
 pub const DEFAULT_MAX_LINE: usize = 64;
 
 /// The callback port is the server's port plus this, by default.
@@ -58,7 +66,14 @@ pub const FAILED_PREFIX: &str = "failed ";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegacyEvent {
     /// A tile request `{z}_{x}_{y}`.
-    Tile(TileCoord),
+    Tile {
+        /// The tile.
+        tile: TileCoord,
+        /// The request exactly as written, without the line ending and the
+        /// spaces around it (`01_0_0` stays `01_0_0`); the callback echoes
+        /// it.
+        text: String,
+    },
     /// `stop`: the end of the batch (main variant).
     Stop,
     /// An empty line: the end of the batch (second variant).
@@ -187,6 +202,12 @@ impl LegacyDecoder {
         self.skipping = false;
     }
 
+    /// Whether part of a line has arrived (its end has not): a batch is
+    /// under way even if no event has come out of it yet.
+    pub fn in_line(&self) -> bool {
+        self.skipping || !self.line.is_empty()
+    }
+
     /// Convenience: decodes a whole input at once, including EOF handling.
     pub fn decode_all(bytes: &[u8]) -> Vec<LegacyEvent> {
         let mut d = Self::new();
@@ -209,18 +230,24 @@ impl LegacyDecoder {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        let line = line.trim_ascii();
+        // The limit is on the line as received (only the line ending taken
+        // off), not on what is left after trimming.
         if line.len() > self.max_line {
             out.push(self.invalid(LineError::TooLong { max: self.max_line }));
             return;
         }
+        let line = line.trim_ascii();
         let event = if line.is_empty() {
             LegacyEvent::EndOfBatch
         } else if line.eq_ignore_ascii_case(STOP.as_bytes()) {
             LegacyEvent::Stop
         } else {
             match parse_tile(line) {
-                Ok(t) => LegacyEvent::Tile(t),
+                Ok(tile) => LegacyEvent::Tile {
+                    tile,
+                    // parse_tile accepted only ASCII digits and `_`.
+                    text: String::from_utf8_lossy(line).into_owned(),
+                },
                 Err(reason) => self.invalid(reason),
             }
         };
@@ -278,15 +305,18 @@ pub enum CallbackStyle {
     Lines,
 }
 
-/// A message from the server to the client's callback listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A message from the server to the client's callback listener. A tile is
+/// named by its request text as the client wrote it
+/// ([`LegacyEvent::Tile`]'s `text`), since the client matches callbacks to
+/// its requests by text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackMessage {
     /// This tile is finished.
-    Tile(TileCoord),
+    Tile(String),
     /// This tile could not be made (not in the original protocol: the
     /// original server printed an error and sent nothing, so the client
     /// never heard of the tile; `failed {z}_{x}_{y}` tells it).
-    Failed(TileCoord),
+    Failed(String),
     /// The batch is finished.
     Done,
 }
@@ -295,8 +325,8 @@ impl CallbackMessage {
     /// The bytes for this message in `style`.
     pub fn encode(&self, style: CallbackStyle) -> Vec<u8> {
         let mut text = match self {
-            CallbackMessage::Tile(t) => format_tile(*t),
-            CallbackMessage::Failed(t) => format!("{FAILED_PREFIX}{}", format_tile(*t)),
+            CallbackMessage::Tile(t) => t.clone(),
+            CallbackMessage::Failed(t) => format!("{FAILED_PREFIX}{t}"),
             CallbackMessage::Done => DONE.to_owned(),
         };
         if style == CallbackStyle::Lines {
@@ -304,6 +334,29 @@ impl CallbackMessage {
         }
         text.into_bytes()
     }
+}
+
+/// Binds the legacy listener. The line protocol has no authentication, so a
+/// non-loopback address is refused unless `allow_insecure_remote` is set,
+/// whether or not a shared secret is configured for the framed protocol
+/// (`secret_configured` only makes the refusal say so): the error is
+/// [`Error::InsecureLegacy`].
+pub fn bind_legacy(
+    endpoint: &Endpoint,
+    allow_insecure_remote: bool,
+    secret_configured: bool,
+) -> Result<Listener> {
+    let options = ListenOptions {
+        secret: None,
+        allow_insecure_remote,
+    };
+    Listener::bind(endpoint, &options).map_err(|e| match e {
+        Error::InsecureRemote { addr } => Error::InsecureLegacy {
+            addr,
+            secret_configured,
+        },
+        other => other,
+    })
 }
 
 /// Where the callback listener of a client is: the client's IP and the
@@ -381,7 +434,11 @@ mod tests {
     use super::*;
 
     fn t(z: u8, x: u32, y: u32) -> LegacyEvent {
-        LegacyEvent::Tile(TileCoord::new(z, x, y).unwrap())
+        let tile = TileCoord::new(z, x, y).unwrap();
+        LegacyEvent::Tile {
+            tile,
+            text: format_tile(tile),
+        }
     }
 
     #[test]
@@ -398,8 +455,12 @@ mod tests {
         let tile = TileCoord::new(16, 58001, 25480).unwrap();
         assert_eq!(format_tile(tile), "16_58001_25480");
         assert_eq!(
-            CallbackMessage::Tile(tile).encode(CallbackStyle::ConnectionPerMessage),
+            CallbackMessage::Tile(format_tile(tile)).encode(CallbackStyle::ConnectionPerMessage),
             b"16_58001_25480"
+        );
+        assert_eq!(
+            CallbackMessage::Failed("01_0_0".into()).encode(CallbackStyle::Lines),
+            b"failed 01_0_0\n"
         );
         assert_eq!(
             CallbackMessage::Done.encode(CallbackStyle::Lines),

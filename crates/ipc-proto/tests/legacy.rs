@@ -9,7 +9,19 @@ use tile_math::TileCoord;
 use crate::support::tile;
 
 fn t(z: u8, x: u32, y: u32) -> LegacyEvent {
-    LegacyEvent::Tile(tile(z, x, y))
+    let tile = tile(z, x, y);
+    LegacyEvent::Tile {
+        tile,
+        text: format_tile(tile),
+    }
+}
+
+/// A tile event whose request was written as `text`.
+fn written(z: u8, x: u32, y: u32, text: &str) -> LegacyEvent {
+    LegacyEvent::Tile {
+        tile: tile(z, x, y),
+        text: text.into(),
+    }
 }
 
 fn decode_in_chunks(input: &[u8], chunk: usize, max_line: usize) -> Vec<LegacyEvent> {
@@ -111,10 +123,120 @@ fn overlong_unterminated_line_at_eof() {
 fn line_of_exactly_the_maximum_is_fine() {
     // max 8: "3_7_7" padded with leading zeros to 8 bytes.
     let ev = decode_in_chunks(b"003_07_7\r\n0003_7_7\n", 3, 8);
-    assert_eq!(ev, [t(3, 7, 7), t(3, 7, 7)]);
+    assert_eq!(
+        ev,
+        [written(3, 7, 7, "003_07_7"), written(3, 7, 7, "0003_7_7")]
+    );
     let ev = decode_in_chunks(b"0003_07_7\n3_7_7\n", 3, 8);
     assert!(is_invalid(&ev[0], 1));
     assert_eq!(ev[1], t(3, 7, 7));
+}
+
+/// `n` bytes: spaces, then `1_0_0`.
+fn padded_line(n: usize) -> Vec<u8> {
+    let mut line = vec![b' '; n - 5];
+    line.extend(b"1_0_0");
+    line
+}
+
+#[test]
+fn the_64_byte_limit_is_on_the_raw_line_not_the_trimmed_one() {
+    for ending in [&b"\n"[..], b"\r\n"] {
+        // 64 bytes as received (59 spaces + `1_0_0`): accepted; the line
+        // ending, `\r` included, does not count.
+        let mut input = padded_line(64);
+        input.extend(ending);
+        // 65 bytes: refused, although trimmed it is only 5.
+        input.extend(padded_line(65));
+        input.extend(ending);
+        // Spaces after the request count too.
+        input.extend(b"1_0_0");
+        input.extend([b' '; 60]);
+        input.extend(ending);
+        let ev = decode(&input);
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert_eq!(ev[0], t(1, 0, 0));
+        for (i, e) in ev[1..].iter().enumerate() {
+            assert!(
+                matches!(
+                    e,
+                    LegacyEvent::Invalid {
+                        reason: LineError::TooLong { max: 64 },
+                        line_no,
+                    } if *line_no == i as u64 + 2
+                ),
+                "{e:?}"
+            );
+        }
+    }
+    // The same at EOF without a line ending.
+    assert_eq!(decode(&padded_line(64)), [t(1, 0, 0)]);
+    let ev = decode(&padded_line(65));
+    assert!(
+        matches!(
+            &ev[..],
+            [LegacyEvent::Invalid {
+                reason: LineError::TooLong { max: 64 },
+                line_no: 1
+            }]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_tile_keeps_its_text_as_written() {
+    let ev = decode(b"01_0_0\n 0016_058001_25480 \r\n1_0_0\n");
+    assert_eq!(
+        ev,
+        [
+            written(1, 0, 0, "01_0_0"),
+            written(16, 58001, 25480, "0016_058001_25480"),
+            written(1, 0, 0, "1_0_0"),
+        ]
+    );
+}
+
+#[test]
+fn in_line_tells_whether_a_line_is_under_way() {
+    let mut d = LegacyDecoder::new();
+    let mut out = Vec::new();
+    assert!(!d.in_line());
+    d.feed(b"1_0", &mut out);
+    assert!(d.in_line());
+    d.feed(b"_0\n", &mut out);
+    assert!(!d.in_line());
+    d.feed(&[b'9'; 100], &mut out);
+    assert!(d.in_line(), "inside a skipped overlong line");
+    d.feed(b"\n", &mut out);
+    assert!(!d.in_line());
+    assert_eq!(out.len(), 2, "{out:?}");
+}
+
+#[test]
+fn legacy_refusal_beyond_loopback_is_accurate_with_and_without_a_secret() {
+    let endpoint = ipc_proto::Endpoint::tcp("0.0.0.0", 0);
+    let without = bind_legacy(&endpoint, false, false).unwrap_err();
+    let with = bind_legacy(&endpoint, false, true).unwrap_err();
+    assert_eq!(
+        without.to_string(),
+        "refusing to serve the legacy line protocol on non-loopback address 0.0.0.0:0: \
+         it has no authentication (a shared secret cannot protect it); listen on loopback, \
+         or set allow_insecure_remote if the network is trusted"
+    );
+    assert_eq!(
+        with.to_string(),
+        "refusing to serve the legacy line protocol on non-loopback address 0.0.0.0:0: \
+         it has no authentication, and the configured shared secret does not protect it \
+         (only the framed protocol authenticates with it); listen on loopback, \
+         or set allow_insecure_remote if the network is trusted"
+    );
+    for e in [&without, &with] {
+        assert!(!e.to_string().contains("configure a secret"), "{e}");
+    }
+    // The override still works, and loopback needs none.
+    assert!(bind_legacy(&endpoint, true, true).is_ok());
+    assert!(bind_legacy(&ipc_proto::Endpoint::tcp("127.0.0.1", 0), false, false).is_ok());
 }
 
 #[test]
@@ -185,7 +307,7 @@ fn legacy_server(listener: TcpListener, style: CallbackStyle) -> thread::JoinHan
         let mut sender = CallbackSender::new(addr, style, Duration::from_secs(5));
         for e in events {
             match e {
-                LegacyEvent::Tile(tile) => sender.send(CallbackMessage::Tile(tile)).unwrap(),
+                LegacyEvent::Tile { text, .. } => sender.send(CallbackMessage::Tile(text)).unwrap(),
                 LegacyEvent::Stop => break,
                 _ => {}
             }
@@ -229,6 +351,28 @@ fn end_to_end_callback_connection_per_message() {
 }
 
 #[test]
+fn end_to_end_callback_echoes_the_tile_as_written() {
+    let (server_listener, callback) = bind_port_and_next();
+    let server_addr = server_listener.local_addr().unwrap();
+    let server = legacy_server(server_listener, CallbackStyle::ConnectionPerMessage);
+    let mut client = TcpStream::connect(server_addr).unwrap();
+    client.write_all(b"01_0_0\n1_0_0\nstop\n").unwrap();
+    drop(client);
+    let mut received = Vec::new();
+    loop {
+        let (s, _) = callback.accept().unwrap();
+        let text = read_to_eof(s);
+        let done = text == "done";
+        received.push(text);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(received, ["01_0_0", "1_0_0", "done"]);
+    server.join().unwrap();
+}
+
+#[test]
 fn end_to_end_callback_lines_and_unterminated_request() {
     let (server_listener, callback) = bind_port_and_next();
     let server_addr = server_listener.local_addr().unwrap();
@@ -263,7 +407,7 @@ fn end_to_end_second_variant_same_connection() {
             decoder.feed(&buf[..n], &mut events);
             for e in events {
                 match e {
-                    LegacyEvent::Tile(t) => pending.push(t),
+                    LegacyEvent::Tile { tile, .. } => pending.push(tile),
                     LegacyEvent::EndOfBatch => {
                         pending.clear(); // "rendered"
                         conn.write_all(BATCH_COMPLETE_REPLY).unwrap();

@@ -205,16 +205,16 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Message>)> {
     out.push(("auth-ok", ok.to_bytes().unwrap(), Some(ok)));
 
     // Legacy callbacks.
-    let t = tile(16, 58001, 25480);
+    let t = ipc_proto::legacy::format_tile(tile(16, 58001, 25480));
     out.push((
         "legacy-callback-tile",
-        CallbackMessage::Tile(t).encode(CallbackStyle::ConnectionPerMessage),
+        CallbackMessage::Tile(t.clone()).encode(CallbackStyle::ConnectionPerMessage),
         None,
     ));
     out.push((
         "legacy-callback-lines",
         [
-            CallbackMessage::Tile(t).encode(CallbackStyle::Lines),
+            CallbackMessage::Tile(t.clone()).encode(CallbackStyle::Lines),
             CallbackMessage::Done.encode(CallbackStyle::Lines),
         ]
         .concat(),

@@ -78,6 +78,15 @@ pub struct ServerSection {
     pub legacy_callback_offset: u16,
     /// `connection-per-message` (what the original client expects) or `lines`.
     pub legacy_callback_style: String,
+    /// Most legacy connections at once, counted apart from the framed
+    /// ones (`max_connections`); more are closed at once.
+    pub legacy_max_connections: usize,
+    /// A legacy connection that sends nothing for this long (while none of
+    /// its batches waits for its `\n` reply) is closed; 0: never.
+    pub legacy_idle_timeout_ms: u64,
+    /// A legacy batch must be ended (`stop`, empty line, EOF) this long
+    /// after its first byte, or the connection is closed; 0: no limit.
+    pub legacy_batch_timeout_ms: u64,
     /// A file holding the shared secret; required to listen beyond loopback.
     pub secret_file: Option<PathBuf>,
     /// Listen on non-loopback addresses without a secret (not recommended).
@@ -162,6 +171,9 @@ impl Default for ServerSection {
             legacy_listen: None,
             legacy_callback_offset: ipc_proto::legacy::DEFAULT_CALLBACK_PORT_OFFSET,
             legacy_callback_style: "connection-per-message".into(),
+            legacy_max_connections: 64,
+            legacy_idle_timeout_ms: 30_000,
+            legacy_batch_timeout_ms: 60_000,
             secret_file: None,
             allow_insecure_remote: false,
             max_connections: 256,
@@ -374,6 +386,12 @@ impl ServiceConfig {
                 ))
             }
         };
+        if self.server.legacy_max_connections == 0 {
+            return Err(invalid(
+                "server.legacy_max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
         for (key, value) in [
             ("server.max_connections", self.server.max_connections),
             ("server.max_queued_tiles", self.server.max_queued_tiles),

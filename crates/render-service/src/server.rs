@@ -239,16 +239,15 @@ impl Server {
         let legacy = match &config.legacy_listen {
             Some(endpoint) => {
                 // The legacy protocol cannot authenticate: a secret does not
-                // make it safe to expose.
-                let legacy_options = ListenOptions {
-                    secret: None,
-                    allow_insecure_remote: raw.allow_insecure_remote,
-                };
-                let listener = Listener::bind(endpoint, &legacy_options).map_err(|source| {
-                    ServerError::Listen {
-                        endpoint: endpoint.to_string(),
-                        source,
-                    }
+                // make it safe to expose, and the refusal says so.
+                let listener = ipc_proto::legacy::bind_legacy(
+                    endpoint,
+                    raw.allow_insecure_remote,
+                    secret.is_some(),
+                )
+                .map_err(|source| ServerError::Listen {
+                    endpoint: endpoint.to_string(),
+                    source,
                 })?;
                 Some(listener)
             }
@@ -305,17 +304,23 @@ impl Server {
                 Endpoint::Tcp { port, .. } => *port,
                 Endpoint::Unix(_) => 0,
             };
+            let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
             let legacy_options = LegacyOptions {
                 callback_style: config.legacy_callback_style,
                 callback_offset: raw.legacy_callback_offset,
                 listen_port,
                 callback_timeout: Duration::from_secs(5),
+                idle_timeout: millis(raw.legacy_idle_timeout_ms),
+                batch_timeout: millis(raw.legacy_batch_timeout_ms),
             };
             let (handle, stopping) = (handle.clone(), Arc::clone(&stopping));
+            // Legacy connections have slots of their own: they cannot take
+            // the framed clients' `max_connections`.
+            let legacy_max = raw.legacy_max_connections;
             let acceptor = std::thread::Builder::new()
                 .name("accept legacy".into())
                 .spawn(move || {
-                    accept_legacy(listener, handle, stopping, legacy_options, max_connections)
+                    accept_legacy(listener, handle, stopping, legacy_options, legacy_max)
                 })
                 .map_err(ServerError::Thread)?;
             acceptors.push(acceptor);
@@ -498,6 +503,9 @@ fn refuse(stream: Stream, reason: &str) {
     let _ = conn.shutdown();
 }
 
+/// Accepts legacy connections, at most `max_connections` at once (counted
+/// here, apart from the framed connections and their stats); one more is
+/// closed at once, since the line protocol has no way to say why.
 fn accept_legacy(
     listener: Listener,
     service: ServiceHandle,
@@ -505,6 +513,14 @@ fn accept_legacy(
     options: LegacyOptions,
     max_connections: usize,
 ) {
+    /// Frees a legacy slot when its session thread ends, however it ends.
+    struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let stream = match listener.accept() {
             Ok(stream) => stream,
@@ -521,19 +537,21 @@ fn accept_legacy(
             return;
         }
         let Stream::Tcp(tcp) = stream else { continue };
-        if service.counters().open_connections() >= max_connections as u64 {
+        if open.load(Ordering::SeqCst) >= max_connections {
+            tracing::info!(max_connections, "too many legacy connections; one closed");
             let _ = tcp.shutdown(Shutdown::Both);
             continue;
         }
+        open.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot(Arc::clone(&open));
         let service = service.clone();
-        service.counters().connection(true);
         let spawned = std::thread::Builder::new()
             .name("legacy session".into())
             .spawn(move || {
+                let _slot = slot;
                 if let Err(e) = serve_legacy_connection(tcp, &service, options) {
                     tracing::info!("legacy session ended: {e}");
                 }
-                service.counters().connection(false);
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start a legacy session thread: {e}");
