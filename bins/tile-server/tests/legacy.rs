@@ -372,3 +372,39 @@ fn a_secret_does_not_allow_legacy_beyond_loopback_and_the_refusal_says_so() {
         assert!(err.contains("allow_insecure_remote"), "{err}");
     }
 }
+
+#[test]
+fn the_idle_timeout_does_not_run_while_a_batch_waits_for_its_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let idle = Duration::from_millis(50);
+    let (server, port, _callback) = start_with_callback_and(dir.path(), |c| {
+        c.server.legacy_idle_timeout_ms = 50;
+    });
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // Twenty metatiles over the square: far longer to render than the
+    // idle timeout, during which the client is silent, waiting.
+    let mut batch = String::new();
+    for x in (568..600).step_by(8) {
+        for y in (280..320).step_by(8) {
+            batch.push_str(&format!("10_{x}_{y}\n"));
+        }
+    }
+    batch.push('\n');
+    let sent = Instant::now();
+    conn.write_all(batch.as_bytes()).unwrap();
+    let mut reply = [0u8; 1];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\n");
+    let waited = sent.elapsed();
+    assert!(
+        waited > idle * 2,
+        "the batch took {waited:?}, too short to test the idle timeout"
+    );
+    // The connection is still open for the next batch.
+    conn.write_all(b"4_8_4\n\n").unwrap();
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\n");
+    server.shutdown();
+}
