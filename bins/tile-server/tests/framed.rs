@@ -4,7 +4,9 @@ use ipc_proto::{Delivery, FailureKind, Priority, RejectReason, Secret, TilePaylo
 use tile_client::{ClientError, Event, RequestOptions, TileClient};
 use tile_math::LngLatBbox;
 
-use crate::support::{collect, connect, decode_png, render, start, t, write_small_style};
+use crate::support::{
+    assert_golden, collect, connect, golden_name, render, start, t, write_small_style,
+};
 
 fn done_tiles(events: &[Event]) -> Vec<&ipc_proto::TileDone> {
     events
@@ -47,7 +49,7 @@ fn renders_over_tcp_then_serves_from_the_store_over_unix() {
             )),
             "{path}"
         );
-        assert_eq!(decode_png(&std::fs::read(path).unwrap()), (256, 256));
+        assert_golden(&golden_name("small", d.tile), &std::fs::read(path).unwrap());
     }
     let Some(Event::BatchDone(batch)) = events.last() else {
         panic!("no BatchDone: {events:?}")
@@ -57,14 +59,30 @@ fn renders_over_tcp_then_serves_from_the_store_over_unix() {
     // The same tiles again, over the Unix socket: straight from the store.
     let mut unix = connect(&server, 1);
     let events = render(&mut unix, tiles, &RequestOptions::default());
-    assert!(done_tiles(&events).iter().all(|d| d.cached), "{events:?}");
+    assert_eq!(done_tiles(&events).len(), 3, "{events:?}");
+    for d in done_tiles(&events) {
+        assert!(d.cached, "{events:?}");
+        let TilePayload::Path(path) = &d.payload else {
+            panic!("expected a path")
+        };
+        assert_golden(&golden_name("small", d.tile), &std::fs::read(path).unwrap());
+    }
     // A forced render renders again.
     let forced = RequestOptions {
         force: true,
         ..RequestOptions::default()
     };
     let events = render(&mut unix, vec![t(5, 17, 9)], &forced);
-    assert!(!done_tiles(&events)[0].cached);
+    let d = done_tiles(&events)[0];
+    assert!(!d.cached);
+    let TilePayload::Path(path) = &d.payload else {
+        panic!("expected a path")
+    };
+    // Rendered again, to the same pixels.
+    assert_golden(
+        &golden_name("small", t(5, 17, 9)),
+        &std::fs::read(path).unwrap(),
+    );
     server.shutdown();
     assert!(!socket.exists(), "the socket file is removed at shutdown");
 }
@@ -83,7 +101,7 @@ fn inline_png_and_bbox_requests() {
     let TilePayload::Png(bytes) = &done_tiles(&events)[0].payload else {
         panic!("expected bytes")
     };
-    assert_eq!(decode_png(bytes), (256, 256));
+    assert_golden(&golden_name("small", t(3, 4, 2)), bytes);
 
     let bbox = LngLatBbox::new(20.0, 55.0, 30.0, 65.0);
     let id = client

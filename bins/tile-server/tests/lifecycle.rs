@@ -4,7 +4,9 @@ use std::process::{Command, Stdio};
 use ipc_proto::{Endpoint, Priority};
 use tile_client::{Event, RequestOptions, TileClient};
 
-use crate::support::{connect, decode_png, start, t, write_small_style};
+use crate::support::{
+    assert_golden, connect, decode_png, golden_name, start, t, write_small_style,
+};
 
 #[test]
 fn shutdown_answers_everything_queued_and_finishes_what_runs() {
@@ -109,7 +111,13 @@ fn kill_9_never_leaves_a_partial_png() {
                     "a temporary file looks like a tile: {}",
                     path.display()
                 );
-                decode_png(&std::fs::read(&path).unwrap());
+                let bytes = std::fs::read(&path).unwrap();
+                decode_png(&bytes);
+                // Every tile asked for (and its metatile) lies at 180°W to
+                // 166°W, 56°N to 60°N, far from the style's only feature
+                // (the square over Finland): all are the same sea-blue tile,
+                // named after the first.
+                assert_golden(&golden_name("small_sea", t(12, 0, 1200)), &bytes);
                 checked += 1;
             }
         }

@@ -99,3 +99,127 @@ pub fn decode_png(bytes: &[u8]) -> (u32, u32) {
     let info = reader.next_frame(&mut buf).unwrap();
     (info.width, info.height)
 }
+
+/// Straight RGBA8 pixels of a decoded PNG.
+pub struct Rgba {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes a PNG fully to straight RGBA8, whatever its colour type
+/// (palette and png8 output, grey, RGB, with or without alpha), or panics.
+pub fn decode_rgba(bytes: &[u8]) -> Rgba {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "expanded to 8 bits");
+    let pixels = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Grayscale => buf.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::Indexed => panic!("EXPAND left a palette image"),
+    };
+    Rgba {
+        width: info.width,
+        height: info.height,
+        pixels,
+    }
+}
+
+fn encode_rgba(image: &Rgba) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, image.width, image.height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::High);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&image.pixels).unwrap();
+    }
+    out
+}
+
+/// The name of a tile's golden image: `<prefix>_<z>_<x>_<y>`.
+pub fn golden_name(prefix: &str, tile: TileCoord) -> String {
+    format!("{prefix}_{}_{}_{}", tile.z(), tile.x(), tile.y())
+}
+
+/// Compares the pixels of `png_bytes` (decoded to RGBA8) exactly with those
+/// of `tests/goldens/<name>.png`, the convention of render-core's golden
+/// tests:
+///
+/// - `BLESS=1 cargo test -p tile-server --test tests` (re)writes the golden
+///   instead, as RGBA8; look at every image you bless. When `CI` is set
+///   nothing is ever written.
+/// - A missing golden fails (with the hint to bless it).
+/// - On a mismatch the panic names the first differing pixel and how many
+///   differ, and the actual image is written to
+///   `$TMPDIR/tile-server-golden/<name>.actual.png`.
+pub fn assert_golden(name: &str, png_bytes: &[u8]) {
+    let actual = decode_rgba(png_bytes);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/goldens")
+        .join(format!("{name}.png"));
+    let blessing =
+        std::env::var_os("CI").is_none() && std::env::var("BLESS").is_ok_and(|v| v == "1");
+    if blessing {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, encode_rgba(&actual)).unwrap();
+        return;
+    }
+    let Ok(bytes) = std::fs::read(&path) else {
+        panic!(
+            "golden `{name}`: no golden image {}; run `BLESS=1 cargo test -p tile-server \
+             --test tests` (not on CI), look at it and commit it",
+            path.display()
+        );
+    };
+    let expected = decode_rgba(&bytes);
+    let same_size = (expected.width, expected.height) == (actual.width, actual.height);
+    if same_size && expected.pixels == actual.pixels {
+        return;
+    }
+    let dir = std::env::temp_dir().join("tile-server-golden");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}.actual.png"));
+    std::fs::write(&out, encode_rgba(&actual)).unwrap();
+    if !same_size {
+        panic!(
+            "golden `{name}`: size {}x{} but the golden is {}x{}; actual image: {}; golden: {}",
+            actual.width,
+            actual.height,
+            expected.width,
+            expected.height,
+            out.display(),
+            path.display()
+        );
+    }
+    let mut differing = expected
+        .pixels
+        .chunks_exact(4)
+        .zip(actual.pixels.chunks_exact(4))
+        .enumerate()
+        .filter(|(_, (e, a))| e != a);
+    let (first, (e, a)) = differing.next().unwrap();
+    let count = 1 + differing.count();
+    let (x, y) = (first as u32 % actual.width, first as u32 / actual.width);
+    panic!(
+        "golden `{name}`: {count} of {} pixels differ; the first at ({x}, {y}) is {a:?}, \
+         the golden has {e:?} (RGBA); actual image: {}; golden: {}; if the change is \
+         intended, re-bless with BLESS=1",
+        actual.width * actual.height,
+        out.display(),
+        path.display()
+    );
+}
