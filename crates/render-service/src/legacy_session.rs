@@ -393,7 +393,12 @@ fn answer_batches(
                 Err(_) => notes = None,
             },
             recv(events) -> event => {
-                let Ok(event) = event else { return };
+                let Ok(event) = event else {
+                    // The server is shutting down and every answer has
+                    // been given: end the connection so its reader stops.
+                    let _ = answerer.reply.shutdown(Shutdown::Both);
+                    return;
+                };
                 // Notes sent before this answer come first.
                 if let Some(rx) = &notes {
                     while let Ok(note) = rx.try_recv() {

@@ -313,14 +313,22 @@ impl Server {
                 idle_timeout: millis(raw.legacy_idle_timeout_ms),
                 batch_timeout: millis(raw.legacy_batch_timeout_ms),
             };
-            let (handle, stopping) = (handle.clone(), Arc::clone(&stopping));
+            let (handle, stopping, legacy_sessions) =
+                (handle.clone(), Arc::clone(&stopping), Arc::clone(&sessions));
             // Legacy connections have slots of their own: they cannot take
             // the framed clients' `max_connections`.
             let legacy_max = raw.legacy_max_connections;
             let acceptor = std::thread::Builder::new()
                 .name("accept legacy".into())
                 .spawn(move || {
-                    accept_legacy(listener, handle, stopping, legacy_options, legacy_max)
+                    accept_legacy(
+                        listener,
+                        handle,
+                        stopping,
+                        legacy_options,
+                        legacy_max,
+                        legacy_sessions,
+                    )
                 })
                 .map_err(ServerError::Thread)?;
             acceptors.push(acceptor);
@@ -512,6 +520,7 @@ fn accept_legacy(
     stopping: Arc<AtomicBool>,
     options: LegacyOptions,
     max_connections: usize,
+    sessions: Arc<SessionCount>,
 ) {
     /// Frees a legacy slot when its session thread ends, however it ends.
     struct Slot(Arc<std::sync::atomic::AtomicUsize>);
@@ -545,10 +554,14 @@ fn accept_legacy(
         open.fetch_add(1, Ordering::SeqCst);
         let slot = Slot(Arc::clone(&open));
         let service = service.clone();
+        // Shutdown waits for legacy sessions too: their callbacks and
+        // `done`s are the legacy client's answers.
+        let guard = sessions.enter();
         let spawned = std::thread::Builder::new()
             .name("legacy session".into())
             .spawn(move || {
                 let _slot = slot;
+                let _guard = guard;
                 if let Err(e) = serve_legacy_connection(tcp, &service, options) {
                     tracing::info!("legacy session ended: {e}");
                 }

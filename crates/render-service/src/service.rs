@@ -910,6 +910,175 @@ fn render_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::SchedulerConfig;
+    use tile_math::LngLatBbox;
+
+    /// A core on its own thread; the test plays the workers.
+    fn start_core(
+        workers: usize,
+        max_backlog: usize,
+    ) -> (Sender<Command>, Receiver<RenderJob>, JoinHandle<()>) {
+        let (commands, command_rx) = bounded(1024);
+        let (jobs, job_rx) = bounded(workers);
+        let core = Core {
+            scheduler: Scheduler::new(SchedulerConfig::default()),
+            stats: Arc::new(Stats::default()),
+            clients: HashMap::new(),
+            workers,
+            max_backlog,
+        };
+        let thread = std::thread::spawn(move || core.run(command_rx, jobs));
+        (commands, job_rx, thread)
+    }
+
+    /// Waits until the core has handled every command sent before: it
+    /// answers `Stats` only after them, and hands out jobs in the same
+    /// turn as the command that made them possible.
+    fn sync(commands: &Sender<Command>) {
+        let (reply, rx) = bounded(1);
+        commands.send(Command::Stats { reply }).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+
+    fn bulk(client: ClientId, request_id: RequestId, class: PriorityClass) -> Command {
+        // Tiles of 8 different metatiles at z12.
+        let tiles = (0..8)
+            .map(|i| TileCoord::new(12, i * 8, 0).unwrap())
+            .collect();
+        Command::Submit(TileRequest {
+            client,
+            request_id,
+            map: 0,
+            tiles,
+            class,
+            deadline: None,
+            force: false,
+        })
+    }
+
+    fn register(
+        commands: &Sender<Command>,
+        client: ClientId,
+        backlog: Option<Arc<ClientBacklog>>,
+    ) -> Receiver<ClientEvent> {
+        let (events, rx) = unbounded();
+        commands
+            .send(Command::Register {
+                client,
+                events,
+                backlog,
+            })
+            .unwrap();
+        rx
+    }
+
+    /// Shuts the core down, reporting `taken` (the jobs the test took and
+    /// kept) and every job still handed out, or the core waits for them.
+    fn stop(
+        commands: Sender<Command>,
+        jobs: Receiver<RenderJob>,
+        core: JoinHandle<()>,
+        taken: Vec<JobId>,
+    ) {
+        commands.send(Command::Shutdown).unwrap();
+        let mut ids: Vec<JobId> = taken;
+        while !core.is_finished() {
+            ids.extend(jobs.try_iter().map(|j| j.id));
+            for job in ids.drain(..) {
+                let _ = commands.send(Command::WorkDone(WorkDone {
+                    job,
+                    tiles: HashMap::new(),
+                    failure: Some((FailureKind::Internal, "test".into())),
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        core.join().unwrap();
+    }
+
+    #[test]
+    fn the_core_keeps_a_worker_for_the_screen_while_a_map_is_shown() {
+        let (commands, jobs, core) = start_core(2, 1 << 20);
+        let _events = register(&commands, 1, None);
+        let viewport = Viewport::from_bbox(LngLatBbox::new(24.9, 60.1, 25.0, 60.2), 12).unwrap();
+        commands
+            .send(Command::Viewport {
+                client: 1,
+                viewport,
+            })
+            .unwrap();
+        commands.send(bulk(1, 1, PriorityClass::Bulk)).unwrap();
+        sync(&commands);
+        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        assert_eq!(handed.len(), 1, "bulk work may take one of two workers");
+        assert_eq!(handed[0].class, PriorityClass::Bulk);
+        let first = handed[0].id;
+        // The screen's tile starts at once on the worker kept free.
+        commands.send(bulk(1, 2, PriorityClass::Viewport)).unwrap();
+        sync(&commands);
+        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        assert_eq!(handed.len(), 1);
+        // (Off screen, the scheduler ranks it Explicit: still not bulk.)
+        assert!(
+            handed[0].class < PriorityClass::Bulk,
+            "{:?}",
+            handed[0].class
+        );
+        stop(commands, jobs, core, vec![first, handed[0].id]);
+    }
+
+    #[test]
+    fn the_core_gives_every_worker_to_seeding_when_no_map_is_shown() {
+        let (commands, jobs, core) = start_core(2, 1 << 20);
+        let _events = register(&commands, 1, None);
+        commands.send(bulk(1, 1, PriorityClass::Bulk)).unwrap();
+        sync(&commands);
+        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        assert_eq!(handed.len(), 2);
+        assert!(handed.iter().all(|j| j.class == PriorityClass::Bulk));
+        stop(commands, jobs, core, handed.iter().map(|j| j.id).collect());
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_paused_and_resumed_when_it_catches_up() {
+        let (commands, jobs, core) = start_core(1, 1000);
+        let backlog = Arc::new(ClientBacklog::default());
+        let events = register(&commands, 1, Some(Arc::clone(&backlog)));
+        commands.send(bulk(1, 1, PriorityClass::Explicit)).unwrap();
+        let job = jobs.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The job's tile is answered with a PNG bigger than the limit.
+        let tile = job
+            .metatile
+            .tiles()
+            .find(|t| t.y() == 0 && t.x() % 8 == 0)
+            .unwrap();
+        let png = Arc::new(vec![0u8; 4000]);
+        let outcome = TileOutcome::Done {
+            path: PathBuf::from("/t.png"),
+            png: Some(png),
+            render_ms: 1,
+            cached: false,
+        };
+        commands
+            .send(Command::WorkDone(WorkDone {
+                job: job.id,
+                tiles: HashMap::from([(tile, outcome)]),
+                failure: None,
+            }))
+            .unwrap();
+        sync(&commands);
+        assert!(backlog.bytes() > 1000);
+        // The worker is idle and seven metatiles are queued, but the client
+        // is paused: nothing is handed out.
+        assert!(jobs.try_recv().is_err(), "work of a paused client started");
+        // The client reads its answer: within a tick its work goes on.
+        let event = events.recv().unwrap();
+        backlog.written(event.weight());
+        assert_eq!(backlog.bytes(), 0);
+        let next = jobs.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(next.class, PriorityClass::Explicit);
+        stop(commands, jobs, core, vec![next.id]);
+    }
 
     #[test]
     fn one_worker_stays_free_for_screens_only_when_someone_shows_a_map() {
