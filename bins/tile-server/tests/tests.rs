@@ -20,5 +20,7 @@ mod legacy;
 mod lifecycle;
 /// SIGTERM under load, a deleted socket file, a second signal.
 mod shutdown;
+/// Slowloris connections and a client that never reads.
+mod slow_clients;
 /// A server on a throwaway configuration, and small styles to render.
 mod support;
