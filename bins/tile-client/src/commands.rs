@@ -73,6 +73,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Maps => {
+            for name in client.list_maps()? {
+                println!("{name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Tiles { .. } => unreachable!("handled above"),
     }
 }

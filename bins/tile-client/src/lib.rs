@@ -274,6 +274,23 @@ impl TileClient {
         }
     }
 
+    /// The names of the server's maps, the default first.
+    pub fn list_maps(&mut self) -> Result<Vec<String>, ClientError> {
+        self.queue(&Message::ListMaps)?;
+        self.conn.flush()?;
+        loop {
+            let Some(message) = self.conn.read_message()? else {
+                return Err(ClientError::Closed(None));
+            };
+            if let Message::MapList { maps } = message {
+                return Ok(maps);
+            }
+            if let Some(event) = self.event_of(message)? {
+                self.backlog.push_back(event);
+            }
+        }
+    }
+
     /// Round trip time check.
     pub fn ping(&mut self, token: u64) -> Result<(), ClientError> {
         self.queue(&Message::Ping { token })?;

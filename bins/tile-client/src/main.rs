@@ -103,6 +103,8 @@ enum Command {
     },
     /// Print the server's counters.
     Stats,
+    /// Print the names of the server's maps, the default first.
+    Maps,
     /// Print the tiles covering a bbox, one `z/x/y` per line, in the order
     /// of mercantile's `tiles` (west part first across the antimeridian, then
     /// zoom by zoom, column by column, north to south). Needs no server.

@@ -192,6 +192,7 @@ fn stats_count_what_happened() {
     let mut client = connect(&server, 0);
     render(&mut client, vec![t(2, 1, 1)], &RequestOptions::default());
     render(&mut client, vec![t(2, 1, 1)], &RequestOptions::default());
+    assert_eq!(client.list_maps().unwrap(), vec!["test".to_owned()]);
     let stats: std::collections::HashMap<_, _> = client.stats().unwrap().into_iter().collect();
     assert!(stats["tiles_rendered"] >= 16, "{stats:?}");
     assert_eq!(stats["tiles_from_store"], 1);

@@ -578,6 +578,44 @@ mod tests {
     }
 
     #[test]
+    fn the_builtin_file_states_every_default_of_the_server_section() {
+        // The file documents the defaults: it must not drift from them.
+        assert_eq!(
+            ServiceConfig::builtin_default().server,
+            ServerSection::default()
+        );
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_checked() {
+        for (key, value, message) in [
+            ("max_handshakes", "0", "must be at least 1"),
+            ("handshake_timeout_ms", "0", "must be at least 1"),
+            ("write_timeout_ms", "0", "must be at least 1"),
+            (
+                "max_queued_bytes_per_client",
+                "1000",
+                "must be at least 65536 (one tile's answer must fit)",
+            ),
+        ] {
+            let config = ServiceConfig::from_toml(
+                &format!("[server]\n{key} = {value}\n[[map]]\nname = \"m\"\nstyle = \"s.xml\"\n"),
+                "t",
+            )
+            .unwrap();
+            let err = config.validate("t").unwrap_err().to_string();
+            assert_eq!(err, format!("t: `server.{key}`: {message}"));
+        }
+        // 0 is allowed for the idle timeout: never.
+        let config = ServiceConfig::from_toml(
+            "[server]\nidle_timeout_ms = 0\n[[map]]\nname = \"m\"\nstyle = \"s.xml\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.validate("t").unwrap().raw.server.idle_timeout_ms, 0);
+    }
+
+    #[test]
     fn fifo_is_off_by_default_and_set_by_file_or_flag() {
         let config = ServiceConfig::builtin_default();
         assert!(!config.server.fifo);
