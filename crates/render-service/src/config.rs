@@ -588,30 +588,38 @@ mod tests {
 
     #[test]
     fn connection_limits_and_timeouts_are_checked() {
-        for (key, value, message) in [
-            ("max_handshakes", "0", "must be at least 1"),
-            ("handshake_timeout_ms", "0", "must be at least 1"),
-            ("write_timeout_ms", "0", "must be at least 1"),
+        type Edit = fn(&mut ServerSection);
+        let cases: [(&str, Edit, &str); 4] = [
+            (
+                "max_handshakes",
+                |s| s.max_handshakes = 0,
+                "must be at least 1",
+            ),
+            (
+                "handshake_timeout_ms",
+                |s| s.handshake_timeout_ms = 0,
+                "must be at least 1",
+            ),
+            (
+                "write_timeout_ms",
+                |s| s.write_timeout_ms = 0,
+                "must be at least 1",
+            ),
             (
                 "max_queued_bytes_per_client",
-                "1000",
+                |s| s.max_queued_bytes_per_client = 1000,
                 "must be at least 65536 (one tile's answer must fit)",
             ),
-        ] {
-            let config = ServiceConfig::from_toml(
-                &format!("[server]\n{key} = {value}\n[[map]]\nname = \"m\"\nstyle = \"s.xml\"\n"),
-                "t",
-            )
-            .unwrap();
+        ];
+        for (key, edit, message) in cases {
+            let mut config = ServiceConfig::builtin_default();
+            edit(&mut config.server);
             let err = config.validate("t").unwrap_err().to_string();
             assert_eq!(err, format!("t: `server.{key}`: {message}"));
         }
         // 0 is allowed for the idle timeout: never.
-        let config = ServiceConfig::from_toml(
-            "[server]\nidle_timeout_ms = 0\n[[map]]\nname = \"m\"\nstyle = \"s.xml\"\n",
-            "t",
-        )
-        .unwrap();
+        let mut config = ServiceConfig::builtin_default();
+        config.server.idle_timeout_ms = 0;
         assert_eq!(config.validate("t").unwrap().raw.server.idle_timeout_ms, 0);
     }
 
