@@ -1,11 +1,8 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use ipc_proto::{Endpoint, Priority};
+use ipc_proto::Priority;
 use tile_client::{Event, RequestOptions, TileClient};
 
 use crate::support::{
-    assert_golden, connect, decode_png, golden_name, start, t, write_small_style,
+    assert_golden, connect, decode_png, golden_name, spawn_binary, start, t, write_small_style,
 };
 
 #[test]
@@ -56,32 +53,18 @@ fn kill_9_never_leaves_a_partial_png() {
     let dir = tempfile::tempdir().unwrap();
     let style = write_small_style(dir.path());
     let tiles_dir = dir.path().join("tiles");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tile-server"))
-        .args([
-            "--style",
-            style.to_str().unwrap(),
-            "--tile-dir",
-            tiles_dir.to_str().unwrap(),
-        ])
-        .args([
-            "--listen",
-            "tcp:127.0.0.1:0",
-            "--threads",
-            "2",
-            "--metatile",
-            "2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint: Endpoint = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.strip_prefix("tile-server: listening on ") {
-            break addr.parse().unwrap();
-        }
-    };
+    let (mut child, endpoint) = spawn_binary([
+        "--style",
+        style.to_str().unwrap(),
+        "--tile-dir",
+        tiles_dir.to_str().unwrap(),
+        "--listen",
+        "tcp:127.0.0.1:0",
+        "--threads",
+        "2",
+        "--metatile",
+        "2",
+    ]);
     let mut client = TileClient::connect(&endpoint, None, "kill test").unwrap();
     let tiles: Vec<_> = (0..200)
         .map(|i| t(12, (i % 20) * 8, (i / 20) * 8 + 1200))

@@ -4,9 +4,8 @@
 //! make it hang; a second signal exits at once.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::Shutdown;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,31 +16,23 @@ use ipc_proto::{
 };
 use tile_math::TileCoord;
 
-use crate::support::write_small_style;
+use crate::support::{spawn_binary, write_small_style};
 
 /// The server binary on `listen`, with its framed endpoint.
 fn spawn_server(dir: &std::path::Path, listen: &str, extra: &[&str]) -> (Child, Endpoint) {
     let style = write_small_style(dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tile-server"))
-        .arg("--style")
-        .arg(&style)
-        .arg("--tile-dir")
-        .arg(dir.join("tiles"))
-        .args(["--listen", listen, "--threads", "2"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint: Endpoint = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.strip_prefix("tile-server: listening on ") {
-            break addr.parse().unwrap();
-        }
-    };
-    // Keep reading its stdout so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut args = vec![
+        "--style".to_owned(),
+        style.display().to_string(),
+        "--tile-dir".to_owned(),
+        dir.join("tiles").display().to_string(),
+        "--listen".to_owned(),
+        listen.to_owned(),
+        "--threads".to_owned(),
+        "2".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let (child, endpoint) = spawn_binary(args);
     (child, endpoint)
 }
 

@@ -3,18 +3,17 @@
 //! and a client that asks for a lot and never reads, whose cost to the
 //! server stays bounded until it is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipc_proto::{Delivery, Endpoint, Message, Priority, RenderRequest, TileSet};
+use ipc_proto::{Delivery, Message, Priority, RenderRequest, TileSet};
 use tile_client::{Event, RequestOptions, TileClient};
 use tile_math::LngLatBbox;
 
-use crate::support::{start, t, write_small_style};
+use crate::support::{spawn_binary, start, t, write_small_style};
 
 const SLOW_CONNECTIONS: usize = 300;
 
@@ -155,21 +154,8 @@ fn a_client_that_never_reads_is_paused_then_dropped_and_server_memory_stays_boun
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tile-server"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint: Endpoint = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.strip_prefix("tile-server: listening on ") {
-            break addr.parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, endpoint) =
+        spawn_binary([std::ffi::OsStr::new("--config"), config.as_os_str()]);
     let mut monitor = TileClient::connect(&endpoint, None, "monitor").unwrap();
     monitor
         .set_read_timeout(Some(Duration::from_secs(30)))

@@ -223,3 +223,29 @@ pub fn assert_golden(name: &str, png_bytes: &[u8]) {
         path.display()
     );
 }
+
+/// The tile-server binary started with `args`, and the first framed
+/// endpoint it says it listens on. Its stdout is read to the end in the
+/// background, so it never blocks on a full pipe.
+pub fn spawn_binary<I, S>(args: I) -> (std::process::Child, ipc_proto::Endpoint)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tile-server"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let endpoint = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(addr) = line.strip_prefix("tile-server: listening on ") {
+            break addr.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, endpoint)
+}
