@@ -23,6 +23,10 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 # echo-demo's SIGTERM test runs the kill program (not the shell builtin).
 type -P kill >/dev/null 2>&1 || missing+=(procps)
+# render-core's text tests draw with the faces the classic OSM style and the
+# Japanese application ask for: DejaVu Sans and Noto Sans CJK JP.
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # render-core's PostGIS test starts its own throwaway cluster: it needs the
 # server binaries (initdb, pg_ctl, psql) and PostGIS for that server.
 pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)

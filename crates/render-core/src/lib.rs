@@ -29,6 +29,9 @@
 //!   by workers) and [`Renderer`] (one per worker: opens its own rasters,
 //!   draws a metatile, cuts it, encodes the tiles). [`RenderOptions`] also
 //!   sets the size of GDAL's block cache.
+//! - [`text`]: fonts found by Mapnik's face names ([`FontBook`]), fallback
+//!   chains, shaping with rustybuzz and glyph outlines, with per-worker
+//!   caches. Knows nothing of Mapnik XML.
 //! - [`error`]: [`Error`], [`FilterError`], [`ColorError`].
 #![warn(missing_docs)]
 
@@ -38,10 +41,12 @@ pub mod error;
 pub mod renderer;
 pub mod source;
 pub mod style;
+pub mod text;
 
 pub use encode::{Compression, EncodeError, TileEncoder, TileFormat};
 pub use renderer::{MapSource, MetatileImage, RenderOptions, RenderedTile, Renderer};
 pub use source::{RasterLayer, RasterSource, SourceError, VectorLayer};
+pub use text::{FontBook, FontChain, TextCaches};
 
 pub use error::{ColorError, Error, FilterError, Location, Result};
 pub use style::color::Color;

@@ -33,10 +33,10 @@ use tile_math::{LngLat, Metatile, PixelTransform, TileCoord};
 // Images and the comparison
 
 /// Straight (not premultiplied) RGBA pixels.
-struct Image {
-    width: u32,
-    height: u32,
-    rgba: Vec<u8>,
+pub(crate) struct Image {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) rgba: Vec<u8>,
 }
 
 impl Image {
@@ -95,7 +95,7 @@ fn blessing() -> bool {
 }
 
 /// Compares `actual` with the reference image of `case`, exactly.
-fn check(case: &str, actual: &Image) {
+pub(crate) fn check(case: &str, actual: &Image) {
     let path = reference_path(case);
     if blessing() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -17,6 +17,9 @@ mod symbolizers;
 // opacity, png8/png32, HiDPI, and the benchmark style over a shipped
 // extract. `BLESS=1` rewrites the references (never when `CI` is set).
 mod golden;
+// The text engine alone: a Latin and a Japanese line with halos, drawn
+// through render_core::text::draw_line and compared with goldens.
+mod text;
 // Raster layers (type=gdal, RasterSymbolizer): GeoTIFFs written with GDAL,
 // warped into tiles, exact pixels for colour, nodata, opacity and order.
 mod raster;

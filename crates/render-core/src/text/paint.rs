@@ -1,0 +1,81 @@
+//! Drawing a shaped line onto a pixmap: halo first (the outlines stroked),
+//! then the fill, both antialiased by tiny-skia like the map's geometry.
+
+use tiny_skia::{
+    Color as SkColor, FillRule, LineJoin, Paint, Path, PathBuilder, Pixmap, Stroke, Transform,
+};
+
+use super::outline::GlyphCache;
+use super::shape::{ShapedLine, Shaper};
+
+/// How to draw a line of text. Colours are straight (not premultiplied)
+/// RGBA.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TextPaint {
+    /// Pixels per em.
+    pub size: f32,
+    pub fill: [u8; 4],
+    /// Halo radius in pixels; 0 for none.
+    pub halo_radius: f32,
+    pub halo_fill: [u8; 4],
+    /// Multiplies the alpha of fill and halo.
+    pub opacity: f32,
+}
+
+fn sk_color(rgba: [u8; 4], opacity: f32) -> SkColor {
+    let a = (f32::from(rgba[3]) / 255.0 * opacity.clamp(0.0, 1.0)).clamp(0.0, 1.0);
+    SkColor::from_rgba(
+        f32::from(rgba[0]) / 255.0,
+        f32::from(rgba[1]) / 255.0,
+        f32::from(rgba[2]) / 255.0,
+        a,
+    )
+    .unwrap_or(SkColor::TRANSPARENT)
+}
+
+/// The line's glyph outlines as one path in pixels, its baseline starting
+/// at (x, y).
+pub(crate) fn line_path(
+    shaper: &mut Shaper<'_>,
+    glyphs: &mut GlyphCache,
+    line: &ShapedLine,
+    size: f32,
+    x: f32,
+    y: f32,
+) -> Option<Path> {
+    let mut builder = PathBuilder::new();
+    for g in &line.glyphs {
+        let Some(outline) = glyphs.outline(shaper, g.face, g.glyph) else {
+            continue;
+        };
+        let placed = outline.clone().transform(Transform::from_row(
+            size,
+            0.0,
+            0.0,
+            size,
+            x + g.x,
+            y + g.y,
+        ))?;
+        builder.push_path(&placed);
+    }
+    builder.finish()
+}
+
+/// Draws `path` (a line's outlines) with its halo.
+pub(crate) fn draw_text_path(pixmap: &mut Pixmap, path: &Path, paint: &TextPaint) {
+    if paint.halo_radius > 0.0 {
+        let mut halo = Paint::default();
+        halo.set_color(sk_color(paint.halo_fill, paint.opacity));
+        halo.anti_alias = true;
+        let stroke = Stroke {
+            width: paint.halo_radius * 2.0,
+            line_join: LineJoin::Round,
+            ..Stroke::default()
+        };
+        pixmap.stroke_path(path, &halo, &stroke, Transform::identity(), None);
+    }
+    let mut fill = Paint::default();
+    fill.set_color(sk_color(paint.fill, paint.opacity));
+    fill.anti_alias = true;
+    pixmap.fill_path(path, &fill, FillRule::Winding, Transform::identity(), None);
+}
