@@ -29,6 +29,8 @@
 //!   by workers) and [`Renderer`] (one per worker: opens its own rasters,
 //!   draws a metatile, cuts it, encodes the tiles). [`RenderOptions`] also
 //!   sets the size of GDAL's block cache.
+//! - [`place`]: the placement engine of a metatile ([`place::Collisions`]):
+//!   which labels may go where, given what was placed before.
 //! - [`text`]: fonts found by Mapnik's face names ([`FontBook`]), fallback
 //!   chains, shaping with rustybuzz and glyph outlines, with per-worker
 //!   caches. Knows nothing of Mapnik XML.
@@ -38,6 +40,7 @@
 mod draw;
 pub mod encode;
 pub mod error;
+pub mod place;
 pub mod renderer;
 pub mod source;
 pub mod style;

@@ -20,11 +20,13 @@
 //! (Mapnik hints with FreeType; we draw unhinted outlines).
 
 mod fonts;
+mod layout;
 mod outline;
 pub(crate) mod paint;
 mod shape;
 
 pub use fonts::{FaceId, FontBook, FontChain};
+pub use layout::{layout, BlockLine, HAlign, Justify, LayoutParams, TextBlock, VAlign};
 pub use outline::GlyphCache;
 pub use shape::{PlacedGlyph, ShapeCache, ShapedLine, Shaper};
 

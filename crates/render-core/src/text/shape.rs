@@ -47,6 +47,12 @@ pub struct ShapedLine {
     pub ascent: f32,
     /// Lowest descender below the baseline (positive).
     pub descent: f32,
+    /// The font's line height (ascender - descender + line gap) of the
+    /// tallest face used: the distance to the next line.
+    pub line_height: f32,
+    /// The tallest glyph's height (its box, top to bottom): Mapnik's height
+    /// of a block's first line.
+    pub max_glyph_height: f32,
     /// Characters no face of the chain has (drawn as the first face's
     /// `.notdef`).
     pub missing: usize,
@@ -70,6 +76,8 @@ struct UnitLine {
     width: f32,
     ascent: f32,
     descent: f32,
+    line_height: f32,
+    max_glyph_height: f32,
     missing: usize,
 }
 
@@ -172,6 +180,8 @@ impl<'b> Shaper<'b> {
             width: unit.width * size,
             ascent: unit.ascent * size,
             descent: unit.descent * size,
+            line_height: unit.line_height * size,
+            max_glyph_height: unit.max_glyph_height * size,
             missing: unit.missing,
         }
     }
@@ -216,6 +226,8 @@ impl<'b> Shaper<'b> {
             width: 0.0,
             ascent: 0.0,
             descent: 0.0,
+            line_height: 0.0,
+            max_glyph_height: 0.0,
             missing,
         };
         for (face_id, start, end) in runs {
@@ -225,11 +237,18 @@ impl<'b> Shaper<'b> {
             let upem = face.units_per_em() as f32;
             line.ascent = line.ascent.max(f32::from(face.ascender()) / upem);
             line.descent = line.descent.max(-f32::from(face.descender()) / upem);
+            let gap = f32::from(face.line_gap());
+            let height = f32::from(face.ascender()) - f32::from(face.descender()) + gap;
+            line.line_height = line.line_height.max(height / upem);
             let mut buffer = UnicodeBuffer::new();
             buffer.push_str(&text[start..end]);
             buffer.guess_segment_properties();
             let shaped = rustybuzz::shape(face, &[], buffer);
             for (info, pos) in shaped.glyph_infos().iter().zip(shaped.glyph_positions()) {
+                if let Some(bbox) = face.glyph_bounding_box(GlyphId(info.glyph_id as u16)) {
+                    let h = f32::from(bbox.y_max) - f32::from(bbox.y_min);
+                    line.max_glyph_height = line.max_glyph_height.max(h / upem);
+                }
                 line.glyphs.push(UnitGlyph {
                     face: face_id,
                     glyph: GlyphId(info.glyph_id as u16).0,

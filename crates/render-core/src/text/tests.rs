@@ -154,3 +154,92 @@ fn the_caches_count_what_they_save() {
     assert_eq!(caches.glyphs.misses, 5);
     assert_eq!(caches.glyphs.hits, 2 * 6 - 5);
 }
+
+fn params(size: f32) -> LayoutParams {
+    LayoutParams {
+        size,
+        line_spacing: 0.0,
+        character_spacing: 0.0,
+        wrap_width: 0.0,
+        wrap_char: None,
+        wrap_before: false,
+        dx: 0.0,
+        dy: 0.0,
+        halign: HAlign::Auto,
+        valign: VAlign::Auto,
+        justify: Justify::Auto,
+    }
+}
+
+fn block(text: &str, p: &LayoutParams) -> TextBlock {
+    let mut shaper = Shaper::new(book());
+    layout(
+        &mut shaper,
+        &mut ShapeCache::default(),
+        &chain(&[DEJAVU, NOTO_JP]),
+        text,
+        p,
+    )
+}
+
+#[test]
+fn a_one_line_block_is_as_tall_as_its_tallest_glyph_and_centred() {
+    let p = params(20.0);
+    let b = block("Helsinki", &p);
+    let line = shape(&[DEJAVU, NOTO_JP], "Helsinki", 20.0);
+    assert_eq!(b.lines.len(), 1);
+    assert!((b.height - line.max_glyph_height).abs() < 1e-4);
+    assert!((b.width - line.width).abs() < 1e-4);
+    // Centred on the anchor: the baseline half the height below it.
+    assert_eq!(b.offset, (0.0, 0.0));
+    assert!((b.lines[0].baseline - b.height / 2.0).abs() < 1e-4);
+    assert!((b.lines[0].x + b.width / 2.0).abs() < 1e-4);
+}
+
+#[test]
+fn newlines_and_wrapping_make_lines_a_line_height_apart() {
+    let mut p = params(10.0);
+    p.line_spacing = 2.0;
+    let b = block("Kamppi\nKampen", &p);
+    assert_eq!(b.lines.len(), 2);
+    let second = shape(&[DEJAVU, NOTO_JP], "Kampen", 10.0);
+    let gap = b.lines[1].baseline - b.lines[0].baseline;
+    assert!((gap - (second.line_height + 2.0)).abs() < 1e-4, "{gap}");
+    // As Mapnik: the line breaks after the word that passes wrap-width
+    // (the space ends the line), or before it with wrap-before.
+    p.wrap_width = 60.0;
+    let glyphs =
+        |b: &TextBlock| -> Vec<usize> { b.lines.iter().map(|l| l.shaped.glyphs.len()).collect() };
+    let b = block("Helsingin rautatieasema Helsinki", &p);
+    assert_eq!(
+        glyphs(&b),
+        vec!["Helsingin rautatieasema".len(), "Helsinki".len()]
+    );
+    p.wrap_before = true;
+    let b = block("Helsingin rautatieasema Helsinki", &p);
+    assert_eq!(
+        glyphs(&b),
+        vec!["Helsingin".len(), "rautatieasema".len(), "Helsinki".len()]
+    );
+    // A word longer than the width stays whole.
+    let b = block("Rautatientori", &p);
+    assert_eq!(b.lines.len(), 1);
+}
+
+#[test]
+fn displacement_sets_the_automatic_alignments() {
+    let mut p = params(10.0);
+    p.dx = 5.0;
+    p.dy = -4.0;
+    let b = block("Two\nlines here", &p);
+    // dx > 0: the block starts at the anchor + dx; dy < 0: it ends above.
+    let (x0, _, _, y1) = b.bbox();
+    assert!((x0 - 5.0).abs() < 1e-4, "{x0}");
+    assert!((y1 + 4.0).abs() < 1e-4, "{y1}");
+    // Lines are justified left.
+    assert!((b.lines[0].x - b.lines[1].x).abs() < 1e-4);
+    p.dx = -5.0;
+    let b = block("Two\nlines here", &p);
+    let right = |l: &BlockLine| l.x + l.width;
+    assert!((right(&b.lines[0]) - right(&b.lines[1])).abs() < 1e-4);
+}
