@@ -486,3 +486,152 @@ impl Loader<'_, '_> {
         Ok((s, shield))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use roxmltree::{Document, ParsingOptions};
+
+    use super::*;
+    use crate::style::filter::{FeatureView, GeometryType, Value};
+    use crate::style::text::{PlacementPosition, TextPart};
+
+    /// Runs the shield parser on the first `<ShieldSymbolizer>` of `xml`,
+    /// with `fonts` defined and paths relative to `/styles`.
+    fn shield(xml: &str) -> (Result<ShieldSymbolizer>, Vec<String>) {
+        let doc = Document::parse_with_options(xml, ParsingOptions::default()).unwrap();
+        let mut loader = Loader {
+            doc: &doc,
+            file: None,
+            base_dir: PathBuf::from("/styles"),
+            explicit_base: true,
+            relative_to_xml: true,
+            warnings: Vec::new(),
+            templates: HashMap::new(),
+            fontsets: vec![FontSet {
+                name: "fonts".into(),
+                faces: vec!["A".into(), "B".into()],
+            }],
+            text_warned: false,
+        };
+        let node = doc
+            .descendants()
+            .find(|n| n.has_tag_name("ShieldSymbolizer"))
+            .unwrap();
+        let r = loader.parse_shield(node);
+        let warnings = loader.warnings.iter().map(|w| w.to_string()).collect();
+        (r, warnings)
+    }
+
+    struct F;
+    impl FeatureView for F {
+        fn attribute(&self, name: &str) -> Option<Value> {
+            match name {
+                "width" => Some(Value::Int(3)),
+                "height" => Some(Value::Int(1)),
+                _ => None,
+            }
+        }
+        fn geometry_type(&self) -> GeometryType {
+            GeometryType::LineString
+        }
+    }
+
+    #[test]
+    fn osm_carto_shield() {
+        let (s, warnings) = shield(
+            r#"<ShieldSymbolizer file="symbols/shields/primary_[width]x[height].svg"
+                fontset-name="fonts" size="10" fill="red" placement="line" spacing="760"
+                repeat-distance="400" margin="5" unlock-image="true" shield-dx="1" shield-dy="-2"
+                opacity="0.5" text-opacity="0.7" minimum-padding="2">[refs]</ShieldSymbolizer>"#,
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s = s.unwrap();
+        assert_eq!(
+            s.file.eval(&F),
+            PathBuf::from("/styles/symbols/shields/primary_3x1.svg")
+        );
+        assert_eq!(s.file.fields().collect::<Vec<_>>(), ["width", "height"]);
+        assert!(s.unlock_image);
+        assert_eq!((s.shield_dx, s.shield_dy), (1.0, -2.0));
+        // `opacity` is the image's, `text-opacity` the text's (Mapnik 3).
+        assert_eq!((s.opacity, s.text.opacity), (0.5, 0.7));
+        assert_eq!(s.text.text.parts, vec![TextPart::Field("refs".into())]);
+        assert_eq!(s.text.face_names, ["A", "B"]);
+        assert_eq!(s.text.placement, TextPlacement::Line);
+        assert_eq!(
+            (s.text.spacing, s.text.repeat_distance, s.text.margin),
+            (760.0, 400.0, 5.0)
+        );
+        assert_eq!(s.text.placements, vec![PlacementPosition::Exact]);
+    }
+
+    #[test]
+    fn shield_defaults_and_paths() {
+        let (s, _) = shield(r#"<ShieldSymbolizer file="/abs/a.png" face-name="A"/>"#);
+        let s = s.unwrap();
+        assert_eq!(s.file.as_constant(), Some(PathBuf::from("/abs/a.png")));
+        assert!(!s.unlock_image);
+        assert_eq!((s.shield_dx, s.shield_dy, s.opacity), (0.0, 0.0, 1.0));
+        assert!(s.text.text.is_empty());
+        assert_eq!(s.text.opacity, 1.0);
+        let (s, _) =
+            shield(r#"<ShieldSymbolizer file="[icon].png" face-name="A">[n]</ShieldSymbolizer>"#);
+        assert_eq!(
+            s.unwrap().file.parts,
+            vec![
+                TextPart::Literal("/styles/".into()),
+                TextPart::Field("icon".into()),
+                TextPart::Literal(".png".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn shield_errors() {
+        for (xml, needle) in [
+            (
+                r#"<ShieldSymbolizer face-name="A">[n]</ShieldSymbolizer>"#,
+                "needs a `file`",
+            ),
+            (
+                r#"<ShieldSymbolizer file=" " face-name="A"/>"#,
+                "empty `file`",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a[b" face-name="A"/>"#,
+                "closing `]`",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png"/>"#,
+                "needs a `face-name` or a `fontset-name`",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png" fontset-name="x"/>"#,
+                "fontset `x` is not defined",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png" face-name="A" base="icons"/>"#,
+                "FileSource",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png" face-name="A" transform="scale(2)"/>"#,
+                "transform",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png" face-name="A" shield-dx="x"/>"#,
+                "`shield-dx` must be a number",
+            ),
+            (
+                r#"<ShieldSymbolizer file="a.png" face-name="A" placement="diagonal"/>"#,
+                "`placement` must be one of",
+            ),
+        ] {
+            let msg = shield(xml).0.unwrap_err().to_string();
+            assert!(msg.contains(needle), "{xml}: {msg}");
+            assert!(msg.starts_with("<string>:1:"), "{msg}");
+        }
+    }
+}
