@@ -58,6 +58,10 @@ pub use style::symbolizer::{
     LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer,
     PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
 };
+pub use style::text::{
+    FontSet, HorizontalAlignment, JustifyAlignment, PathExpr, PlacementPosition, ShieldSymbolizer,
+    TextExpr, TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright, VerticalAlignment,
+};
 pub use style::{
     ActiveRules, Datasource, FilterMode, Layer, LoadedMap, Map, OgrLayer, Rule, RuleKind, Style,
     StyleWarning,

@@ -22,11 +22,14 @@ use super::symbolizer::{
     parse_dasharray, LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement,
     MarkersSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
 };
+use super::text::FontSet;
 use super::{
     Datasource, FilterMode, Layer, LoadedMap, Map, OgrLayer, Rule, RuleKind, Style, StyleWarning,
     DEFAULT_SRS,
 };
 use crate::error::{Error, Location, Result};
+
+mod text_xml;
 
 /// Loads a style file; relative paths resolve against its folder unless the
 /// `<Map base="...">` attribute says otherwise.
@@ -85,6 +88,8 @@ fn load(
         relative_to_xml: true,
         warnings: Vec::new(),
         templates: HashMap::new(),
+        fontsets: Vec::new(),
+        text_warned: false,
     };
     let map = loader.parse_map(doc.root_element())?;
     Ok(LoadedMap {
@@ -108,6 +113,11 @@ struct Loader<'d, 'i> {
     warnings: Vec<StyleWarning>,
     /// `<Map><Datasource name="...">` templates.
     templates: HashMap<String, Params>,
+    /// The `<FontSet>`s so far (a text symbolizer sees those defined
+    /// before it, as in Mapnik).
+    fontsets: Vec<FontSet>,
+    /// The one "text is not drawn yet" warning was given.
+    text_warned: bool,
 }
 
 /// The concatenated text content of an element (text and CDATA children).
@@ -328,6 +338,8 @@ impl Loader<'_, '_> {
             styles: Default::default(),
             layers: Vec::new(),
             base_dir: PathBuf::new(),
+            font_directory: None,
+            fontsets: Vec::new(),
         };
         for a in node.attributes() {
             match a.name() {
@@ -338,8 +350,15 @@ impl Loader<'_, '_> {
                 "background-image" => {
                     return Err(self.error_attr(node, &a, "`background-image` is not supported"))
                 }
+                "font-directory" => {
+                    let dir = a.value().trim();
+                    if dir.is_empty() {
+                        self.warn_attr(node, &a, "empty `font-directory` ignored");
+                    } else {
+                        map.font_directory = Some(self.resolve(dir));
+                    }
+                }
                 "maximum-extent"
-                | "font-directory"
                 | "minimum-version"
                 | "background-image-comp-op"
                 | "background-image-opacity" => {
@@ -351,6 +370,7 @@ impl Loader<'_, '_> {
         }
         self.parse_map_children(node, &mut map)?;
         map.base_dir = self.base_dir.clone();
+        map.fontsets = self.fontsets.clone();
 
         // Layers naming styles that do not exist draw nothing, in Mapnik too.
         let mut missing = Vec::new();
@@ -408,9 +428,10 @@ impl Loader<'_, '_> {
                 }
                 "Include" => self.parse_map_children(child, map)?,
                 "Datasource" => self.parse_template(child)?,
-                "FontSet" | "FileSource" | "Parameters" => {
+                "FontSet" => self.parse_fontset(child)?,
+                "FileSource" | "Parameters" => {
                     let msg = format!(
-                        "<{}> ignored (tessera draws no text or image symbols)",
+                        "<{}> ignored (tessera draws no image symbols)",
                         name_of(child)
                     );
                     self.warn_node(child, msg);
@@ -570,19 +591,32 @@ impl Loader<'_, '_> {
                     let s = self.parse_raster(child)?;
                     rule.symbolizers.push(Symbolizer::Raster(s));
                 }
-                "TextSymbolizer" => {
-                    let has_text =
-                        !text_of(child).trim().is_empty() || child.attribute("name").is_some();
-                    if has_text {
-                        return Err(self.error_node(child, "text labels are not supported yet"));
+                "TextSymbolizer" => match self.text_expr(child)? {
+                    Some(text) => {
+                        let s = self.parse_text(child, text)?;
+                        if !self.text_warned {
+                            self.text_warned = true;
+                            self.warn_node(
+                                child,
+                                "text labels are loaded but not drawn yet (issue #15)",
+                            );
+                        }
+                        rule.symbolizers.push(Symbolizer::Text(s));
                     }
-                    self.warn_node(
+                    None => self.warn_node(
                         child,
                         "<TextSymbolizer> without text draws nothing; ignored",
-                    );
+                    ),
+                },
+                "ShieldSymbolizer" => {
+                    // Parsed so that its own errors are reported, then refused.
+                    self.parse_shield(child)?;
+                    return Err(self.error_node(
+                        child,
+                        "shields need the image loader of issue #10; not supported yet",
+                    ));
                 }
-                other @ ("ShieldSymbolizer"
-                | "PointSymbolizer"
+                other @ ("PointSymbolizer"
                 | "LinePatternSymbolizer"
                 | "PolygonPatternSymbolizer"
                 | "BuildingSymbolizer"
@@ -650,12 +684,7 @@ impl Loader<'_, '_> {
         let text = text_of(node);
         // Point errors at the exact place when the text is one plain text
         // node (no entities or CDATA shifting offsets).
-        let text_start = node.children().find(|c| c.is_text()).and_then(|c| {
-            let range = c.range();
-            (node.children().filter(|c| c.is_text()).count() == 1
-                && self.doc.input_text().get(range.clone()) == Some(text.as_str()))
-            .then_some(range.start)
-        });
+        let text_start = self.text_start(node);
         match parse_with_notes(&text) {
             Ok((expr, notes)) => {
                 for note in notes {

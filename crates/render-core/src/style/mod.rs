@@ -6,6 +6,8 @@
 //! - [`mapnik_xml`]: the loader ([`Map::load`], [`Map::from_str`]).
 //! - [`filter`]: the filter expression language.
 //! - [`symbolizer`]: the symbolizers and Mapnik's defaults.
+//! - [`text`]: text labels, shields, fontsets and the text expression
+//!   language.
 //! - [`color`]: CSS colours.
 //!
 //! # Scale denominators
@@ -21,6 +23,7 @@ pub mod color;
 pub mod filter;
 pub mod mapnik_xml;
 pub mod symbolizer;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +33,7 @@ use crate::error::{Location, Result};
 use color::Color;
 use filter::{Expr, FeatureView};
 use symbolizer::Symbolizer;
+use text::FontSet;
 
 /// Mapnik's tolerance when comparing scale denominators with rule and layer
 /// bounds.
@@ -54,6 +58,11 @@ pub struct Map {
     pub layers: Vec<Layer>,
     /// The folder that relative paths were resolved against.
     pub base_dir: PathBuf,
+    /// `font-directory`, resolved against the style's folder as Mapnik
+    /// does: fonts in it are registered before the styles are drawn.
+    pub font_directory: Option<PathBuf>,
+    /// The `<FontSet>`s, in document order.
+    pub fontsets: Vec<FontSet>,
 }
 
 /// What [`Map::load`] returns: the map and everything that was ignored on the

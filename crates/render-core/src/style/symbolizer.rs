@@ -5,6 +5,7 @@
 //! defaults itself. Opacity attributes multiply the colour's own alpha.
 
 use super::color::Color;
+use super::text::{ShieldSymbolizer, TextSymbolizer};
 
 /// One way of drawing a feature. A rule holds a list of them, drawn in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,11 @@ pub enum Symbolizer {
     Markers(MarkersSymbolizer),
     /// `<RasterSymbolizer>`: draw a raster layer.
     Raster(RasterSymbolizer),
+    /// `<TextSymbolizer>`: a text label, placed by the label engine.
+    Text(TextSymbolizer),
+    /// `<ShieldSymbolizer>`: an image with a label. Parsed, but the loader
+    /// still refuses it (needs the image loader of issue #10).
+    Shield(ShieldSymbolizer),
 }
 
 /// `<PolygonSymbolizer>`.

@@ -14,14 +14,59 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
     // (rule body, line of the culprit inside `one_rule`, text expected in the message)
     let cases: &[(&str, u32, &str)] = &[
         (
-            "<TextSymbolizer face-name=\"DejaVu Sans Book\">[name]</TextSymbolizer>",
+            "<TextSymbolizer>[name]</TextSymbolizer>",
             4,
-            "<TextSymbolizer>: text labels",
+            "<TextSymbolizer>: a <TextSymbolizer> needs a `face-name` or a `fontset-name`",
         ),
         (
-            "<ShieldSymbolizer file=\"a.png\">[ref]</ShieldSymbolizer>",
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\"\n placement=\"diagonal\">[name]</TextSymbolizer>",
+            5,
+            "`placement` must be one of `point`, `line`, `vertex`, `interior`, found `diagonal`",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" placement-type=\"simple\"\n  placements=\"N,up\">[name]</TextSymbolizer>",
+            5,
+            "`placements` must be positions",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" size=\"[size]\">[name]</TextSymbolizer>",
             4,
-            "<ShieldSymbolizer>",
+            "expressions in symbolizer properties",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" fontset-name=\"book\">[name]</TextSymbolizer>",
+            4,
+            "cannot both be given",
+        ),
+        (
+            "<TextSymbolizer\n   fontset-name=\"nope\" >[name]</TextSymbolizer>",
+            5,
+            "fontset `nope` is not defined",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" margin=\"2\" minimum-distance=\"3\">[name]</TextSymbolizer>",
+            4,
+            "`minimum-distance` cannot be used together with `margin`",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" placement-type=\"list\">[name]</TextSymbolizer>",
+            4,
+            "placement-type=\"list\"",
+        ),
+        (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\">[name]<Format size=\"12\">[ref]</Format></TextSymbolizer>",
+            4,
+            "<Format> inside <TextSymbolizer> is not supported",
+        ),
+        (
+            "<ShieldSymbolizer file=\"a.png\" face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
+            4,
+            "<ShieldSymbolizer>: shields need the image loader of issue #10",
+        ),
+        (
+            "<ShieldSymbolizer face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
+            4,
+            "needs a `file`",
         ),
         (
             "<PointSymbolizer/>",
@@ -163,6 +208,61 @@ fn filter_errors_point_into_the_expression() {
 }
 
 #[test]
+fn text_errors_point_into_the_expression() {
+    // In the element's text: the exact column of the culprit on its line.
+    let open = "<TextSymbolizer face-name=\"DejaVu Sans Book\">";
+    let xml = one_rule(&format!(
+        "{open}[name] + [ref].replace('a','b')</TextSymbolizer>"
+    ));
+    let err = error(&xml);
+    let Error::Style {
+        location,
+        element,
+        message,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(element, "TextSymbolizer");
+    assert_eq!(location.line, 4);
+    // `.` is the 15th character of the text.
+    assert_eq!(location.column as usize, open.chars().count() + 15);
+    assert!(message.contains("column 15"), "{message}");
+    assert!(message.contains("regular expressions"), "{message}");
+    assert!(
+        message.contains("`[name] + [ref].replace('a','b')`"),
+        "{message}"
+    );
+
+    // On a later line of a multi-line text.
+    let xml = one_rule(&format!("{open}\n  [name] +\n  'x' * 2</TextSymbolizer>"));
+    let Error::Style { location, .. } = error(&xml) else {
+        panic!()
+    };
+    assert_eq!((location.line, location.column), (6, 7));
+
+    // In Mapnik 2's `name` attribute.
+    let xml = one_rule("<TextSymbolizer face-name=\"DejaVu Sans Book\" name=\"[name] + 3\"/>");
+    let Error::Style {
+        location, message, ..
+    } = error(&xml)
+    else {
+        panic!()
+    };
+    assert_eq!(location.line, 4);
+    // `name="` ends at column 51; the `3` is the 10th character of the value.
+    assert_eq!(location.column, 51 + 10);
+    assert!(message.contains("numbers"), "{message}");
+
+    // Shield files with a broken field.
+    let msg = load_err(&one_rule(
+        "<ShieldSymbolizer face-name=\"DejaVu Sans Book\" file=\"a_[width.svg\">[ref]</ShieldSymbolizer>",
+    ));
+    assert!(msg.starts_with("<string>:4:"), "{msg}");
+    assert!(msg.contains("closing `]`"), "{msg}");
+}
+
+#[test]
 fn xml_errors_have_positions() {
     let err = error("<Map>\n<Style name=\"s\">\n</Map>");
     let Error::Xml { location, .. } = &err else {
@@ -180,7 +280,8 @@ fn file_errors_name_the_file() {
     std::fs::write(&path, one_rule("<TextSymbolizer>[name]</TextSymbolizer>")).unwrap();
     let msg = Map::load(&path).unwrap_err().to_string();
     assert!(
-        msg.starts_with(&format!("{}:4:1: <TextSymbolizer>", path.display())),
+        msg.starts_with(&format!("{}:4:1: <TextSymbolizer>", path.display()))
+            && msg.contains("face-name"),
         "{msg}"
     );
     let missing = dir.path().join("missing.xml");
@@ -203,6 +304,8 @@ fn harmless_things_are_warnings_with_lines() {
       <PolygonSymbolizer fill="red" gamma="0.5" clip="false" simplify="0" smooth="0"/>
       <LineSymbolizer stroke-linejoin="miter-revert" rasterizer="fast"/>
       <TextSymbolizer/>
+      <TextSymbolizer face-name="DejaVu Sans Book" halo-rasterizer="fast">[name]</TextSymbolizer>
+      <TextSymbolizer fontset-name="book" name="[ref]" ignore-placement="true"/>
     </Rule>
     <Rule><Filter>[a] = 1 or [b] = 2 and [c] = 3</Filter><PolygonSymbolizer/></Rule>
     <Rule name="nothing"/>
@@ -222,9 +325,7 @@ fn harmless_things_are_warnings_with_lines() {
         .collect();
     let expect: &[(u32, &str, &str)] = &[
         (3, "Map", "`maximum-extent` ignored"),
-        (3, "Map", "`font-directory` ignored"),
         (3, "Map", "unknown attribute `frobnicate`"),
-        (4, "FontSet", "ignored"),
         (5, "Parameters", "ignored"),
         (6, "Style", "src-over"),
         (8, "PolygonSymbolizer", "gamma"),
@@ -233,13 +334,22 @@ fn harmless_things_are_warnings_with_lines() {
         (8, "PolygonSymbolizer", "smooth"),
         (9, "LineSymbolizer", "rasterizer"),
         (10, "TextSymbolizer", "without text"),
-        (12, "Filter", "`and` and `or` are mixed"),
-        (13, "Rule", "no symbolizers"),
-        (15, "Style", "second style named `s`"),
-        (16, "Layer", "`queryable` ignored"),
-        (16, "Layer", "has no <Datasource>"),
-        (20, "Unknown", "unknown element <Unknown>"),
-        (16, "Layer", "style `missing`, which is not defined"),
+        (11, "TextSymbolizer", "`halo-rasterizer=\"fast\"` ignored"),
+        // Once per map, at the first label.
+        (
+            11,
+            "TextSymbolizer",
+            "text labels are loaded but not drawn yet",
+        ),
+        (12, "TextSymbolizer", "`name` is Mapnik 2 syntax"),
+        (12, "TextSymbolizer", "`ignore-placement` ignored"),
+        (14, "Filter", "`and` and `or` are mixed"),
+        (15, "Rule", "no symbolizers"),
+        (17, "Style", "second style named `s`"),
+        (18, "Layer", "`queryable` ignored"),
+        (18, "Layer", "has no <Datasource>"),
+        (22, "Unknown", "unknown element <Unknown>"),
+        (18, "Layer", "style `missing`, which is not defined"),
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
     for (g, e) in got.iter().zip(expect) {
@@ -254,6 +364,7 @@ fn harmless_things_are_warnings_with_lines() {
     );
     // The map itself still loaded.
     assert_eq!(loaded.map.styles["s"].rules.len(), 3);
+    assert_eq!(loaded.map.styles["s"].rules[0].symbolizers.len(), 4);
 }
 
 #[test]

@@ -1,6 +1,10 @@
+use std::path::PathBuf;
+
 use render_core::{
-    Color, LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement,
-    MarkersSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
+    Color, FontSet, HorizontalAlignment, JustifyAlignment, LineCap, LineJoin, LineSymbolizer,
+    MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PlacementPosition, PolygonSymbolizer,
+    RasterSymbolizer, ScalingMethod, Symbolizer, TextExpr, TextPart, TextPlacement, TextSymbolizer,
+    TextTransform, Upright, VerticalAlignment,
 };
 
 use crate::{load, one_rule};
@@ -144,4 +148,263 @@ fn opacity_out_of_range_is_clamped_with_a_warning() {
     assert_eq!(p.fill_opacity, 1.0);
     assert_eq!(loaded.warnings.len(), 1);
     assert!(loaded.warnings[0].message.contains("clamped"));
+}
+
+// ------------------------------------------------------------ text labels
+
+fn text(body: &str) -> TextSymbolizer {
+    match only(body) {
+        Symbolizer::Text(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bare_text_symbolizer_has_mapnik_defaults() {
+    let loaded = load(&one_rule(
+        r#"<TextSymbolizer face-name="DejaVu Sans Book">[name]</TextSymbolizer>"#,
+    ));
+    let Symbolizer::Text(t) = &loaded.map.styles["s"].rules[0].symbolizers[0] else {
+        panic!()
+    };
+    let expect = TextSymbolizer {
+        text: TextExpr {
+            parts: vec![TextPart::Field("name".into())],
+        },
+        face_names: vec!["DejaVu Sans Book".into()],
+        ..TextSymbolizer::default()
+    };
+    assert_eq!(*t, expect);
+    // The values, spelled out (from Mapnik 3.1's text_properties).
+    assert_eq!(
+        (t.size, t.fill, t.halo_fill),
+        (10.0, Color::BLACK, Color::WHITE)
+    );
+    assert_eq!((t.halo_radius, t.halo_opacity, t.opacity), (0.0, 1.0, 1.0));
+    assert_eq!(t.placement, TextPlacement::Point);
+    assert_eq!(t.placements, vec![PlacementPosition::Exact]);
+    assert!(t.placement_sizes.is_empty());
+    assert_eq!(
+        (t.dx, t.dy, t.wrap_width, t.wrap_character),
+        (0.0, 0.0, 0.0, ' ')
+    );
+    assert_eq!(
+        (
+            t.horizontal_alignment,
+            t.vertical_alignment,
+            t.justify_alignment
+        ),
+        (
+            HorizontalAlignment::Auto,
+            VerticalAlignment::Auto,
+            JustifyAlignment::Auto
+        )
+    );
+    assert_eq!(
+        (t.text_transform, t.upright),
+        (TextTransform::None, Upright::Auto)
+    );
+    assert_eq!(
+        (t.spacing, t.repeat_distance, t.minimum_distance, t.margin),
+        (0.0, 0.0, 0.0, 0.0)
+    );
+    assert_eq!(t.max_char_angle_delta, 22.5);
+    assert_eq!(t.label_position_tolerance, 0.0);
+    assert!(!t.allow_overlap && !t.avoid_edges && t.largest_bbox_only);
+    assert!(!t.ignore_placement && !t.clip && !t.wrap_before);
+    // One warning: labels are not drawn yet.
+    let msgs: Vec<_> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].contains("not drawn yet"), "{msgs:?}");
+}
+
+#[test]
+fn every_text_attribute_is_read() {
+    let t = text(
+        r##"<TextSymbolizer face-name="Noto Sans Bold" size="12.5" fill="#734a08" halo-fill="rgba(255,255,255,0.6)"
+            halo-radius="1.5" halo-opacity="0.8" opacity="0.9" placement="line" dx="3" dy="-4"
+            horizontal-alignment="left" vertical-alignment="top" justify-alignment="center"
+            wrap-width="30" wrap-character=";" wrap-before="true" repeat-wrap-character="true" text-ratio="2"
+            line-spacing="-1.5" character-spacing="0.5" text-transform="uppercase" spacing="750"
+            repeat-distance="250" margin="3" minimum-padding="2" minimum-path-length="40"
+            max-char-angle-delta="20" upright="left-only" label-position-tolerance="10"
+            allow-overlap="true" avoid-edges="true" largest-bbox-only="false" clip="true"
+            offset="2" orientation="45" rotate-displacement="true"
+            >[name] + '\n' + [ele]</TextSymbolizer>"##,
+    );
+    let expect = TextSymbolizer {
+        text: TextExpr::parse(r"[name]+'\n'+[ele]").unwrap(),
+        face_names: vec!["Noto Sans Bold".into()],
+        fontset: None,
+        size: 12.5,
+        fill: Color::rgb(0x73, 0x4a, 0x08),
+        halo_fill: Color::new(255, 255, 255, 153),
+        halo_radius: 1.5,
+        halo_opacity: 0.8,
+        opacity: 0.9,
+        placement: TextPlacement::Line,
+        placements: vec![PlacementPosition::Exact],
+        placement_sizes: vec![],
+        dx: 3.0,
+        dy: -4.0,
+        horizontal_alignment: HorizontalAlignment::Left,
+        vertical_alignment: VerticalAlignment::Top,
+        justify_alignment: JustifyAlignment::Center,
+        wrap_width: 30.0,
+        wrap_character: ';',
+        wrap_before: true,
+        repeat_wrap_character: true,
+        text_ratio: 2.0,
+        line_spacing: -1.5,
+        character_spacing: 0.5,
+        text_transform: TextTransform::Uppercase,
+        spacing: 750.0,
+        repeat_distance: 250.0,
+        minimum_distance: 0.0,
+        minimum_padding: 2.0,
+        minimum_path_length: 40.0,
+        margin: 3.0,
+        max_char_angle_delta: 20.0,
+        upright: Upright::LeftOnly,
+        label_position_tolerance: 10.0,
+        allow_overlap: true,
+        avoid_edges: true,
+        largest_bbox_only: false,
+        ignore_placement: false,
+        clip: true,
+        offset: 2.0,
+        orientation: 45.0,
+        rotate_displacement: true,
+    };
+    assert_eq!(t, expect);
+    // Mapnik 2's spacing option, alone.
+    let t = text(
+        r#"<TextSymbolizer face-name="a" minimum-distance="20" text-transform="capitalize">[n]</TextSymbolizer>"#,
+    );
+    assert_eq!(t.minimum_distance, 20.0);
+    assert_eq!(t.text_transform, TextTransform::Capitalize);
+}
+
+#[test]
+fn placement_lists() {
+    let t = text(
+        r#"<TextSymbolizer face-name="a" placement-type="simple" placements="S,SE,SW,E,NE,W,NW,N" dy="5">[n]</TextSymbolizer>"#,
+    );
+    use PlacementPosition::*;
+    assert_eq!(t.placements, vec![S, SE, SW, E, NE, W, NW, N]);
+    assert!(t.placement_sizes.is_empty());
+    let t = text(
+        r#"<TextSymbolizer face-name="a" placement-type="simple" placements="N, S,E,W,11,10">[n]</TextSymbolizer>"#,
+    );
+    assert_eq!(t.placements, vec![N, S, E, W]);
+    assert_eq!(t.placement_sizes, vec![11.0, 10.0]);
+    // `simple` without a list is Mapnik's "X": the exact position.
+    let t = text(r#"<TextSymbolizer face-name="a" placement-type="simple">[n]</TextSymbolizer>"#);
+    assert_eq!(t.placements, vec![Exact]);
+    // `dummy` (and no placement-type) ignore the list, with a warning.
+    for attrs in [r#"placement-type="dummy""#, ""] {
+        let loaded = load(&one_rule(&format!(
+            r#"<TextSymbolizer face-name="a" {attrs} placements="N,S">[n]</TextSymbolizer>"#
+        )));
+        let Symbolizer::Text(t) = &loaded.map.styles["s"].rules[0].symbolizers[0] else {
+            panic!()
+        };
+        assert_eq!(t.placements, vec![Exact]);
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("`placements` ignored")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+}
+
+#[test]
+fn fontsets_and_font_directory() {
+    let xml = r#"<Map font-directory="fonts">
+  <FontSet name="book">
+    <Font face-name="Noto Sans Regular"/>
+    <Font face-name="Noto Sans CJK JP Regular"/>
+  </FontSet>
+  <FontSet name="bold"><Font face-name="Noto Sans Bold"/></FontSet>
+  <Style name="s"><Rule>
+    <TextSymbolizer fontset-name="book">[name]</TextSymbolizer>
+    <TextSymbolizer face-name="DejaVu Sans Book">[name]</TextSymbolizer>
+  </Rule></Style>
+</Map>"#;
+    let map = load(xml).map;
+    assert_eq!(
+        map.fontsets,
+        vec![
+            FontSet {
+                name: "book".into(),
+                faces: vec![
+                    "Noto Sans Regular".into(),
+                    "Noto Sans CJK JP Regular".into()
+                ],
+            },
+            FontSet {
+                name: "bold".into(),
+                faces: vec!["Noto Sans Bold".into()],
+            },
+        ]
+    );
+    // Relative to the style's folder (`/styles` in these tests).
+    assert_eq!(map.font_directory, Some(PathBuf::from("/styles/fonts")));
+    let syms = &map.styles["s"].rules[0].symbolizers;
+    let Symbolizer::Text(t) = &syms[0] else {
+        panic!()
+    };
+    assert_eq!(
+        t.face_names,
+        ["Noto Sans Regular", "Noto Sans CJK JP Regular"]
+    );
+    assert_eq!(t.fontset.as_deref(), Some("book"));
+    let Symbolizer::Text(t) = &syms[1] else {
+        panic!()
+    };
+    assert_eq!(t.face_names, ["DejaVu Sans Book"]);
+    assert_eq!(t.fontset, None);
+
+    // Absolute stays; none is None.
+    let map = load(r#"<Map font-directory="/usr/share/fonts"/>"#).map;
+    assert_eq!(map.font_directory, Some(PathBuf::from("/usr/share/fonts")));
+    assert_eq!(load("<Map/>").map.font_directory, None);
+    // From a file: relative to the file's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("style.xml");
+    std::fs::write(&path, r#"<Map font-directory="../fonts"/>"#).unwrap();
+    let map = render_core::Map::load(&path).unwrap().map;
+    assert_eq!(map.font_directory, Some(dir.path().join("../fonts")));
+
+    // A fontset defined after its use is unknown, as in Mapnik; the error
+    // names it and the line of the attribute.
+    let msg = crate::load_err(
+        r#"<Map>
+<Style name="s"><Rule>
+<TextSymbolizer
+  fontset-name="later">[name]</TextSymbolizer>
+</Rule></Style>
+<FontSet name="later"><Font face-name="a"/></FontSet>
+</Map>"#,
+    );
+    assert!(msg.starts_with("<string>:4:3: <TextSymbolizer>"), "{msg}");
+    assert!(msg.contains("fontset `later` is not defined"), "{msg}");
+    // Broken fontsets.
+    for (xml, needle) in [
+        (
+            r#"<Map><FontSet><Font face-name="a"/></FontSet></Map>"#,
+            "needs a `name`",
+        ),
+        (r#"<Map><FontSet name="x"/></Map>"#, "has no <Font>"),
+        (
+            r#"<Map><FontSet name="x"><Font/></FontSet></Map>"#,
+            "needs a `face-name`",
+        ),
+    ] {
+        let msg = crate::load_err(xml);
+        assert!(msg.contains(needle), "{xml}: {msg}");
+    }
 }
