@@ -75,7 +75,7 @@ impl Canvas {
         [-m, -m, f64::from(w) + m, f64::from(h) + m]
     }
 
-    fn to_px(&self, p: Point, x_shift: f64) -> [f64; 2] {
+    pub(crate) fn to_px(&self, p: Point, x_shift: f64) -> [f64; 2] {
         let (x, y) = self
             .transform
             .to_pixel(MercatorPoint::new(p[0] + x_shift, p[1]));

@@ -40,6 +40,7 @@
 mod draw;
 pub mod encode;
 pub mod error;
+mod labels;
 pub mod place;
 pub mod renderer;
 pub mod source;

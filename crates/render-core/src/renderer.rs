@@ -7,6 +7,7 @@
 //!   raster layers on first use (a GDAL dataset may move between threads
 //!   but must not be shared), so it stays `Send`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -15,11 +16,14 @@ use tile_math::{scale_denominator, Metatile, PixelTransform, TileCoord};
 
 use crate::draw::Canvas;
 use crate::encode::{Compression, TileEncoder, TileFormat};
+use crate::labels::LabelContext;
+use crate::place::{Collisions, Rect};
 use crate::source::geometry::Point;
 use crate::source::{Found, RasterLayer, RasterSource, VectorLayer};
 use crate::style::filter::{FeatureView, GeometryType, Value};
 use crate::style::symbolizer::{RasterSymbolizer, ScalingMethod, Symbolizer};
 use crate::style::{Datasource, Layer, LoadedMap, Map, Rule, Style, StyleWarning};
+use crate::text::{FontBook, FontChain, Shaper, TextCaches};
 use crate::{Error, Result};
 
 /// How tiles are drawn and encoded.
@@ -99,6 +103,10 @@ struct MapSourceInner {
     layers: Vec<LayerData>,
     /// The style file and every data file it reads, for freshness checks.
     files: Vec<PathBuf>,
+    /// The fonts of a style with text labels (`None` without any).
+    fonts: Option<FontBook>,
+    /// Each face list of the style's text symbolizers, resolved.
+    chains: HashMap<Vec<String>, FontChain>,
 }
 
 /// One style layer's data.
@@ -123,7 +131,8 @@ impl MapSource {
 
     /// Loads the data of a style that is already parsed.
     pub fn from_loaded(loaded: LoadedMap, style_file: Option<PathBuf>) -> Result<MapSource> {
-        let LoadedMap { map, warnings } = loaded;
+        let LoadedMap { map, mut warnings } = loaded;
+        let (fonts, chains) = load_fonts(&map, &mut warnings);
         let mut layers = Vec::with_capacity(map.layers.len());
         let mut files: Vec<PathBuf> = style_file.into_iter().collect();
         for layer in &map.layers {
@@ -154,6 +163,8 @@ impl MapSource {
                 warnings,
                 layers,
                 files,
+                fonts,
+                chains,
             }),
         })
     }
@@ -195,6 +206,65 @@ impl MapSource {
     }
 }
 
+/// The font book of a style with text labels, and its face lists
+/// resolved: a missing face is a warning naming it and the fallback used.
+fn load_fonts(
+    map: &Map,
+    warnings: &mut Vec<StyleWarning>,
+) -> (Option<FontBook>, HashMap<Vec<String>, FontChain>) {
+    let mut chains = HashMap::new();
+    if map.text_faces.is_empty() {
+        return (None, chains);
+    }
+    let dirs: Vec<PathBuf> = map.font_directory.iter().cloned().collect();
+    let book = FontBook::new(&dirs);
+    // What a list with no face found falls back to: Mapnik's own default
+    // face, else any face at all.
+    let fallback = ["DejaVu Sans Book"]
+        .iter()
+        .find_map(|n| book.find(n))
+        .or_else(|| (!book.is_empty()).then_some(crate::text::FaceId(0)));
+    for (names, location) in &map.text_faces {
+        let (mut chain, missing) = book.chain(names);
+        if chain.is_empty() {
+            if let Some(face) = fallback {
+                chain.0.push(face);
+            }
+        }
+        if !missing.is_empty() {
+            let used: Vec<&str> = chain.faces().iter().map(|f| book.name(*f)).collect();
+            let message = if used.is_empty() {
+                format!(
+                    "font face {} not found and no font is installed: these labels are not drawn",
+                    quote_list(&missing)
+                )
+            } else {
+                format!(
+                    "font face {} not found; using {}",
+                    quote_list(&missing),
+                    quote_list(&used)
+                )
+            };
+            tracing::warn!("{location}: <TextSymbolizer>: {message}");
+            warnings.push(StyleWarning {
+                location: location.clone(),
+                element: "TextSymbolizer".into(),
+                message,
+            });
+        }
+        chains.insert(names.clone(), chain);
+    }
+    (Some(book), chains)
+}
+
+fn quote_list<S: AsRef<str>>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{}\"", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Draws metatiles of one map. One per worker thread; `Send`.
 #[derive(Debug)]
 pub struct Renderer {
@@ -206,6 +276,8 @@ pub struct Renderer {
     /// dataset to move between threads) but not `Sync`; each renderer has
     /// its own, so the renderer can move to its worker thread.
     rasters: Vec<Option<RasterLayer>>,
+    /// This worker's shaped text and glyph outlines.
+    text: TextCaches,
 }
 
 impl Renderer {
@@ -232,7 +304,13 @@ impl Renderer {
             options,
             encoder,
             rasters,
+            text: TextCaches::default(),
         }
+    }
+
+    /// This worker's text caches (their counters measure them).
+    pub fn text_caches(&self) -> &TextCaches {
+        &self.text
     }
 
     /// The options it renders with.
@@ -302,6 +380,22 @@ impl Renderer {
         }
         let scale = scale_denominator(meta.z(), opts.tile_size, opts.scale_factor);
         let mpp = transform.metres_per_pixel();
+        // One placement engine for the whole metatile: a label of an
+        // earlier layer blocks a later one. Labels must touch the buffered
+        // image, as in Mapnik.
+        let (width_px, height_px) = transform.image_size();
+        let image = Rect::new(0.0, 0.0, f64::from(width_px), f64::from(height_px));
+        let label_buffer = f64::from(opts.buffer.unwrap_or(map.buffer_size));
+        let mut collisions = Collisions::new(image.grown(label_buffer));
+        let mut shaper = source.inner.fonts.as_ref().map(Shaper::new);
+        let mut labels = shaper.as_mut().map(|shaper| LabelContext {
+            shaper,
+            caches: &mut self.text,
+            collisions: &mut collisions,
+            chains: &source.inner.chains,
+            scale_factor: opts.scale_factor,
+            image,
+        });
         for (index, layer) in map.layers.iter().enumerate() {
             if !layer.visible(scale) {
                 continue;
@@ -343,10 +437,10 @@ impl Renderer {
                             what: format!("metatile {meta}"),
                             message: "the image size is not possible".into(),
                         })?;
-                    draw_features(&mut apart, &found, &rules);
+                    draw_features(&mut apart, &found, &rules, labels.as_mut());
                     canvas.blend(&apart, style.opacity);
                 } else {
-                    draw_features(&mut canvas, &found, &rules);
+                    draw_features(&mut canvas, &found, &rules, labels.as_mut());
                 }
             }
         }
@@ -526,13 +620,24 @@ fn render_error(what: &dyn std::fmt::Display, e: tile_math::TileMathError) -> Er
 
 /// Draws every feature with the rules that match it, feature by feature, in
 /// the data's order (Mapnik's painter's algorithm within one style).
-fn draw_features(canvas: &mut Canvas, found: &[Found<'_>], rules: &crate::style::ActiveRules<'_>) {
+fn draw_features(
+    canvas: &mut Canvas,
+    found: &[Found<'_>],
+    rules: &crate::style::ActiveRules<'_>,
+    mut labels: Option<&mut LabelContext<'_, '_>>,
+) {
     let mut matching: Vec<&Rule> = Vec::new();
     for feature in found {
         matching.clear();
         rules.matching(feature as &dyn FeatureView, &mut matching);
         for rule in &matching {
             for symbolizer in &rule.symbolizers {
+                if let Symbolizer::Text(text) = symbolizer {
+                    if let Some(labels) = labels.as_deref_mut() {
+                        crate::labels::draw_text(canvas, feature, text, labels);
+                    }
+                    continue;
+                }
                 draw_symbolizer(canvas, feature, symbolizer);
             }
         }

@@ -19,6 +19,10 @@
 
 use std::collections::HashMap;
 
+pub mod line;
+
+pub use line::{label_spacing, tolerance_offsets, LinePath};
+
 /// An axis-aligned box in pixels of the metatile image, y down.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rect {

@@ -89,7 +89,7 @@ fn load(
         warnings: Vec::new(),
         templates: HashMap::new(),
         fontsets: Vec::new(),
-        text_warned: false,
+        text_faces: Vec::new(),
     };
     let map = loader.parse_map(doc.root_element())?;
     Ok(LoadedMap {
@@ -116,8 +116,8 @@ struct Loader<'d, 'i> {
     /// The `<FontSet>`s so far (a text symbolizer sees those defined
     /// before it, as in Mapnik).
     fontsets: Vec<FontSet>,
-    /// The one "text is not drawn yet" warning was given.
-    text_warned: bool,
+    /// Each distinct face list of a text symbolizer, where first used.
+    text_faces: Vec<(Vec<String>, Location)>,
 }
 
 /// The concatenated text content of an element (text and CDATA children).
@@ -340,6 +340,7 @@ impl Loader<'_, '_> {
             base_dir: PathBuf::new(),
             font_directory: None,
             fontsets: Vec::new(),
+            text_faces: Vec::new(),
         };
         for a in node.attributes() {
             match a.name() {
@@ -371,6 +372,7 @@ impl Loader<'_, '_> {
         self.parse_map_children(node, &mut map)?;
         map.base_dir = self.base_dir.clone();
         map.fontsets = self.fontsets.clone();
+        map.text_faces = std::mem::take(&mut self.text_faces);
 
         // Layers naming styles that do not exist draw nothing, in Mapnik too.
         let mut missing = Vec::new();
@@ -594,12 +596,9 @@ impl Loader<'_, '_> {
                 "TextSymbolizer" => match self.text_expr(child)? {
                     Some(text) => {
                         let s = self.parse_text(child, text)?;
-                        if !self.text_warned {
-                            self.text_warned = true;
-                            self.warn_node(
-                                child,
-                                "text labels are loaded but not drawn yet (issue #15)",
-                            );
+                        if !self.text_faces.iter().any(|(f, _)| *f == s.face_names) {
+                            let at = self.node_loc(child);
+                            self.text_faces.push((s.face_names.clone(), at));
                         }
                         rule.symbolizers.push(Symbolizer::Text(s));
                     }

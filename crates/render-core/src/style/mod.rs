@@ -63,6 +63,9 @@ pub struct Map {
     pub font_directory: Option<PathBuf>,
     /// The `<FontSet>`s, in document order.
     pub fontsets: Vec<FontSet>,
+    /// Each distinct list of faces the text symbolizers ask for, with where
+    /// it is first used (to name it when a face is missing).
+    pub text_faces: Vec<(Vec<String>, Location)>,
 }
 
 /// What [`Map::load`] returns: the map and everything that was ignored on the

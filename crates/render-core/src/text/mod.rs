@@ -76,7 +76,6 @@ pub fn draw_line(
     let line = shaper.shape(&mut caches.shapes, chain, text, style.size);
     if let Some(path) = paint::line_path(&mut shaper, &mut caches.glyphs, &line, style.size, x, y) {
         let text_paint = paint::TextPaint {
-            size: style.size,
             fill: style.fill,
             halo_radius: style.halo_radius,
             halo_fill: style.halo_fill,

@@ -5,6 +5,7 @@ use tiny_skia::{
     Color as SkColor, FillRule, LineJoin, Paint, Path, PathBuilder, Pixmap, Stroke, Transform,
 };
 
+use super::layout::TextBlock;
 use super::outline::GlyphCache;
 use super::shape::{ShapedLine, Shaper};
 
@@ -12,8 +13,6 @@ use super::shape::{ShapedLine, Shaper};
 /// RGBA.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct TextPaint {
-    /// Pixels per em.
-    pub size: f32,
     pub fill: [u8; 4],
     /// Halo radius in pixels; 0 for none.
     pub halo_radius: f32,
@@ -57,6 +56,56 @@ pub(crate) fn line_path(
             y + g.y,
         ))?;
         builder.push_path(&placed);
+    }
+    builder.finish()
+}
+
+/// A laid-out block's glyph outlines as one path in pixels, the block's
+/// centre at `origin`.
+pub(crate) fn block_path(
+    shaper: &mut Shaper<'_>,
+    glyphs: &mut GlyphCache,
+    block: &TextBlock,
+    size: f32,
+    origin: (f32, f32),
+) -> Option<Path> {
+    let mut builder = PathBuilder::new();
+    for line in &block.lines {
+        for (g, gx) in line.shaped.glyphs.iter().zip(&line.glyph_x) {
+            let Some(outline) = glyphs.outline(shaper, g.face, g.glyph) else {
+                continue;
+            };
+            let x = origin.0 + line.x + gx;
+            let y = origin.1 + line.baseline + g.y;
+            if let Some(placed) = outline
+                .clone()
+                .transform(Transform::from_row(size, 0.0, 0.0, size, x, y))
+            {
+                builder.push_path(&placed);
+            }
+        }
+    }
+    builder.finish()
+}
+
+/// Glyphs each at its own baseline origin and angle (radians, y down), as
+/// one path in pixels: labels along lines.
+pub(crate) fn rotated_glyphs_path(
+    shaper: &mut Shaper<'_>,
+    glyphs: &mut GlyphCache,
+    placed: &[(super::FaceId, u16, f32, f32, f32)],
+    size: f32,
+) -> Option<Path> {
+    let mut builder = PathBuilder::new();
+    for &(face, glyph, x, y, angle) in placed {
+        let Some(outline) = glyphs.outline(shaper, face, glyph) else {
+            continue;
+        };
+        let (sin, cos) = angle.sin_cos();
+        let t = Transform::from_row(size * cos, size * sin, -size * sin, size * cos, x, y);
+        if let Some(p) = outline.clone().transform(t) {
+            builder.push_path(&p);
+        }
     }
     builder.finish()
 }

@@ -243,3 +243,17 @@ fn displacement_sets_the_automatic_alignments() {
     let right = |l: &BlockLine| l.x + l.width;
     assert!((right(&b.lines[0]) - right(&b.lines[1])).abs() < 1e-4);
 }
+
+#[test]
+fn non_ascii_words_wrap_too() {
+    let mut p = params(12.0);
+    // "Helsingin" alone passes 40 px: the break comes after it.
+    p.wrap_width = 40.0;
+    let b = block("Helsingin päärautatieasema", &p);
+    let widths: Vec<f32> = b.lines.iter().map(|l| l.width).collect();
+    assert_eq!(b.lines.len(), 2, "{widths:?}");
+    // At 60 px "Helsingin" fits, so the line breaks only after the word
+    // that passes the width: the end. One line, as in Mapnik.
+    p.wrap_width = 60.0;
+    assert_eq!(block("Helsingin päärautatieasema", &p).lines.len(), 1);
+}

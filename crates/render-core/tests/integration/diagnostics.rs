@@ -335,12 +335,6 @@ fn harmless_things_are_warnings_with_lines() {
         (9, "LineSymbolizer", "rasterizer"),
         (10, "TextSymbolizer", "without text"),
         (11, "TextSymbolizer", "`halo-rasterizer=\"fast\"` ignored"),
-        // Once per map, at the first label.
-        (
-            11,
-            "TextSymbolizer",
-            "text labels are loaded but not drawn yet",
-        ),
         (12, "TextSymbolizer", "`name` is Mapnik 2 syntax"),
         (12, "TextSymbolizer", "`ignore-placement` ignored"),
         (14, "Filter", "`and` and `or` are mixed"),

@@ -903,3 +903,308 @@ fn mapnik_style_z15_metatile() {
     let image = render(&map, meta, options(TileFormat::Png8 { colours: 256 }));
     check("mapnik_style_z15_png8", &image);
 }
+
+// ---------------------------------------------------------------------------
+// Labels (issue #15): the text of each feature is its `kind`.
+
+/// A style with one `TextSymbolizer` whose text is `[kind]`, over a faint
+/// drawing of the geometry (so a golden shows where the label was put).
+fn label_style(attributes: &str) -> String {
+    format!(
+        r##"<Style name="s"><Rule>
+<LineSymbolizer stroke="#9bb0c4" stroke-width="1"/>
+<MarkersSymbolizer fill="#c0392b" width="4" height="4" stroke-width="0" allow-overlap="true"/>
+<TextSymbolizer face-name="DejaVu Sans Book" {attributes}>[kind]</TextSymbolizer>
+</Rule></Style>"##
+    )
+}
+
+fn label_scene(dir: &Path, features: &[Feat], attributes: &str) -> MapSource {
+    scene(dir, features, &label_style(attributes), &["s"])
+}
+
+/// Pixels that are (nearly) the text's fill colour, black by default.
+fn dark_pixels(image: &Image, x0: u32, x1: u32) -> usize {
+    (0..image.height)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = image.pixel(x, y);
+            p[0] < 60 && p[1] < 60 && p[2] < 60
+        })
+        .count()
+}
+
+#[test]
+fn label_point_with_a_halo() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat("Helsinki", 0, px.point(128.0, 128.0))];
+    let map = label_scene(
+        dir.path(),
+        &features,
+        r##"size="16" halo-radius="2" halo-fill="#ffffff" fill="#222222""##,
+    );
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&image, 0, 256) > 100, "no label drawn");
+    // Centred on the point: as much ink left of it as right.
+    let (left, right) = (dark_pixels(&image, 0, 128), dark_pixels(&image, 128, 256));
+    assert!(left.abs_diff(right) * 4 < left + right, "{left} vs {right}");
+    check("label_point_with_a_halo", &image);
+}
+
+#[test]
+fn label_along_a_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let arc: Vec<(f64, f64)> = (0..=40)
+        .map(|i| {
+            let a = std::f64::consts::PI * (0.15 + 0.7 * f64::from(i) / 40.0);
+            (128.0 - 110.0 * a.cos(), 200.0 - 110.0 * a.sin())
+        })
+        .collect();
+    let features = [feat("Mannerheimintie", 0, px.line(&arc))];
+    let map = label_scene(
+        dir.path(),
+        &features,
+        r#"placement="line" size="13" halo-radius="1""#,
+    );
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&image, 0, 256) > 100, "no label drawn");
+    check("label_along_a_curve", &image);
+}
+
+#[test]
+fn label_wrapped_at_wrap_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat(
+        "Helsingin päärautatieasema",
+        0,
+        px.point(128.0, 128.0),
+    )];
+    // "Helsingin" alone passes 40 px, so the line breaks after it.
+    let map = label_scene(dir.path(), &features, r#"size="12" wrap-width="40""#);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // Two lines: ink above and below the point.
+    let rows_with_ink: Vec<u32> = (0..256)
+        .filter(|&y| (0..256).any(|x| image.pixel(x, y)[0] < 60))
+        .collect();
+    let (top, bottom) = (rows_with_ink[0], rows_with_ink[rows_with_ink.len() - 1]);
+    assert!(top < 120 && bottom > 132, "ink from row {top} to {bottom}");
+    check("label_wrapped_at_wrap_width", &image);
+}
+
+#[test]
+fn label_in_japanese_through_a_fontset() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat("東京都 Tokyo", 0, px.point(128.0, 128.0))];
+    let styles = r##"<Style name="s"><Rule>
+<TextSymbolizer fontset-name="jp" size="16" halo-radius="1.5">[kind]</TextSymbolizer>
+</Rule></Style>"##;
+    write_gpkg(dir.path(), "data", 3857, &features);
+    let xml = map_xml(styles, &["s"], "epsg:3857").replace(
+        "buffer-size=\"32\">",
+        "buffer-size=\"32\">\n<FontSet name=\"jp\"><Font face-name=\"DejaVu Sans Book\"/>\
+         <Font face-name=\"Noto Sans CJK JP Regular\"/></FontSet>",
+    );
+    let map = source(&xml, dir.path());
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&image, 0, 256) > 150, "no label drawn");
+    check("label_in_japanese_through_a_fontset", &image);
+}
+
+#[test]
+fn label_collision_drops_the_second_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let first = feat("Kamppi", 0, px.point(120.0, 128.0));
+    let second = feat("Kaisaniemi", 1, px.point(136.0, 132.0));
+    let both = label_scene(dir.path(), &[first, second], r#"size="14""#);
+    let both = render_tile(&both, base_tile(), options(TileFormat::Png32));
+    // The same scene without the second feature's label: identical but for
+    // the second point's marker.
+    let dir2 = tempfile::tempdir().unwrap();
+    let only = label_scene(
+        dir2.path(),
+        &[
+            feat("Kamppi", 0, px.point(120.0, 128.0)),
+            feat("", 1, px.point(136.0, 132.0)),
+        ],
+        r#"size="14""#,
+    );
+    let only = render_tile(&only, base_tile(), options(TileFormat::Png32));
+    assert!(both.rgba == only.rgba, "the second label was drawn");
+    // With allow-overlap both are drawn.
+    let dir3 = tempfile::tempdir().unwrap();
+    let overlap = label_scene(
+        dir3.path(),
+        &[
+            feat("Kamppi", 0, px.point(120.0, 128.0)),
+            feat("Kaisaniemi", 1, px.point(136.0, 132.0)),
+        ],
+        r#"size="14" allow-overlap="true""#,
+    );
+    let overlap = render_tile(&overlap, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&overlap, 0, 256) > dark_pixels(&both, 0, 256));
+    check("label_collision_drops_the_second_label", &both);
+}
+
+#[test]
+fn label_across_a_tile_edge_is_whole_and_the_same_from_both_metatiles() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 2x2 metatile; the label sits on the edge between its two columns.
+    let meta = Metatile::containing(TileCoord::new(10, 582, 296).unwrap(), 2).unwrap();
+    let left = meta.tiles().next().unwrap();
+    let px = Px::new(left);
+    let features = [feat("Pasila–Böle", 0, px.point(256.0, 128.0))];
+    let map = label_scene(dir.path(), &features, r#"size="14" halo-radius="1""#);
+    let image = render(&map, meta, options(TileFormat::Png32));
+    // Ink on both sides of the tile edge.
+    assert!(dark_pixels(&image, 200, 256) > 20 && dark_pixels(&image, 256, 312) > 20);
+    check("label_across_a_tile_edge", &image);
+    // The neighbouring metatile to the east sees the same point in its
+    // buffer and draws the same label at the same place: the pixels of the
+    // edge column pair agree when each metatile is rendered on its own.
+    let east = Metatile::containing(TileCoord::new(10, 584, 296).unwrap(), 2).unwrap();
+    let px_east = Px::new(TileCoord::new(10, 584, 296).unwrap());
+    let features = [feat("Pasila–Böle", 0, px_east.point(-4.0, 128.0))];
+    let dir2 = tempfile::tempdir().unwrap();
+    let map = label_scene(dir2.path(), &features, r#"size="14" halo-radius="1""#);
+    let east_image = render(&map, east, options(TileFormat::Png32));
+    assert!(
+        dark_pixels(&east_image, 0, 60) > 10,
+        "the buffer did not bring the label in"
+    );
+}
+
+#[test]
+fn label_with_an_unknown_font_warns_and_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    write_gpkg(
+        dir.path(),
+        "data",
+        3857,
+        &[feat("Töölö", 0, px.point(128.0, 128.0))],
+    );
+    let styles = r#"<Style name="s"><Rule>
+<TextSymbolizer face-name="No Such Face Regular" size="14">[kind]</TextSymbolizer>
+</Rule></Style>"#;
+    let loaded = Map::from_str(&map_xml(styles, &["s"], "epsg:3857"), dir.path()).unwrap();
+    let map = MapSource::from_loaded(loaded, None).unwrap();
+    let messages: Vec<String> = map.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].ends_with(
+            "<TextSymbolizer>: font face \"No Such Face Regular\" not found; using \"DejaVu Sans Book\""
+        ),
+        "{messages:?}"
+    );
+    // Line 3 of the style: where the symbolizer is.
+    assert_eq!(map.warnings()[0].location.line, 3);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(
+        dark_pixels(&image, 0, 256) > 50,
+        "the fallback face drew nothing"
+    );
+}
+
+#[test]
+fn label_of_a_missing_field_is_not_drawn_and_is_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    write_gpkg(
+        dir.path(),
+        "data",
+        3857,
+        &[feat("x", 0, px.point(128.0, 128.0))],
+    );
+    let styles = r#"<Style name="s"><Rule>
+<TextSymbolizer face-name="DejaVu Sans Book">[no_such_field]</TextSymbolizer>
+</Rule></Style>"#;
+    let map = source(&map_xml(styles, &["s"], "epsg:3857"), dir.path());
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(image
+        .rgba
+        .chunks_exact(4)
+        .all(|p| p == [0xf4, 0xf1, 0xea, 255]));
+}
+
+#[test]
+fn labels_of_odd_text_are_placed_or_dropped_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let long = "Pitkä nimi ".repeat(910);
+    let texts = [
+        long.as_str(),
+        "שלום עולם",
+        "مرحبا بالعالم",
+        "e\u{301}\u{302}\u{303}\u{304}",
+        "\u{200d}\u{200d}",
+        "a\u{10ffff}b",
+    ];
+    let features: Vec<Feat> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let kind: &'static str = Box::leak(t.to_string().into_boxed_str());
+            feat(
+                kind,
+                i as i64,
+                px.point(40.0 + 30.0 * i as f64, 40.0 + 30.0 * i as f64),
+            )
+        })
+        .collect();
+    assert!(texts[0].chars().count() > 10_000);
+    let map = label_scene(dir.path(), &features, r#"size="12" placement="point""#);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert_eq!((image.width, image.height), (256, 256));
+    // The same texts along lines.
+    let lines: Vec<Feat> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let kind: &'static str = Box::leak(t.to_string().into_boxed_str());
+            let y = 20.0 + 40.0 * i as f64;
+            feat(
+                kind,
+                i as i64,
+                px.line(&[(0.0, y), (128.0, y + 10.0), (256.0, y)]),
+            )
+        })
+        .collect();
+    let dir2 = tempfile::tempdir().unwrap();
+    let map = label_scene(dir2.path(), &lines, r#"size="12" placement="line""#);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&image, 0, 256) > 0);
+}
+
+#[test]
+fn a_hundred_thousand_labels_in_one_metatile_are_mostly_refused() {
+    // 100,000 points on one tile, each with a label: the placement engine
+    // takes those that fit and refuses the rest, in a grid (no quadratic
+    // search); the render finishes and draws only what fits.
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features: Vec<Feat> = (0..100_000)
+        .map(|i| {
+            let (x, y) = (f64::from(i % 316) * 0.81, f64::from(i / 316) * 0.81);
+            feat("ab", 0, px.point(x, y))
+        })
+        .collect();
+    write_gpkg(dir.path(), "data", 3857, &features);
+    let styles = r#"<Style name="s"><Rule>
+<TextSymbolizer face-name="DejaVu Sans Book" size="10">[kind]</TextSymbolizer>
+</Rule></Style>"#;
+    let map = source(&map_xml(styles, &["s"], "epsg:3857"), dir.path());
+    let mut renderer = Renderer::new(map, options(TileFormat::Png32));
+    let tiles = renderer
+        .render_metatile(&Metatile::containing(base_tile(), 1).unwrap())
+        .unwrap();
+    assert_eq!(tiles.len(), 1);
+    // Shaped once, reused for every label.
+    let caches = renderer.text_caches();
+    assert_eq!(caches.shapes.misses, 1);
+    assert!(caches.shapes.hits >= 99_999);
+}

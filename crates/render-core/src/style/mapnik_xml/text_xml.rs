@@ -514,7 +514,7 @@ mod tests {
                 name: "fonts".into(),
                 faces: vec!["A".into(), "B".into()],
             }],
-            text_warned: false,
+            text_faces: Vec::new(),
         };
         let node = doc
             .descendants()

@@ -1,0 +1,613 @@
+//! Text labels of one metatile, in Mapnik's order: for each feature a
+//! `TextSymbolizer` applies to, the text is evaluated, anchors are found on
+//! the geometry, each candidate position is laid out and asked of the
+//! placement engine, and the first that fits is drawn at once (Mapnik draws
+//! a label when it places it, so later layers may draw over it).
+//!
+//! Anchors, as Mapnik finds them: a point is its own anchor; a line with
+//! `placement="point"` is labelled at the middle of its length; a polygon at
+//! its centroid (`interior`: a point inside it on the centroid's row);
+//! `vertex` labels every vertex. With `largest-bbox-only` only the polygon
+//! with the largest bounding box of a multipolygon is labelled.
+//!
+//! `placement="line"` follows lines (and polygon outlines) glyph cluster by
+//! glyph cluster, as Mapnik's `single_line_placement`: labels `spacing`
+//! apart (one per line without it), starting half a spacing in, each tried
+//! at offsets up to `label-position-tolerance`; a label turning more than
+//! `max-char-angle-delta` between clusters is refused; one reading upside
+//! down is tried the other way (`upright="auto"`). Every glyph's box enters
+//! the placement engine.
+
+use std::collections::HashMap;
+
+use crate::draw::Canvas;
+use crate::place::{label_spacing, tolerance_offsets, Collisions, LinePath, Rect};
+use crate::source::geometry::Point;
+use crate::source::vector::Found;
+use crate::style::filter::FeatureView;
+use crate::style::text::{TextPlacement, TextSymbolizer, TextTransform};
+use crate::text::paint::{block_path, draw_text_path, rotated_glyphs_path, TextPaint};
+use crate::text::{layout, FontChain, HAlign, Justify, LayoutParams, Shaper, TextCaches, VAlign};
+
+/// Everything labels of one metatile share.
+pub(crate) struct LabelContext<'a, 'b> {
+    pub shaper: &'a mut Shaper<'b>,
+    pub caches: &'a mut TextCaches,
+    pub collisions: &'a mut Collisions,
+    /// Face-name lists of the style, resolved at load.
+    pub chains: &'a HashMap<Vec<String>, FontChain>,
+    pub scale_factor: f64,
+    /// The unbuffered image, for `avoid-edges` and `minimum-padding`.
+    pub image: Rect,
+}
+
+/// Places and draws a feature's labels for one `TextSymbolizer`.
+pub(crate) fn draw_text(
+    canvas: &mut Canvas,
+    feature: &Found<'_>,
+    sym: &TextSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) {
+    let text = transform(
+        &sym.text.eval(feature as &dyn FeatureView),
+        sym.text_transform,
+    );
+    if text.trim().is_empty() {
+        return;
+    }
+    let Some(chain) = ctx.chains.get(&sym.face_names) else {
+        return;
+    };
+    if sym.placement == TextPlacement::Line {
+        let g = feature.geometry;
+        let lines = g.lines.iter().chain(g.polygons.iter().flatten());
+        for line in lines {
+            let px: Vec<[f64; 2]> = line
+                .iter()
+                .map(|p| canvas.to_px(*p, feature.x_shift))
+                .collect();
+            place_along(canvas, &LinePath::new(&px), &text, chain, sym, ctx);
+        }
+        return;
+    }
+    let anchors: Vec<[f64; 2]> = anchors(feature, sym)
+        .into_iter()
+        .map(|p| canvas.to_px(p, feature.x_shift))
+        .collect();
+    for anchor in anchors {
+        place_at(canvas, anchor, &text, chain, sym, ctx);
+    }
+}
+
+/// The layout parameters of a symbolizer at a size and displacement.
+fn params_for(sym: &TextSymbolizer, size: f64, (dx, dy): (f64, f64), sf: f64) -> LayoutParams {
+    use crate::style::text::{
+        HorizontalAlignment as H, JustifyAlignment as J, VerticalAlignment as V,
+    };
+    LayoutParams {
+        size: (size * sf) as f32,
+        line_spacing: (sym.line_spacing * sf) as f32,
+        character_spacing: (sym.character_spacing * sf) as f32,
+        wrap_width: (sym.wrap_width * sf) as f32,
+        wrap_char: (sym.wrap_character != ' ').then_some(sym.wrap_character),
+        wrap_before: sym.wrap_before,
+        dx: (dx * sf) as f32,
+        dy: (dy * sf) as f32,
+        halign: match sym.horizontal_alignment {
+            H::Left => HAlign::Left,
+            H::Middle => HAlign::Middle,
+            H::Right => HAlign::Right,
+            H::Auto => HAlign::Auto,
+        },
+        valign: match sym.vertical_alignment {
+            V::Top => VAlign::Top,
+            V::Middle => VAlign::Middle,
+            V::Bottom => VAlign::Bottom,
+            V::Auto => VAlign::Auto,
+        },
+        justify: match sym.justify_alignment {
+            J::Left => Justify::Left,
+            J::Center => Justify::Center,
+            J::Right => Justify::Right,
+            J::Auto => Justify::Auto,
+        },
+    }
+}
+
+/// One glyph placed along a line: its baseline origin and angle.
+struct LineGlyph {
+    face: crate::text::FaceId,
+    glyph: u16,
+    origin: [f64; 2],
+    angle: f64,
+}
+
+/// Labels along one line.
+fn place_along(
+    canvas: &mut Canvas,
+    path: &LinePath,
+    text: &str,
+    chain: &FontChain,
+    sym: &TextSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) {
+    let sf = ctx.scale_factor;
+    let params = params_for(sym, sym.size, (0.0, sym.dy), sf);
+    let block = layout(ctx.shaper, &mut ctx.caches.shapes, chain, text, &params);
+    if block.is_empty() {
+        return;
+    }
+    let length = path.length();
+    let width = f64::from(block.width);
+    if length <= 0.001 || length < sym.minimum_path_length * sf || length < width {
+        return;
+    }
+    let spacing = label_spacing(length, width, sym.spacing * sf);
+    let mut at = spacing / 2.0 + sym.dx * sf;
+    let reversed = path.reversed();
+    while at <= length {
+        for t in tolerance_offsets(sym.label_position_tolerance * sf, spacing) {
+            let centre = at + t;
+            if let Some(glyphs) = fit_along(path, &reversed, centre, &block, text, sym, ctx) {
+                draw_line_glyphs(canvas, &glyphs, params.size, sym, ctx);
+                break;
+            }
+        }
+        at += spacing;
+    }
+}
+
+/// Places a block's glyphs centred at distance `centre` along the path
+/// (or, read upside down, along the reversed path); records their boxes.
+fn fit_along(
+    path: &LinePath,
+    reversed: &LinePath,
+    centre: f64,
+    block: &crate::text::TextBlock,
+    text: &str,
+    sym: &TextSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) -> Option<Vec<LineGlyph>> {
+    use crate::style::text::Upright;
+    let length = path.length();
+    let forward = try_along(path, centre, block, text, sym, ctx)?;
+    let upside_down = forward.0;
+    let total = forward.1.len();
+    let flip = match sym.upright {
+        Upright::Auto => upside_down * 2 > total,
+        Upright::AutoDown => upside_down * 2 <= total,
+        Upright::LeftOnly | Upright::RightOnly if upside_down * 2 > total => return None,
+        _ => false,
+    };
+    let (glyphs, boxes) = if flip {
+        let (_, glyphs, boxes) = try_along(reversed, length - centre, block, text, sym, ctx)?;
+        (glyphs, boxes)
+    } else {
+        (forward.1, forward.2)
+    };
+    for b in boxes {
+        ctx.collisions.insert(b, Some(text));
+    }
+    Some(glyphs)
+}
+
+/// One direction: (glyphs upside down, glyphs, boxes), or `None` if the
+/// label does not fit there.
+fn try_along(
+    path: &LinePath,
+    centre: f64,
+    block: &crate::text::TextBlock,
+    text: &str,
+    sym: &TextSymbolizer,
+    ctx: &LabelContext<'_, '_>,
+) -> Option<(usize, Vec<LineGlyph>, Vec<Rect>)> {
+    let sf = ctx.scale_factor;
+    let max_delta = sym.max_char_angle_delta.to_radians();
+    let margin = sym.margin * sf;
+    let repeat = if sym.repeat_distance != 0.0 {
+        sym.repeat_distance
+    } else {
+        sym.minimum_distance
+    } * sf;
+    let start = centre - f64::from(block.width) / 2.0;
+    if start < 0.0 || start + f64::from(block.width) > path.length() + 1e-6 {
+        return None;
+    }
+    let mut glyphs = Vec::new();
+    let mut boxes = Vec::new();
+    let mut upside_down = 0;
+    for line in &block.lines {
+        // Perpendicular offset of this line's baseline from the path.
+        let baseline = f64::from(block.offset.1 + line.baseline);
+        let (ascent, descent) = (
+            f64::from(line.shaped.ascent),
+            f64::from(line.shaped.descent),
+        );
+        let line_start = start + f64::from(line.x) + f64::from(block.width) / 2.0;
+        let mut last_angle: Option<f64> = None;
+        let mut last_cluster = u32::MAX;
+        let mut angle = 0.0;
+        for (g, gx) in line.shaped.glyphs.iter().zip(&line.glyph_x) {
+            let s = line_start + f64::from(*gx);
+            if g.cluster != last_cluster {
+                last_cluster = g.cluster;
+                angle = path.angle(s, f64::from(g.advance).max(0.5));
+                if let Some(previous) = last_angle {
+                    let mut d = angle - previous;
+                    while d > std::f64::consts::PI {
+                        d -= 2.0 * std::f64::consts::PI;
+                    }
+                    while d < -std::f64::consts::PI {
+                        d += 2.0 * std::f64::consts::PI;
+                    }
+                    if max_delta > 0.0 && d.abs() > max_delta {
+                        return None;
+                    }
+                }
+                last_angle = Some(angle);
+            }
+            if angle.abs() > std::f64::consts::FRAC_PI_2 {
+                upside_down += 1;
+            }
+            let p = path.point_at(s);
+            let (sin, cos) = angle.sin_cos();
+            let origin = [p[0] - sin * baseline, p[1] + cos * baseline];
+            // The glyph's box: its advance along the line, from the
+            // ascender to the descender across it.
+            let adv = f64::from(g.advance);
+            let corners = [
+                (0.0, -ascent),
+                (adv, -ascent),
+                (adv, descent),
+                (0.0, descent),
+            ]
+            .map(|(x, y)| [origin[0] + x * cos - y * sin, origin[1] + x * sin + y * cos]);
+            let b = Rect::new(
+                corners.iter().map(|c| c[0]).fold(f64::MAX, f64::min),
+                corners.iter().map(|c| c[1]).fold(f64::MAX, f64::min),
+                corners.iter().map(|c| c[0]).fold(f64::MIN, f64::max),
+                corners.iter().map(|c| c[1]).fold(f64::MIN, f64::max),
+            );
+            let collides = (sym.avoid_edges && !ctx.image.contains(&b))
+                || (sym.minimum_padding > 0.0
+                    && !ctx.image.contains(&b.grown(sym.minimum_padding * sf)))
+                || (!sym.allow_overlap
+                    && !ctx
+                        .collisions
+                        .has_placement(&b, margin, Some((text, repeat))));
+            if collides {
+                return None;
+            }
+            boxes.push(b);
+            glyphs.push(LineGlyph {
+                face: g.face,
+                glyph: g.glyph,
+                origin,
+                angle,
+            });
+        }
+    }
+    if !boxes.iter().any(|b| ctx.collisions.extent().intersects(b)) {
+        return None;
+    }
+    Some((upside_down, glyphs, boxes))
+}
+
+/// Draws glyphs placed along a line, halo first.
+fn draw_line_glyphs(
+    canvas: &mut Canvas,
+    glyphs: &[LineGlyph],
+    size: f32,
+    sym: &TextSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) {
+    let placed: Vec<_> = glyphs
+        .iter()
+        .map(|g| {
+            (
+                g.face,
+                g.glyph,
+                g.origin[0] as f32,
+                g.origin[1] as f32,
+                g.angle as f32,
+            )
+        })
+        .collect();
+    if let Some(path) = rotated_glyphs_path(ctx.shaper, &mut ctx.caches.glyphs, &placed, size) {
+        let paint = TextPaint {
+            fill: rgba(sym.fill, sym.opacity),
+            halo_radius: (sym.halo_radius * ctx.scale_factor) as f32,
+            halo_fill: rgba(sym.halo_fill, sym.halo_opacity),
+            opacity: 1.0,
+        };
+        draw_text_path(&mut canvas.pixmap, &path, &paint);
+    }
+}
+
+/// Tries every position (and every fallback size) at one anchor; draws the
+/// first that fits.
+fn place_at(
+    canvas: &mut Canvas,
+    anchor: [f64; 2],
+    text: &str,
+    chain: &FontChain,
+    sym: &TextSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) {
+    let sf = ctx.scale_factor;
+    let sizes = std::iter::once(sym.size).chain(sym.placement_sizes.iter().copied());
+    for size in sizes {
+        for position in &sym.placements {
+            let params = params_for(sym, size, position.displacement(sym.dx, sym.dy), sf);
+            let block = layout(ctx.shaper, &mut ctx.caches.shapes, chain, text, &params);
+            if block.is_empty() {
+                return;
+            }
+            let (x0, y0, x1, y1) = block.bbox();
+            let bbox = Rect::new(
+                anchor[0] + f64::from(x0),
+                anchor[1] + f64::from(y0),
+                anchor[0] + f64::from(x1),
+                anchor[1] + f64::from(y1),
+            );
+            if !fits(&bbox, text, sym, ctx) {
+                continue;
+            }
+            ctx.collisions.insert(bbox, Some(text));
+            let origin = (
+                (anchor[0] + f64::from(block.offset.0)) as f32,
+                (anchor[1] + f64::from(block.offset.1)) as f32,
+            );
+            if let Some(path) = block_path(
+                ctx.shaper,
+                &mut ctx.caches.glyphs,
+                &block,
+                params.size,
+                origin,
+            ) {
+                let paint = TextPaint {
+                    fill: rgba(sym.fill, sym.opacity),
+                    halo_radius: (sym.halo_radius * sf) as f32,
+                    halo_fill: rgba(sym.halo_fill, sym.halo_opacity),
+                    opacity: 1.0,
+                };
+                draw_text_path(&mut canvas.pixmap, &path, &paint);
+            }
+            return;
+        }
+    }
+}
+
+/// Mapnik's `placement_finder::collision` for a point placement.
+fn fits(bbox: &Rect, text: &str, sym: &TextSymbolizer, ctx: &LabelContext<'_, '_>) -> bool {
+    let sf = ctx.scale_factor;
+    if !ctx.collisions.extent().intersects(bbox) {
+        return false;
+    }
+    if sym.avoid_edges && !ctx.image.contains(bbox) {
+        return false;
+    }
+    if sym.minimum_padding > 0.0 && !ctx.image.contains(&bbox.grown(sym.minimum_padding * sf)) {
+        return false;
+    }
+    if sym.allow_overlap {
+        return true;
+    }
+    let margin = if sym.margin != 0.0 {
+        sym.margin
+    } else {
+        sym.minimum_distance
+    } * sf;
+    let repeat = sym.repeat_distance * sf;
+    ctx.collisions
+        .has_placement(bbox, margin, Some((text, repeat)))
+}
+
+fn rgba(c: crate::style::color::Color, opacity: f64) -> [u8; 4] {
+    let a = (f64::from(c.a) * opacity.clamp(0.0, 1.0)).round() as u8;
+    [c.r, c.g, c.b, a]
+}
+
+/// `text-transform`.
+fn transform(text: &str, how: TextTransform) -> String {
+    match how {
+        TextTransform::None => text.to_owned(),
+        TextTransform::Uppercase => text.to_uppercase(),
+        TextTransform::Lowercase => text.to_lowercase(),
+        TextTransform::Capitalize => {
+            let mut out = String::with_capacity(text.len());
+            let mut start = true;
+            for c in text.chars() {
+                if start && c.is_alphabetic() {
+                    out.extend(c.to_uppercase());
+                } else {
+                    out.push(c);
+                }
+                start = c.is_whitespace();
+            }
+            out
+        }
+        TextTransform::Reverse => text.chars().rev().collect(),
+    }
+}
+
+/// Where a feature's labels go, in map coordinates.
+fn anchors(feature: &Found<'_>, sym: &TextSymbolizer) -> Vec<Point> {
+    let g = feature.geometry;
+    let mut out: Vec<Point> = Vec::new();
+    match sym.placement {
+        TextPlacement::Line => {}
+        TextPlacement::Vertex => {
+            out.extend(g.points.iter().copied());
+            out.extend(g.lines.iter().flatten().copied());
+            out.extend(g.polygons.iter().flatten().flatten().copied());
+        }
+        TextPlacement::Point | TextPlacement::Interior => {
+            out.extend(g.points.iter().copied());
+            out.extend(g.lines.iter().filter_map(|l| middle_of_line(l)));
+            let polygons: Vec<&Vec<Vec<Point>>> = if sym.largest_bbox_only {
+                g.polygons
+                    .iter()
+                    .max_by(|a, b| bbox_area(a).total_cmp(&bbox_area(b)))
+                    .into_iter()
+                    .collect()
+            } else {
+                g.polygons.iter().collect()
+            };
+            for polygon in polygons {
+                let point = if sym.placement == TextPlacement::Interior {
+                    interior(polygon)
+                } else {
+                    centroid(polygon)
+                };
+                out.extend(point);
+            }
+        }
+    }
+    out
+}
+
+/// The point half way along a line.
+fn middle_of_line(line: &[Point]) -> Option<Point> {
+    let total: f64 = line.windows(2).map(|w| dist(w[0], w[1])).sum();
+    let mut left = total / 2.0;
+    for w in line.windows(2) {
+        let d = dist(w[0], w[1]);
+        if d >= left && d > 0.0 {
+            let t = left / d;
+            return Some([
+                w[0][0] + t * (w[1][0] - w[0][0]),
+                w[0][1] + t * (w[1][1] - w[0][1]),
+            ]);
+        }
+        left -= d;
+    }
+    line.first().copied()
+}
+
+fn dist(a: Point, b: Point) -> f64 {
+    (b[0] - a[0]).hypot(b[1] - a[1])
+}
+
+fn bbox_area(polygon: &[Vec<Point>]) -> f64 {
+    let Some(ring) = polygon.first() else {
+        return 0.0;
+    };
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for p in ring {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    ((x1 - x0) * (y1 - y0)).max(0.0)
+}
+
+/// The area-weighted centroid of a polygon with its holes.
+fn centroid(polygon: &[Vec<Point>]) -> Option<Point> {
+    let (mut area, mut cx, mut cy) = (0.0, 0.0, 0.0);
+    let origin = polygon.first().and_then(|r| r.first()).copied()?;
+    for (i, ring) in polygon.iter().enumerate() {
+        // Exterior counts positive, holes negative, whatever their winding.
+        let mut ring_area = 0.0;
+        let (mut rx, mut ry) = (0.0, 0.0);
+        for w in ring.windows(2) {
+            let (a, b) = (
+                [w[0][0] - origin[0], w[0][1] - origin[1]],
+                [w[1][0] - origin[0], w[1][1] - origin[1]],
+            );
+            let cross = a[0] * b[1] - b[0] * a[1];
+            ring_area += cross;
+            rx += (a[0] + b[0]) * cross;
+            ry += (a[1] + b[1]) * cross;
+        }
+        // Exterior rings count positive, holes negative, whatever their
+        // winding.
+        let sign = if i == 0 { 1.0 } else { -1.0 } * ring_area.signum();
+        area += sign * ring_area;
+        cx += sign * rx;
+        cy += sign * ry;
+    }
+    if area.abs() < f64::EPSILON {
+        return polygon.first().and_then(|r| r.first()).copied();
+    }
+    Some([origin[0] + cx / (3.0 * area), origin[1] + cy / (3.0 * area)])
+}
+
+/// A point inside the polygon: on the centroid's row, the middle of the
+/// widest span inside it.
+fn interior(polygon: &[Vec<Point>]) -> Option<Point> {
+    let c = centroid(polygon)?;
+    let y = c[1];
+    let mut xs: Vec<f64> = Vec::new();
+    for ring in polygon {
+        for w in ring.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if (a[1] <= y) != (b[1] <= y) {
+                xs.push(a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]));
+            }
+        }
+    }
+    xs.sort_by(f64::total_cmp);
+    xs.chunks_exact(2)
+        .max_by(|a, b| (a[1] - a[0]).total_cmp(&(b[1] - b[0])))
+        .map(|span| [(span[0] + span[1]) / 2.0, y])
+        .or(Some(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(points: &[(f64, f64)]) -> Vec<Point> {
+        let mut r: Vec<Point> = points.iter().map(|&(x, y)| [x, y]).collect();
+        r.push(r[0]);
+        r
+    }
+
+    #[test]
+    fn centroid_weighs_area_and_subtracts_holes_whatever_the_winding() {
+        let square = ring(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]);
+        assert_eq!(centroid(&[square.clone()]), Some([5.0, 5.0]));
+        let reversed: Vec<Point> = square.iter().rev().copied().collect();
+        assert_eq!(centroid(&[reversed]), Some([5.0, 5.0]));
+        // A hole in the right half moves the centroid left.
+        let hole = ring(&[(6.0, 2.0), (9.0, 2.0), (9.0, 8.0), (6.0, 8.0)]);
+        let c = centroid(&[square, hole]).unwrap();
+        assert!(c[0] < 5.0 && (c[1] - 5.0).abs() < 1e-9, "{c:?}");
+    }
+
+    #[test]
+    fn interior_points_lie_inside_a_c_shape_whose_centroid_does_not() {
+        // A C open to the right: its centroid is in the opening.
+        let c_shape = ring(&[
+            (0.0, 0.0),
+            (10.0, 0.0),
+            (10.0, 2.0),
+            (2.0, 2.0),
+            (2.0, 8.0),
+            (10.0, 8.0),
+            (10.0, 10.0),
+            (0.0, 10.0),
+        ]);
+        let centre = centroid(&[c_shape.clone()]).unwrap();
+        assert!(centre[0] > 2.0, "{centre:?}");
+        let inside = interior(&[c_shape]).unwrap();
+        assert!(inside[0] > 0.0 && inside[0] < 2.0, "{inside:?}");
+    }
+
+    #[test]
+    fn the_middle_of_a_line_is_half_its_length() {
+        let line = [[0.0, 0.0], [10.0, 0.0], [10.0, 30.0]];
+        assert_eq!(middle_of_line(&line), Some([10.0, 10.0]));
+        assert_eq!(
+            transform("Töölö tori", TextTransform::Uppercase),
+            "TÖÖLÖ TORI"
+        );
+        assert_eq!(
+            transform("töölö tori", TextTransform::Capitalize),
+            "Töölö Tori"
+        );
+        assert_eq!(transform("abc", TextTransform::Reverse), "cba");
+    }
+}
