@@ -568,7 +568,7 @@ mod tests {
     #[test]
     fn centroid_weighs_area_and_subtracts_holes_whatever_the_winding() {
         let square = ring(&[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]);
-        assert_eq!(centroid(&[square.clone()]), Some([5.0, 5.0]));
+        assert_eq!(centroid(std::slice::from_ref(&square)), Some([5.0, 5.0]));
         let reversed: Vec<Point> = square.iter().rev().copied().collect();
         assert_eq!(centroid(&[reversed]), Some([5.0, 5.0]));
         // A hole in the right half moves the centroid left.
@@ -590,7 +590,7 @@ mod tests {
             (10.0, 10.0),
             (0.0, 10.0),
         ]);
-        let centre = centroid(&[c_shape.clone()]).unwrap();
+        let centre = centroid(std::slice::from_ref(&c_shape)).unwrap();
         assert!(centre[0] > 2.0, "{centre:?}");
         let inside = interior(&[c_shape]).unwrap();
         assert!(inside[0] > 0.0 && inside[0] < 2.0, "{inside:?}");
