@@ -647,8 +647,8 @@ impl PlacementPosition {
 /// Parses `placements` of `placement-type="simple"`: positions separated by
 /// commas, then optional font sizes (`"N,S,E,W,11,10"`). Whitespace is
 /// skipped. Sizes are truncated to integers, as Mapnik stores them. Returns
-/// `None` when the text does not parse completely (Mapnik logs an error and
-/// uses what it parsed; tessera refuses).
+/// `None` when the text does not parse completely (Mapnik 3.1 logs an error
+/// and drops the whole symbolizer; the loader refuses it).
 pub fn parse_placements(s: &str) -> Option<(Vec<PlacementPosition>, Vec<f64>)> {
     let mut positions = Vec::new();
     let mut sizes = Vec::new();
