@@ -576,19 +576,25 @@ keyword_enum! {
 }
 
 keyword_enum! {
-    /// `upright`: which way text along a line may read. Default auto.
+    /// `upright`: which way text placed along a line reads (Mapnik's
+    /// `simplify_upright` and `single_line_placement`). Default auto.
     Upright {
-        /// Flip so the text is never upside down.
+        /// Along the line or against it, whichever is not upside down;
+        /// retried the other way when more than half the glyphs would be
+        /// upside down.
         #[default] Auto = "auto",
-        /// Like auto, preferring the downward reading when vertical.
+        /// Like auto with the opposite first choice, so vertical text reads
+        /// downwards.
         AutoDown = "auto-down",
-        /// Always left to right along the line direction... as Mapnik does.
+        /// Always against the line direction.
         Left = "left",
-        /// Always right.
+        /// Always along the line direction.
         Right = "right",
-        /// Left only; no flip even when upside down.
+        /// Against the line direction; no label when more than half the
+        /// glyphs would be upside down.
         LeftOnly = "left-only",
-        /// Right only.
+        /// Along the line direction; no label when more than half the glyphs
+        /// would be upside down.
         RightOnly = "right-only",
     }
 }
@@ -641,8 +647,8 @@ impl PlacementPosition {
 /// Parses `placements` of `placement-type="simple"`: positions separated by
 /// commas, then optional font sizes (`"N,S,E,W,11,10"`). Whitespace is
 /// skipped. Sizes are truncated to integers, as Mapnik stores them. Returns
-/// `None` when the text does not parse completely (Mapnik logs an error and
-/// uses what it parsed; tessera refuses).
+/// `None` when the text does not parse completely (Mapnik 3.1 logs an error
+/// and drops the whole symbolizer; the loader refuses it).
 pub fn parse_placements(s: &str) -> Option<(Vec<PlacementPosition>, Vec<f64>)> {
     let mut positions = Vec::new();
     let mut sizes = Vec::new();
@@ -747,8 +753,9 @@ pub struct TextSymbolizer {
     pub max_char_angle_delta: f64,
     /// `upright`, default auto.
     pub upright: Upright,
-    /// `label-position-tolerance`, default 0 (Mapnik then uses the
-    /// label spacing, or the line length when there is no spacing).
+    /// `label-position-tolerance`, default 0: how far along the line a
+    /// label may move to fit; 0 means half the `spacing` (Mapnik's
+    /// `tolerance_iterator`).
     pub label_position_tolerance: f64,
     /// `allow-overlap`, default false.
     pub allow_overlap: bool,

@@ -285,6 +285,28 @@ fn every_text_attribute_is_read() {
 }
 
 #[test]
+fn text_in_cdata_entities_and_the_old_name_attribute() {
+    // What carto writes.
+    let t =
+        text(r#"<TextSymbolizer face-name="a"><![CDATA[[name] + '\n' + [ref]]]></TextSymbolizer>"#);
+    assert_eq!(t.text, TextExpr::parse(r"[name]+'\n'+[ref]").unwrap());
+    let t = text(r#"<TextSymbolizer face-name="a">[name] + &apos; &amp; &apos;</TextSymbolizer>"#);
+    assert_eq!(t.text, TextExpr::parse("[name]+' & '").unwrap());
+    // Mapnik 2's attribute, when there is no content.
+    let t = text(r#"<TextSymbolizer face-name="a" name="[ref]"/>"#);
+    assert_eq!(t.text.fields().collect::<Vec<_>>(), ["ref"]);
+    // The content wins over the attribute.
+    let loaded = load(&one_rule(
+        r#"<TextSymbolizer face-name="a" name="[ref]">[name]</TextSymbolizer>"#,
+    ));
+    let Symbolizer::Text(t) = &loaded.map.styles["s"].rules[0].symbolizers[0] else {
+        panic!()
+    };
+    assert_eq!(t.text.fields().collect::<Vec<_>>(), ["name"]);
+    assert!(loaded.warnings[0].message.contains("`name` ignored"));
+}
+
+#[test]
 fn placement_lists() {
     let t = text(
         r#"<TextSymbolizer face-name="a" placement-type="simple" placements="S,SE,SW,E,NE,W,NW,N" dy="5">[n]</TextSymbolizer>"#,
