@@ -12,15 +12,18 @@
 //!
 //! ```text
 //! text := term ("+" term)*          whitespace around terms is ignored
-//! term := "[" field "]" | "'" chars "'" | '"' chars '"'
+//! term := "[" field "]" | "'" chars "'" | '"' chars '"' | word
 //! ```
 //!
 //! Quoted strings take Mapnik's escapes `\n`, `\t`, `\r`, `\a`, `\b`, `\f`,
 //! `\v`, `\\`, `\'`, `\"` and `\xHH`; any other backslash is kept as it is
-//! (Mapnik's grammar does the same). Everything else Mapnik's expression
-//! language allows (numbers, bare words, arithmetic, `.replace()`,
-//! functions, `@variables`, `[mapnik::geometry_type]`) is a parse error
-//! naming the column.
+//! (Mapnik's grammar does the same). A bare ASCII word (`Test`) is literal
+//! text, as Mapnik's backward-compatible "unquoted string" is, except words
+//! Mapnik reads as something else (`not`, and words starting with one of its
+//! constants such as `null`, `true`, `pi`, `point`). Everything else Mapnik's
+//! expression language allows (numbers, arithmetic, `.replace()`, functions,
+//! `@variables`, `[mapnik::geometry_type]`) is a parse error naming the
+//! column.
 //!
 //! `+` is Mapnik's `+` on values, evaluated left to right: strings
 //! concatenate (a number next to a string is written out, see
@@ -72,6 +75,21 @@ fn error_at(src: &str, offset: usize, message: impl Into<String>) -> FilterError
         message: message.into(),
     }
 }
+
+/// The constants of Mapnik's expression grammar (matched without case,
+/// before bare words).
+const MAPNIK_CONSTANTS: &[&str] = &[
+    "null",
+    "false",
+    "true",
+    "point",
+    "linestring",
+    "polygon",
+    "collection",
+    "pi",
+    "deg_to_rad",
+    "rad_to_deg",
+];
 
 fn skip_ws(src: &str, mut i: usize) -> usize {
     while let Some(c) = src[i..].chars().next() {
@@ -152,19 +170,28 @@ impl TextExpr {
                 start,
                 "numbers are not supported in text; write them in quotes ('1')",
             )),
-            c if c.is_alphabetic() || c == '_' => {
+            c if c.is_ascii_alphabetic() => {
+                // Mapnik's "unquoted string" (`alpha >> *alnum`, ASCII): a
+                // bare word is literal text, unless it is a function call,
+                // `not`, or starts with one of the constants Mapnik matches
+                // first, case-insensitively (`null`, `pi`, `point`...).
                 let word: String = rest
                     .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .take_while(char::is_ascii_alphanumeric)
                     .collect();
                 let after = skip_ws(src, start + word.len());
+                let lower = word.to_ascii_lowercase();
                 let msg = if src[after..].starts_with('(') {
                     format!("function `{word}(...)` is not supported in text")
-                } else {
+                } else if lower == "not" {
+                    "`not` is not supported in text".to_string()
+                } else if let Some(k) = MAPNIK_CONSTANTS.iter().find(|k| lower.starts_with(*k)) {
                     format!(
-                        "unquoted text `{word}`: write literal text in quotes ('{word}') and \
-                         attributes in brackets ([{word}])"
+                        "unquoted `{word}`: Mapnik reads `{k}` as a constant there; write literal \
+                         text in quotes ('{word}')"
                     )
+                } else {
+                    return Ok((TextPart::Literal(word.clone()), start + word.len()));
                 };
                 Err(error_at(src, start, msg))
             }
@@ -925,6 +952,15 @@ mod tests {
     }
 
     #[test]
+    fn bare_words_are_literal_text() {
+        // A style found in the wild: `<TextSymbolizer ...>Test</TextSymbolizer>`.
+        assert_eq!(TextExpr::parse("Test").unwrap().parts, vec![lit("Test")]);
+        let e = TextExpr::parse("[ele] + m2").unwrap();
+        assert_eq!(e.parts, vec![field("ele"), lit("m2")]);
+        assert_eq!(e.eval(&f(&[("ele", Value::Int(812))])), "812m2");
+    }
+
+    #[test]
     fn values_are_written_as_mapnik_writes_them() {
         let e = TextExpr::parse("[v] + ''").unwrap();
         let cases: Vec<(Value, &str)> = vec![
@@ -962,7 +998,11 @@ mod tests {
             ("[name] * 2", 8, "arithmetic"),
             ("[name] + 1", 10, "numbers"),
             ("upper([name])", 1, "function `upper(...)`"),
-            ("[name] + hello", 10, "unquoted text `hello`"),
+            ("[name] + Pizza", 10, "Mapnik reads `pi` as a constant"),
+            ("NULL", 1, "`null` as a constant"),
+            ("not", 1, "`not`"),
+            ("[name] + hello_world", 15, "expected `+`"),
+            ("Hello World", 7, "expected `+`"),
             ("[name] + @var", 10, "@variables"),
             ("[mapnik::geometry_type]", 1, "not supported"),
             ("[name] + 'open", 10, "no closing '"),
