@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use crate::draw::Canvas;
+use crate::draw::{clip_polyline, clip_ring, Canvas};
 use crate::place::{label_spacing, tolerance_offsets, Collisions, LinePath, Rect};
 use crate::source::geometry::Point;
 use crate::source::vector::Found;
@@ -58,24 +58,72 @@ pub(crate) fn draw_text(
     let Some(chain) = ctx.chains.get(&sym.face_names) else {
         return;
     };
+    let geometry = PxGeometry::of(canvas, feature, sym.clip.then(|| ctx.collisions.extent()));
     if sym.placement == TextPlacement::Line {
-        let g = feature.geometry;
-        let lines = g.lines.iter().chain(g.polygons.iter().flatten());
-        for line in lines {
-            let px: Vec<[f64; 2]> = line
-                .iter()
-                .map(|p| canvas.to_px(*p, feature.x_shift))
-                .collect();
-            place_along(canvas, &LinePath::new(&px), &text, chain, sym, ctx);
+        let rings = geometry.polygons.iter().flatten();
+        for line in geometry.lines.iter().chain(rings) {
+            place_along(canvas, &LinePath::new(line), &text, chain, sym, ctx);
         }
         return;
     }
-    let anchors: Vec<[f64; 2]> = anchors(feature, sym)
-        .into_iter()
-        .map(|p| canvas.to_px(p, feature.x_shift))
-        .collect();
-    for anchor in anchors {
+    for anchor in anchors(&geometry, sym) {
         place_at(canvas, anchor, &text, chain, sym, ctx);
+    }
+}
+
+/// A feature's geometry in pixels of the metatile image, clipped to a
+/// rectangle when the symbolizer says `clip`.
+struct PxGeometry {
+    points: Vec<Point>,
+    lines: Vec<Vec<Point>>,
+    polygons: Vec<Vec<Vec<Point>>>,
+}
+
+impl PxGeometry {
+    fn of(canvas: &Canvas, feature: &Found<'_>, clip: Option<Rect>) -> PxGeometry {
+        let g = feature.geometry;
+        let px = |line: &Vec<Point>| -> Vec<Point> {
+            line.iter()
+                .map(|p| canvas.to_px(*p, feature.x_shift))
+                .collect()
+        };
+        let mut out = PxGeometry {
+            points: g
+                .points
+                .iter()
+                .map(|p| canvas.to_px(*p, feature.x_shift))
+                .collect(),
+            lines: g.lines.iter().map(px).collect(),
+            polygons: g
+                .polygons
+                .iter()
+                .map(|rings| rings.iter().map(px).collect())
+                .collect(),
+        };
+        if let Some(r) = clip {
+            let rect = [r.x0, r.y0, r.x1, r.y1];
+            let inside = |p: &Point| p[0] >= r.x0 && p[0] <= r.x1 && p[1] >= r.y0 && p[1] <= r.y1;
+            out.points.retain(inside);
+            out.lines = out
+                .lines
+                .iter()
+                .flat_map(|l| clip_polyline(l, rect))
+                .filter(|l| l.len() >= 2)
+                .collect();
+            out.polygons = out
+                .polygons
+                .iter()
+                .map(|rings| {
+                    rings
+                        .iter()
+                        .map(|ring| clip_ring(ring, rect))
+                        .filter(|ring| ring.len() >= 3)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|rings| !rings.is_empty())
+                .collect();
+        }
+        out
     }
 }
 
@@ -431,9 +479,8 @@ fn transform(text: &str, how: TextTransform) -> String {
     }
 }
 
-/// Where a feature's labels go, in map coordinates.
-fn anchors(feature: &Found<'_>, sym: &TextSymbolizer) -> Vec<Point> {
-    let g = feature.geometry;
+/// Where a feature's labels go, in pixels.
+fn anchors(g: &PxGeometry, sym: &TextSymbolizer) -> Vec<Point> {
     let mut out: Vec<Point> = Vec::new();
     match sym.placement {
         TextPlacement::Line => {}

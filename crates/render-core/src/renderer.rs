@@ -676,7 +676,7 @@ fn draw_symbolizer(canvas: &mut Canvas, feature: &Found<'_>, symbolizer: &Symbol
             canvas.markers(&points, shift, style);
         }
         Symbolizer::Raster(_) => {}
-        // drawn by the placement engine (issue #15, in progress)
+        // drawn by crate::labels from draw_features
         Symbolizer::Text(_) => {}
         // refused by the loader until the image loader of issue #10 lands
         Symbolizer::Shield(_) => {}

@@ -223,12 +223,12 @@ fn every_text_attribute_is_read() {
         r##"<TextSymbolizer face-name="Noto Sans Bold" size="12.5" fill="#734a08" halo-fill="rgba(255,255,255,0.6)"
             halo-radius="1.5" halo-opacity="0.8" opacity="0.9" placement="line" dx="3" dy="-4"
             horizontal-alignment="left" vertical-alignment="top" justify-alignment="center"
-            wrap-width="30" wrap-character=";" wrap-before="true" repeat-wrap-character="true" text-ratio="2"
+            wrap-width="30" wrap-character=";" wrap-before="true"
             line-spacing="-1.5" character-spacing="0.5" text-transform="uppercase" spacing="750"
             repeat-distance="250" margin="3" minimum-padding="2" minimum-path-length="40"
             max-char-angle-delta="20" upright="left-only" label-position-tolerance="10"
             allow-overlap="true" avoid-edges="true" largest-bbox-only="false" clip="true"
-            offset="2" orientation="45" rotate-displacement="true"
+            rotate-displacement="true"
             >[name] + '\n' + [ele]</TextSymbolizer>"##,
     );
     let expect = TextSymbolizer {
@@ -252,8 +252,8 @@ fn every_text_attribute_is_read() {
         wrap_width: 30.0,
         wrap_character: ';',
         wrap_before: true,
-        repeat_wrap_character: true,
-        text_ratio: 2.0,
+        repeat_wrap_character: false,
+        text_ratio: 0.0,
         line_spacing: -1.5,
         character_spacing: 0.5,
         text_transform: TextTransform::Uppercase,
@@ -271,8 +271,8 @@ fn every_text_attribute_is_read() {
         largest_bbox_only: false,
         ignore_placement: false,
         clip: true,
-        offset: 2.0,
-        orientation: 45.0,
+        offset: 0.0,
+        orientation: 0.0,
         rotate_displacement: true,
     };
     assert_eq!(t, expect);
@@ -427,5 +427,28 @@ fn fontsets_and_font_directory() {
     ] {
         let msg = crate::load_err(xml);
         assert!(msg.contains(needle), "{xml}: {msg}");
+    }
+}
+
+#[test]
+fn text_attributes_not_drawn_yet_are_errors_naming_them() {
+    for (attribute, named) in [
+        (r#"orientation="45""#, "`orientation`"),
+        (r#"text-ratio="2""#, "`text-ratio`"),
+        (r#"offset="2""#, "`offset`"),
+        (
+            r#"wrap-character=";" repeat-wrap-character="true""#,
+            "`repeat-wrap-character`",
+        ),
+    ] {
+        let xml = crate::one_rule(&format!(
+            r#"<TextSymbolizer face-name="DejaVu Sans Book" {attribute}>[name]</TextSymbolizer>"#
+        ));
+        let err = crate::load_err(&xml);
+        assert!(
+            err.contains(named) && err.contains("not drawn yet"),
+            "{err}"
+        );
+        assert!(err.contains(":4:"), "names the line: {err}");
     }
 }

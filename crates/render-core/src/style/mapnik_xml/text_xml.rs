@@ -152,6 +152,22 @@ impl Loader<'_, '_> {
         text: TextExpr,
     ) -> Result<TextSymbolizer> {
         let (s, _) = self.parse_text_props(node, text, false)?;
+        // Parsed, but not drawn yet: refused rather than drawn wrongly.
+        let not_yet = [
+            (s.orientation != 0.0, "`orientation` (rotated labels)"),
+            (s.text_ratio > 0.0, "`text-ratio`"),
+            (s.offset != 0.0, "`offset` (labels on a parallel line)"),
+            (
+                s.repeat_wrap_character && s.wrap_character != ' ',
+                "`repeat-wrap-character`",
+            ),
+        ];
+        if let Some((_, what)) = not_yet.iter().find(|(given, _)| *given) {
+            return Err(self.error_node(
+                node,
+                format!("{what} is not drawn yet; remove it or use its default"),
+            ));
+        }
         Ok(s)
     }
 
