@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 
 use crate::draw::{clip_polyline, clip_ring, Canvas};
+use crate::image::ImageCache;
 use crate::place::{label_spacing, tolerance_offsets, Collisions, LinePath, Rect};
 use crate::source::geometry::Point;
 use crate::source::vector::Found;
@@ -33,6 +34,8 @@ use crate::text::{layout, FontChain, HAlign, Justify, LayoutParams, Shaper, Text
 pub(crate) struct LabelContext<'a, 'b> {
     pub shaper: &'a mut Shaper<'b>,
     pub caches: &'a mut TextCaches,
+    /// This worker's decoded images (shields).
+    pub images: &'a mut ImageCache,
     pub collisions: &'a mut Collisions,
     /// Face-name lists of the style, resolved at load.
     pub chains: &'a HashMap<Vec<String>, FontChain>,
@@ -67,7 +70,7 @@ pub(crate) fn draw_text(
         return;
     }
     for anchor in anchors(&geometry, sym) {
-        place_at(canvas, anchor, &text, chain, sym, ctx);
+        place_at(canvas, anchor, &text, chain, sym, None, ctx);
     }
 }
 
@@ -373,23 +376,38 @@ fn draw_line_glyphs(
 }
 
 /// Tries every position (and every fallback size) at one anchor; draws the
-/// first that fits.
+/// A shield's image: drawn centred on the label (or on the anchor with
+/// `unlock-image`), moved by `shield-dx`/`shield-dy`, and placed only if
+/// its box fits too (Mapnik's `add_marker`).
+struct Marker<'a> {
+    image: &'a tiny_skia::Pixmap,
+    unlock: bool,
+    /// `shield-dx`, `shield-dy`, in pixels (times the scale factor).
+    displacement: [f64; 2],
+    opacity: f32,
+    scale: f64,
+}
+
+/// Tries every position (and every fallback size) at one anchor; draws the
+/// first that fits. Whether a label was placed.
 fn place_at(
     canvas: &mut Canvas,
     anchor: [f64; 2],
     text: &str,
     chain: &FontChain,
     sym: &TextSymbolizer,
+    marker: Option<&Marker<'_>>,
     ctx: &mut LabelContext<'_, '_>,
-) {
+) -> bool {
     let sf = ctx.scale_factor;
     let sizes = std::iter::once(sym.size).chain(sym.placement_sizes.iter().copied());
     for size in sizes {
         for position in &sym.placements {
             let params = params_for(sym, size, position.displacement(sym.dx, sym.dy), sf);
             let block = layout(ctx.shaper, &mut ctx.caches.shapes, chain, text, &params);
-            if block.is_empty() {
-                return;
+            let has_text = !block.is_empty();
+            if !has_text && marker.is_none() {
+                return false;
             }
             let (x0, y0, x1, y1) = block.bbox();
             let bbox = Rect::new(
@@ -398,14 +416,59 @@ fn place_at(
                 anchor[0] + f64::from(x1),
                 anchor[1] + f64::from(y1),
             );
-            if !fits(&bbox, text, sym, ctx) {
+            if has_text && !fits(&bbox, text, sym, ctx) {
                 continue;
             }
-            ctx.collisions.insert(bbox, Some(text));
-            let origin = (
-                (anchor[0] + f64::from(block.offset.0)) as f32,
-                (anchor[1] + f64::from(block.offset.1)) as f32,
-            );
+            let centre = [
+                anchor[0] + f64::from(block.offset.0),
+                anchor[1] + f64::from(block.offset.1),
+            ];
+            // The shield's image, checked before anything is recorded.
+            let mut image_at = None;
+            if let Some(m) = marker {
+                let base = if m.unlock { anchor } else { centre };
+                let pos = [base[0] + m.displacement[0], base[1] + m.displacement[1]];
+                let (w, h) = (
+                    f64::from(m.image.width()) * m.scale,
+                    f64::from(m.image.height()) * m.scale,
+                );
+                let mbox = Rect::new(
+                    pos[0] - w / 2.0,
+                    pos[1] - h / 2.0,
+                    pos[0] + w / 2.0,
+                    pos[1] + h / 2.0,
+                );
+                if !fits(&mbox, text, sym, ctx) {
+                    continue;
+                }
+                ctx.collisions.insert(mbox, Some(text));
+                image_at = Some((m, [mbox.x0, mbox.y0]));
+            }
+            if has_text {
+                ctx.collisions.insert(bbox, Some(text));
+            }
+            if let Some((m, top_left)) = image_at {
+                let paint = tiny_skia::PixmapPaint {
+                    opacity: m.opacity,
+                    quality: tiny_skia::FilterQuality::Bilinear,
+                    ..tiny_skia::PixmapPaint::default()
+                };
+                let t = tiny_skia::Transform::from_row(
+                    m.scale as f32,
+                    0.0,
+                    0.0,
+                    m.scale as f32,
+                    top_left[0] as f32,
+                    top_left[1] as f32,
+                );
+                canvas
+                    .pixmap
+                    .draw_pixmap(0, 0, m.image.as_ref(), &paint, t, None);
+            }
+            if !has_text {
+                return true;
+            }
+            let origin = (centre[0] as f32, centre[1] as f32);
             if let Some(path) = block_path(
                 ctx.shaper,
                 &mut ctx.caches.glyphs,
@@ -421,8 +484,85 @@ fn place_at(
                 };
                 draw_text_path(&mut canvas.pixmap, &path, &paint);
             }
-            return;
+            return true;
         }
+    }
+    false
+}
+
+/// Places and draws a feature's shields: the image with its text, at the
+/// same anchors as a text label, or every `spacing` along lines (each one
+/// horizontal, as Mapnik places shields on lines).
+pub(crate) fn draw_shield(
+    canvas: &mut Canvas,
+    feature: &Found<'_>,
+    shield: &crate::style::text::ShieldSymbolizer,
+    ctx: &mut LabelContext<'_, '_>,
+) {
+    let sym = &shield.text;
+    let Some(chain) = ctx.chains.get(&sym.face_names) else {
+        return;
+    };
+    let text = transform(
+        &sym.text.eval(feature as &dyn FeatureView),
+        sym.text_transform,
+    );
+    let path = shield.file.eval(feature as &dyn FeatureView);
+    let Some(image) = ctx.images.get(&path) else {
+        // No image (a field named a file that is not there): the text
+        // alone, as Mapnik draws it.
+        if !text.trim().is_empty() {
+            let geometry =
+                PxGeometry::of(canvas, feature, sym.clip.then(|| ctx.collisions.extent()));
+            for anchor in anchors(&geometry, sym) {
+                place_at(canvas, anchor, &text, chain, sym, None, ctx);
+            }
+        }
+        return;
+    };
+    let sf = ctx.scale_factor;
+    let marker = Marker {
+        image: &image,
+        unlock: shield.unlock_image,
+        displacement: [shield.shield_dx * sf, shield.shield_dy * sf],
+        opacity: shield.opacity.clamp(0.0, 1.0) as f32,
+        scale: sf,
+    };
+    let geometry = PxGeometry::of(canvas, feature, sym.clip.then(|| ctx.collisions.extent()));
+    if sym.placement == TextPlacement::Line {
+        let rings = geometry.polygons.iter().flatten();
+        for line in geometry.lines.iter().chain(rings) {
+            let path = LinePath::new(line);
+            let length = path.length();
+            if length <= 0.001 || length < sym.minimum_path_length * sf {
+                continue;
+            }
+            let spacing = label_spacing(length, 0.0, sym.spacing * sf);
+            let mut at = spacing / 2.0;
+            while at <= length {
+                for t in tolerance_offsets(sym.label_position_tolerance * sf, spacing) {
+                    let d = at + t;
+                    if (0.0..=length).contains(&d)
+                        && place_at(
+                            canvas,
+                            path.point_at(d),
+                            &text,
+                            chain,
+                            sym,
+                            Some(&marker),
+                            ctx,
+                        )
+                    {
+                        break;
+                    }
+                }
+                at += spacing;
+            }
+        }
+        return;
+    }
+    for anchor in anchors(&geometry, sym) {
+        place_at(canvas, anchor, &text, chain, sym, Some(&marker), ctx);
     }
 }
 

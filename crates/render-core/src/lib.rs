@@ -31,6 +31,7 @@
 //!   sets the size of GDAL's block cache.
 //! - [`place`]: the placement engine of a metatile ([`place::Collisions`]):
 //!   which labels may go where, given what was placed before.
+//! - [`image`]: PNG images decoded once per worker (shields).
 //! - [`text`]: fonts found by Mapnik's face names ([`FontBook`]), fallback
 //!   chains, shaping with rustybuzz and glyph outlines, with per-worker
 //!   caches. Knows nothing of Mapnik XML.
@@ -40,6 +41,7 @@
 mod draw;
 pub mod encode;
 pub mod error;
+pub mod image;
 mod labels;
 pub mod place;
 pub mod renderer;

@@ -16,6 +16,7 @@ use tile_math::{scale_denominator, Metatile, PixelTransform, TileCoord};
 
 use crate::draw::Canvas;
 use crate::encode::{Compression, TileEncoder, TileFormat};
+use crate::image::ImageCache;
 use crate::labels::LabelContext;
 use crate::place::{Collisions, Rect};
 use crate::source::geometry::Point;
@@ -278,6 +279,8 @@ pub struct Renderer {
     rasters: Vec<Option<RasterLayer>>,
     /// This worker's shaped text and glyph outlines.
     text: TextCaches,
+    /// This worker's decoded images (shields).
+    images: ImageCache,
 }
 
 impl Renderer {
@@ -305,6 +308,7 @@ impl Renderer {
             encoder,
             rasters,
             text: TextCaches::default(),
+            images: ImageCache::default(),
         }
     }
 
@@ -391,6 +395,7 @@ impl Renderer {
         let mut labels = shaper.as_mut().map(|shaper| LabelContext {
             shaper,
             caches: &mut self.text,
+            images: &mut self.images,
             collisions: &mut collisions,
             chains: &source.inner.chains,
             scale_factor: opts.scale_factor,
@@ -632,11 +637,20 @@ fn draw_features(
         rules.matching(feature as &dyn FeatureView, &mut matching);
         for rule in &matching {
             for symbolizer in &rule.symbolizers {
-                if let Symbolizer::Text(text) = symbolizer {
-                    if let Some(labels) = labels.as_deref_mut() {
-                        crate::labels::draw_text(canvas, feature, text, labels);
+                match symbolizer {
+                    Symbolizer::Text(text) => {
+                        if let Some(labels) = labels.as_deref_mut() {
+                            crate::labels::draw_text(canvas, feature, text, labels);
+                        }
+                        continue;
                     }
-                    continue;
+                    Symbolizer::Shield(shield) => {
+                        if let Some(labels) = labels.as_deref_mut() {
+                            crate::labels::draw_shield(canvas, feature, shield, labels);
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
                 draw_symbolizer(canvas, feature, symbolizer);
             }
@@ -678,7 +692,7 @@ fn draw_symbolizer(canvas: &mut Canvas, feature: &Found<'_>, symbolizer: &Symbol
         Symbolizer::Raster(_) => {}
         // drawn by crate::labels from draw_features
         Symbolizer::Text(_) => {}
-        // refused by the loader until the image loader of issue #10 lands
+        // drawn by crate::labels from draw_features
         Symbolizer::Shield(_) => {}
     }
 }

@@ -608,12 +608,13 @@ impl Loader<'_, '_> {
                     ),
                 },
                 "ShieldSymbolizer" => {
-                    // Parsed so that its own errors are reported, then refused.
-                    self.parse_shield(child)?;
-                    return Err(self.error_node(
-                        child,
-                        "shields need the image loader of issue #10; not supported yet",
-                    ));
+                    let s = self.parse_shield(child)?;
+                    self.check_shield_image(child, &s)?;
+                    if !self.text_faces.iter().any(|(f, _)| *f == s.text.face_names) {
+                        let at = self.node_loc(child);
+                        self.text_faces.push((s.text.face_names.clone(), at));
+                    }
+                    rule.symbolizers.push(Symbolizer::Shield(s));
                 }
                 other @ ("PointSymbolizer"
                 | "LinePatternSymbolizer"

@@ -21,8 +21,8 @@ pub enum Symbolizer {
     Raster(RasterSymbolizer),
     /// `<TextSymbolizer>`: a text label, placed by the label engine.
     Text(TextSymbolizer),
-    /// `<ShieldSymbolizer>`: an image with a label. Parsed, but the loader
-    /// still refuses it (needs the image loader of issue #10).
+    /// `<ShieldSymbolizer>`: an image with a label. PNG images are drawn;
+    /// SVG waits for the image loader of issue #10.
     Shield(ShieldSymbolizer),
 }
 

@@ -859,8 +859,8 @@ impl Default for TextSymbolizer {
     }
 }
 
-/// `<ShieldSymbolizer>`: an image with a text label on it. Parsed, but the
-/// loader still refuses it (the image loader of issue #10 is missing).
+/// `<ShieldSymbolizer>`: an image with a text label on it. PNG images are
+/// drawn; SVG is refused until the SVG loader of issue #10.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShieldSymbolizer {
     /// The text and its placement; `text.opacity` is `text-opacity` here

@@ -61,7 +61,12 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
         (
             "<ShieldSymbolizer file=\"a.png\" face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
             4,
-            "<ShieldSymbolizer>: shields need the image loader of issue #10",
+            "<ShieldSymbolizer>: shield image /styles/a.png: cannot read it",
+        ),
+        (
+            "<ShieldSymbolizer file=\"shields/[ref].svg\" face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
+            4,
+            "SVG shields need the SVG image loader of issue #10",
         ),
         (
             "<ShieldSymbolizer face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",

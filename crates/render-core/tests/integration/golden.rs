@@ -1208,3 +1208,81 @@ fn a_hundred_thousand_labels_in_one_metatile_are_mostly_refused() {
     assert_eq!(caches.shapes.misses, 1);
     assert!(caches.shapes.hits >= 99_999);
 }
+
+/// A 24×14 PNG shield: a white rounded-ish box with a dark border.
+fn write_shield_png(path: &Path) {
+    let (w, h) = (24u32, 14u32);
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let border = x == 0 || y == 0 || x == w - 1 || y == h - 1;
+            let corner = (x == 0 || x == w - 1) && (y == 0 || y == h - 1);
+            let p = if corner {
+                [0, 0, 0, 0]
+            } else if border {
+                [0x55, 0x55, 0x55, 255]
+            } else {
+                [255, 255, 255, 255]
+            };
+            rgba.extend_from_slice(&p);
+        }
+    }
+    let image = Image {
+        width: w,
+        height: h,
+        rgba,
+    };
+    std::fs::write(path, encode(&image)).unwrap();
+}
+
+#[test]
+fn shield_on_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_shield_png(&dir.path().join("shield.png"));
+    let px = Px::new(base_tile());
+    let features = [
+        feat(
+            "E12",
+            0,
+            px.line(&[(0.0, 200.0), (90.0, 120.0), (256.0, 90.0)]),
+        ),
+        // A crossing road with its own shield.
+        feat("E18", 1, px.line(&[(100.0, 100.0), (140.0, 150.0)])),
+    ];
+    let styles = r##"<Style name="s"><Rule>
+<LineSymbolizer stroke="#e8a33d" stroke-width="3"/>
+<ShieldSymbolizer file="shield.png" face-name="DejaVu Sans Book" size="9" fill="#222"
+    placement="line" spacing="120">[kind]</ShieldSymbolizer>
+</Rule></Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // Shields are white boxes: count their interior pixels.
+    let white = image
+        .rgba
+        .chunks_exact(4)
+        .filter(|p| *p == [255, 255, 255, 255])
+        .count();
+    assert!(
+        white > 2 * 150,
+        "fewer than two shields: {white} white pixels"
+    );
+    check("shield_on_a_line", &image);
+}
+
+#[test]
+fn a_shield_whose_image_a_field_names_but_is_missing_draws_its_text_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    write_gpkg(
+        dir.path(),
+        "data",
+        3857,
+        &[feat("Ring I", 0, px.point(128.0, 128.0))],
+    );
+    let styles = r#"<Style name="s"><Rule>
+<ShieldSymbolizer file="shields/[kind].png" face-name="DejaVu Sans Book" size="12">[kind]</ShieldSymbolizer>
+</Rule></Style>"#;
+    let map = source(&map_xml(styles, &["s"], "epsg:3857"), dir.path());
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(dark_pixels(&image, 0, 256) > 30, "the text was not drawn");
+}
