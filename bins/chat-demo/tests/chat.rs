@@ -615,7 +615,11 @@ fn a_slow_client_is_dropped_and_never_blocks_the_others() {
 #[test]
 fn bad_nicknames_and_usage() {
     let server = Server::start(&["--nicknames"]);
-    let _a = join(&server.addr, "dup");
+    let mut a = join(&server.addr, "dup");
+    // Wait until the server has taken "dup" (its first message to a is the
+    // arrival of a itself), or the second join may be handled first.
+    let first = mpconn::recv_bytes(&mut a, 1024).unwrap().unwrap();
+    assert!(text::decode(&first).unwrap().0.contains("dup"));
     let mut b = join(&server.addr, "dup");
     let m = mpconn::recv_bytes(&mut b, 1024).unwrap().unwrap();
     assert!(text::decode(&m).unwrap().0.contains("taken"));
