@@ -21,8 +21,8 @@ SETS = [
 ]
 
 
-def main():
-    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+def print_header(rows):
+    """The HTML comment naming the commits and the load range of the lines."""
     commits = sorted({r["runmeta"]["commit"] + (" (dirty)" if r["runmeta"]["dirty"] else "")
                       for r in rows if "runmeta" in r})
     loads = [r["runmeta"]["loadavg"][0] for r in rows if "runmeta" in r]
@@ -32,12 +32,15 @@ def main():
     else:
         print("<!-- no run metadata: these lines predate runmeta.py (commit and tree state unknown) -->")
     print()
+
+
+def print_speed(rows, sets):
+    """Throughput (median against median) and bytes/tile tables of the
+    tessera and renderd lines; sets: [(label, name)]."""
     runs = defaultdict(list)  # (set, tool, threads) -> [wanted tiles/s]
     size = {}
-    compare = None
     for r in rows:
-        if r["tool"] == "compare":
-            compare = r
+        if r["tool"] not in ("tessera", "renderd"):
             continue
         key = (r["label"], r["tool"], r["threads"])
         runs[key].append(r["tiles_wanted"] / r["wall_s"])
@@ -46,7 +49,7 @@ def main():
 
     print("| tile set | threads | tessera tiles/s | renderd tiles/s | tessera / renderd | target >= 2x |")
     print("|---|---|---|---|---|---|")
-    for key, name in SETS:
+    for key, name in sets:
         for n in threads:
             t, m = runs.get((key, "tessera", n)), runs.get((key, "renderd", n))
             if not t or not m:
@@ -60,11 +63,21 @@ def main():
     print()
     print("| tile set | tessera png8 bytes/tile | Mapnik png256 bytes/tile | ratio | target <= 1 |")
     print("|---|---|---|---|---|")
-    for key, name in SETS:
+    for key, name in sets:
         t, m = size.get((key, "tessera")), size.get((key, "renderd"))
         if t is None or m is None:
             continue
         print("| %s | %.0f | %.0f | %.3f | %s |" % (name, t, m, t / m, "met" if t <= m else "MISSED"))
+
+
+def main():
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    print_header(rows)
+    print_speed(rows, SETS)
+    compare = None
+    for r in rows:
+        if r["tool"] == "compare":
+            compare = r
     if compare:
         c = compare
         print()

@@ -126,35 +126,31 @@ fn main() -> Result<()> {
     let (mut single, mut single_same) = (0usize, 0usize);
     let mut single_differing: Vec<String> = Vec::new();
     for z in z0..=z1 {
-        let n = 1u32 << z;
-        for x in 0..n {
-            for y in 0..n {
-                let rel = format!("{z}/{x}/{y}.png");
-                let reference = args.reference.join(&rel);
-                if !reference.exists() {
-                    continue;
-                }
-                let reference = decode(&reference)?;
-                let ours = decode(&args.ours.join(&rel))?;
-                if (ours.width, ours.height) != (reference.width, reference.height) {
-                    bail!("{rel}: sizes differ");
-                }
-                let first = &reference.pixels[..4];
-                if reference.pixels.chunks_exact(4).all(|p| p == first) {
-                    single += 1;
-                    if ours.pixels == reference.pixels {
-                        single_same += 1;
-                    } else {
-                        single_differing.push(rel.clone());
-                    }
-                }
-                scored.push(Scored {
-                    tile: format!("{z}/{x}/{y}"),
-                    mse: mse(&ours, &reference),
-                    ours,
-                    reference,
-                });
+        // The reference tree's tiles, in (x, y) order (listed, not probed:
+        // 4^z names at street zooms).
+        for (x, y) in reference_tiles(&args.reference, z)? {
+            let rel = format!("{z}/{x}/{y}.png");
+            let reference = args.reference.join(&rel);
+            let reference = decode(&reference)?;
+            let ours = decode(&args.ours.join(&rel))?;
+            if (ours.width, ours.height) != (reference.width, reference.height) {
+                bail!("{rel}: sizes differ");
             }
+            let first = &reference.pixels[..4];
+            if reference.pixels.chunks_exact(4).all(|p| p == first) {
+                single += 1;
+                if ours.pixels == reference.pixels {
+                    single_same += 1;
+                } else {
+                    single_differing.push(rel.clone());
+                }
+            }
+            scored.push(Scored {
+                tile: format!("{z}/{x}/{y}"),
+                mse: mse(&ours, &reference),
+                ours,
+                reference,
+            });
         }
     }
     if scored.is_empty() {
@@ -218,6 +214,34 @@ fn main() -> Result<()> {
         tessera_benches::append_stamped(path, &line, meta.as_deref().unwrap_or("{}"))?;
     }
     Ok(())
+}
+
+/// The `(x, y)` of every `DIR/z/x/y.png`, sorted; none if `DIR/z` is missing.
+fn reference_tiles(dir: &Path, z: u8) -> Result<Vec<(u32, u32)>> {
+    let mut tiles = Vec::new();
+    let zdir = dir.join(z.to_string());
+    if !zdir.is_dir() {
+        return Ok(tiles);
+    }
+    for xe in std::fs::read_dir(&zdir)? {
+        let xe = xe?;
+        let Some(x) = xe.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        for ye in std::fs::read_dir(xe.path())? {
+            let name = ye?.file_name();
+            let Some(y) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".png"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            tiles.push((x, y));
+        }
+    }
+    tiles.sort_unstable();
+    Ok(tiles)
 }
 
 /// One row per tile: ours | reference | difference (white = same, darker
