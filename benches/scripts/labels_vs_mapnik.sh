@@ -9,7 +9,8 @@
 #    mapnik_metatiles.py, the style's buffer-size, cut into 32-bit 256 px tiles);
 #    tessera renders the same metatiles (render_bench --format png --out);
 #    tile_compare gives the pooled PSNR over RGB, the worst tiles and a picture of
-#    them side by side (docs/images/labels_vs_mapnik_<set>.png).
+#    them side by side (docs/images/labels_vs_mapnik_<set>.png). For scale, Mapnik
+#    with the style's TextSymbolizers removed is compared with Mapnik the same way.
 #    Targets (issue #15): pooled PSNR >= 30 dB (world), >= 27 dB (helsinki).
 # 2. Throughput, as render_vs_mapnik.sh measures it: tessera's render_bench (one
 #    Renderer per thread, 8x8 metatiles, png8, each metatile written as a
@@ -89,6 +90,17 @@ json() { runmeta_json "$RESULTS" "$1"; }
 echo "=== $(date -u '+%Y-%m-%d %H:%M:%S UTC')  load: $(cut -d' ' -f1-3 /proc/loadavg)  $(nproc) CPUs"
 echo "--- Mapnik $($PY -c 'import mapnik; print(mapnik.mapnik_version())'), renderd $(dpkg-query -W -f '${Version}' renderd 2>/dev/null || echo '?')"
 
+compare() { # label ours-dir [tile_compare args]: against Mapnik's tiles of the set; tile_compare
+  # stamps its line, the label is added to it here
+  local label=$1 ours=$2 set=${1%-nolabels}; shift 2
+  echo "  $label:"
+  "$BIN/tile_compare" --ours "$ours" --reference "$RD_DIR/mapnik-$set" --zoom "$(zoom_of "$set")" \
+    --worst "$WORST" --json "$RD_DIR/compare.jsonl" "$@" | sed 's/^/    /'
+  tail -n 1 "$RD_DIR/compare.jsonl" | python3 -c \
+    'import json, sys; r = json.loads(sys.stdin.read()); r["label"] = sys.argv[1]; print(json.dumps(r))' \
+    "$label" >> "$RESULTS"
+}
+
 if [ "${SKIP_VISUAL:-0}" != 1 ]; then
   mkdir -p "$IMAGES"
   for set in $SETS; do
@@ -100,13 +112,12 @@ if [ "${SKIP_VISUAL:-0}" != 1 ]; then
     bbox=$(bbox_of "$set")
     $PY "$HERE/mapnik_metatiles.py" --style "$(style_of "$set")" --metatiles "$RD_DIR/$set.metatiles" \
       --zoom "$(zoom_of "$set")" ${bbox:+--bbox "$bbox"} --workers 2 --out "$RD_DIR/mapnik-$set" | sed 's/^/  /'
-    # tile_compare stamps its line; the set's name is added to it here
-    "$BIN/tile_compare" --ours "$RD_DIR/tessera-$set" --reference "$RD_DIR/mapnik-$set" \
-      --zoom "$(zoom_of "$set")" --worst "$WORST" --image "$IMAGES/labels_vs_mapnik_$set.png" \
-      --json "$RD_DIR/compare.jsonl" | sed 's/^/  /'
-    tail -n 1 "$RD_DIR/compare.jsonl" | python3 -c \
-      'import json, sys; r = json.loads(sys.stdin.read()); r["label"] = sys.argv[1]; print(json.dumps(r))' \
-      "$set" >> "$RESULTS"
+    compare "$set" "$RD_DIR/tessera-$set" --image "$IMAGES/labels_vs_mapnik_$set.png"
+    # the scale: Mapnik without the labels against Mapnik
+    $PY "$HERE/mapnik_metatiles.py" --style "$(style_of "$set")" --metatiles "$RD_DIR/$set.metatiles" \
+      --zoom "$(zoom_of "$set")" ${bbox:+--bbox "$bbox"} --workers 2 --out "$RD_DIR/mapnik-nolabels-$set" \
+      --no-labels | sed 's/^/  no labels: /'
+    compare "$set-nolabels" "$RD_DIR/mapnik-nolabels-$set"
   done
 fi
 

@@ -13,12 +13,15 @@ views cut out and written as 32-bit PNG (`png32`) to OUT/z/x/y.png — only
 the tiles generate_tiles.py's loops want (`--zoom`, `--bbox`), so that the
 comparison is over the same tiles as the throughput runs.
 
+`--no-labels` renders the style with its <TextSymbolizer>s removed: the
+scale for the PSNRs (how far a render without any label is from Mapnik's).
+
 Before rendering it registers the DejaVu fonts (fonts-dejavu-core) and
 refuses to run if Mapnik does not know every `face-name` of the style.
 
 Usage (Debian's /usr/bin/python3, which sees python3-mapnik):
   mapnik_metatiles.py --style S.xml --metatiles LIST --zoom 2-6 [--bbox ...] \
-      --out DIR [--workers 2] [--metatile 8]
+      --out DIR [--workers 2] [--metatile 8] [--no-labels]
 Prints: metatiles, tiles written, seconds.
 """
 import argparse
@@ -49,10 +52,15 @@ def check_fonts(style):
         sys.exit("Mapnik does not know the faces %s (fonts in %s?)" % (missing, FONT_DIR))
 
 
-def _init(style, out, n, wanted):
+def _init(style, out, n, wanted, no_labels):
     check_fonts(style)
     m = mapnik.Map(256, 256)
-    mapnik.load_map(m, style, True)
+    if no_labels:
+        xml = re.sub(r"<TextSymbolizer\b.*?</TextSymbolizer>", "", open(style, encoding="utf-8").read(),
+                     flags=re.S)
+        mapnik.load_map_from_string(m, xml, True, os.path.dirname(style) + "/")
+    else:
+        mapnik.load_map(m, style, True)
     _state.update(m=m, out=out, n=n, wanted=wanted, prj=GoogleProjection(),
                   tr=mapnik.ProjTransform(mapnik.Projection("epsg:4326"), mapnik.Projection(m.srs)))
 
@@ -94,6 +102,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--metatile", type=int, default=8)
+    ap.add_argument("--no-labels", action="store_true", help="without the style's TextSymbolizers")
     a = ap.parse_args()
     style = os.path.abspath(a.style)
     check_fonts(style)
@@ -102,7 +111,7 @@ def main():
     wanted = set(enumerate_tiles(bbox, zmin, zmax, GoogleProjection()))
     metas = [tuple(int(v) for v in line.split()) for line in open(a.metatiles) if line.strip()]
     t0 = time.perf_counter()
-    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted)) as pool:
+    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted, a.no_labels)) as pool:
         written = sum(pool.map(render_metatile, metas, chunksize=1))
     print("mapnik metatiles: %d metatiles, %d tiles written (%d wanted) in %.1f s" % (
         len(metas), written, len(wanted), time.perf_counter() - t0))
