@@ -186,8 +186,11 @@ impl Handshakes {
             match open.front() {
                 Some((_, since, _)) if now.duration_since(*since) >= EVICTABLE_AFTER => {
                     if let Some((_, _, oldest)) = open.pop_front() {
-                        // Its session thread's next read fails, and it ends.
-                        let _ = oldest.shutdown(Shutdown::Both);
+                        // Its session thread's next read sees EOF, and its
+                        // handshake fails; writing stays possible, so one
+                        // that finished its handshake just now can still
+                        // be told why it is closed.
+                        let _ = oldest.shutdown(Shutdown::Read);
                         evicted = true;
                     }
                 }
@@ -201,15 +204,22 @@ impl Handshakes {
         Admitted::Yes { id, evicted }
     }
 
-    /// The handshake of `id` has ended (either way).
-    fn done(&self, id: u64) {
-        self.lock().retain(|(i, _, _)| *i != id);
+    /// The handshake of `id` has ended (either way). `false` if it had
+    /// been evicted or closed for shutdown meanwhile.
+    fn done(&self, id: u64) -> bool {
+        let mut open = self.lock();
+        let before = open.len();
+        open.retain(|(i, _, _)| *i != id);
+        open.len() < before
     }
 
-    /// Closes every connection still in its handshake (shutdown).
+    /// Wakes every connection still in its handshake so that it ends
+    /// (shutdown): reads see EOF; a session that finished its handshake
+    /// at that very moment learns it from [`Handshakes::done`] and says
+    /// goodbye.
     fn close_all(&self) {
         for (_, _, socket) in self.lock().drain(..) {
-            let _ = socket.shutdown(Shutdown::Both);
+            let _ = socket.shutdown(Shutdown::Read);
         }
     }
 }
@@ -466,11 +476,12 @@ impl FramedAcceptor {
             tracing::info!("closed the oldest connection still in its handshake to make room");
         }
         let guard = self.sessions.enter();
-        let (service, limits, secret, handshakes) = (
+        let (service, limits, secret, handshakes, stopping) = (
             self.service.clone(),
             self.limits.clone(),
             self.secret.clone(),
             Arc::clone(&self.handshakes),
+            Arc::clone(&self.stopping),
         );
         let spawned = std::thread::Builder::new()
             .name("session".into())
@@ -479,8 +490,22 @@ impl FramedAcceptor {
                 let peer = stream.peer_description();
                 let mut conn = Connection::new(stream);
                 let hello = handshake(&mut conn, secret.as_ref(), &limits);
-                handshakes.done(slot);
+                let kept = handshakes.done(slot);
                 let result = match hello {
+                    // Welcomed, but closed for shutdown (or evicted) in the
+                    // same instant: say so instead of vanishing.
+                    Ok(_) if !kept || stopping.load(Ordering::SeqCst) => {
+                        let reason = if stopping.load(Ordering::SeqCst) {
+                            crate::session::SHUTDOWN_GOODBYE
+                        } else {
+                            "too many connections in their handshake; try again"
+                        };
+                        let _ = conn.send(&Message::Goodbye {
+                            reason: reason.into(),
+                        });
+                        crate::session::linger_close(conn.get_ref());
+                        Ok(())
+                    }
                     Ok(hello) => {
                         service.counters().connection(true);
                         let result = serve_session(conn, &hello, &service, &limits);
