@@ -132,15 +132,13 @@ impl Collisions {
             Some((_, r)) => *r,
             None => grown,
         };
-        let mut seen = std::collections::HashSet::new();
+        // A box in several cells is looked at once per cell: cheaper than
+        // remembering which were seen, for a yes-or-no answer.
         for cell in Self::cells(&search) {
             let Some(ids) = self.grid.get(&cell) else {
                 continue;
             };
             for &i in ids {
-                if !seen.insert(i) {
-                    continue;
-                }
                 let (placed, text) = &self.boxes[i as usize];
                 if placed.intersects(&grown) {
                     return false;
