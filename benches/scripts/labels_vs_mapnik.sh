@@ -16,11 +16,13 @@
 #    Renderer per thread, 8x8 metatiles, png8, each metatile written as a
 #    mod_tile .meta file) against renderd driven by render_list (num_threads = -n
 #    = N, png256 metatiles), alternating, ROUNDS rounds per thread count; the
-#    ratio of the medians (target >= 2x).
+#    ratio of the medians (target >= 2x). The Helsinki set (7 metatiles, under a
+#    second) is rendered HELSINKI_REPEAT times one after another in every round
+#    by both (render_bench --repeat; render_list -f, as render_vs_mapnik.sh's Japan).
 #
 # Needs: python3-mapnik, mapnik-utils, renderd, fonts-dejavu-core (Debian 12), the
 # data in ../shared/data/mapnik-3857 (../shared/bench/mapnik/README.md), cargo.
-# Knobs (env): THREADS="1 2", ROUNDS=3, SETS="world helsinki", SKIP_VISUAL=1,
+# Knobs (env): THREADS="1 2", ROUNDS=3, SETS="world helsinki", HELSINKI_REPEAT=5, SKIP_VISUAL=1,
 #   SKIP_SPEED=1, RESULTS=<file for the JSON lines> (default: a temp file),
 #   IMAGES=docs/images (labels_vs_mapnik_<set>.png), WORST=4 (tiles shown).
 # Every JSON line carries "runmeta" (commit, dirty flag, machine, load average at
@@ -43,6 +45,7 @@ ROUNDS=${ROUNDS:-3}
 SETS=${SETS:-world helsinki}
 IMAGES=${IMAGES:-$ROOT/docs/images}
 WORST=${WORST:-4}
+HELSINKI_REPEAT=${HELSINKI_REPEAT:-5}
 HELSINKI_BBOX=24.935176,60.164155,24.953415,60.179113   # the data's extent (mapnik_baseline.py)
 PY=/usr/bin/python3               # Debian's python, which sees python3-mapnik
 
@@ -64,6 +67,7 @@ BIN=$ROOT/target/release
 style_of() { case $1 in world) echo "$STYLES/labels_world.xml" ;; helsinki) echo "$STYLES/labels_helsinki.xml" ;; esac; }
 zoom_of()  { case $1 in world) echo 2-6 ;; helsinki) echo 15-17 ;; esac; }
 bbox_of()  { case $1 in world) echo "" ;; helsinki) echo "$HELSINKI_BBOX" ;; esac; }
+repeat_of() { case $1 in world) echo 1 ;; helsinki) echo "$HELSINKI_REPEAT" ;; esac; }
 select_args() { # set -> render_bench's tile selection
   local bbox; bbox=$(bbox_of "$1")
   echo "--zoom $(zoom_of "$1")${bbox:+ --bbox $bbox}"
@@ -126,22 +130,25 @@ tessera() { # set threads round
   rm -rf "$RD_DIR/tessera-tiles"
   # shellcheck disable=SC2046
   "$BIN/render_bench" --style "$(style_of "$set")" $(select_args "$set") --threads "$n" --format png8 \
-    --meta-out "$RD_DIR/tessera-tiles" --label "$set" --json "$RESULTS" | sed "s/^/  round $round tessera /"
+    --repeat "$(repeat_of "$set")" --meta-out "$RD_DIR/tessera-tiles" --label "$set" --json "$RESULTS" | sed "s/^/  round $round tessera /"
 }
 
 renderd_set() { # set threads round wanted
-  local set=$1 n=$2 round=$3 wanted=$4 t0 t1 stats wall tiles bytes
+  local set=$1 n=$2 round=$3 wanted=$4 t0 t1 stats wall tiles bytes repeat _
+  repeat=$(repeat_of "$set")
   rd_start "$n" "renderd-$set-$n-r$round.log" "$HEXTRA"
   t0=$(now)
-  render_list -n "$n" -s "$RD_SOCK" -m "$set" -t "$RD_TILES" < "$RD_DIR/$set.metatiles" >/dev/null 2>&1
+  for _ in $(seq "$repeat"); do
+    render_list -f -n "$n" -s "$RD_SOCK" -m "$set" -t "$RD_TILES" < "$RD_DIR/$set.metatiles" >/dev/null 2>&1
+  done
   t1=$(now)
   stats=$($PY "$B/meta2png.py" "$RD_TILES/$set")   # metatiles=.. tiles=.. bytes/tile mean=.. median=..
   rd_stop
   wall=$(awk "BEGIN { printf \"%.6f\", $t1 - $t0 }")
   tiles=$(sed -E 's/.*tiles=([0-9]+).*/\1/' <<<"$stats")
   bytes=$(sed -E 's/.*mean=([0-9]+).*/\1/' <<<"$stats")
-  echo "  round $round renderd $set: $n thread(s), wall $wall s, $stats"
-  json "{\"tool\":\"renderd\",\"label\":\"$set\",\"threads\":$n,\"round\":$round,\"repeat\":1,\"tiles_rendered\":$tiles,\"tiles_wanted\":$wanted,\"wall_s\":$wall,\"bytes_per_tile\":$bytes}"
+  echo "  round $round renderd $set: $n thread(s), wall $wall s, $stats (x$repeat)"
+  json "{\"tool\":\"renderd\",\"label\":\"$set\",\"threads\":$n,\"round\":$round,\"repeat\":$repeat,\"tiles_rendered\":$((tiles * repeat)),\"tiles_wanted\":$((wanted * repeat)),\"wall_s\":$wall,\"bytes_per_tile\":$bytes}"
 }
 
 if [ "${SKIP_SPEED:-0}" != 1 ]; then
