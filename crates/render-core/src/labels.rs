@@ -84,7 +84,10 @@ struct PxGeometry {
 
 impl PxGeometry {
     fn of(canvas: &Canvas, feature: &Found<'_>, clip: Option<Rect>) -> PxGeometry {
-        let g = feature.geometry;
+        // Labels are placed on the full geometry, as Mapnik places them:
+        // the drawing's simplification (a quarter pixel) can change which
+        // part of a small multipolygon is largest, or move a centroid.
+        let g = &feature.feature.geometry;
         let px = |line: &Vec<Point>| -> Vec<Point> {
             line.iter()
                 .map(|p| canvas.to_px(*p, feature.x_shift))
@@ -221,20 +224,35 @@ fn fit_along(
 ) -> Option<Vec<LineGlyph>> {
     use crate::style::text::Upright;
     let length = path.length();
-    let forward = try_along(path, centre, block, text, sym, ctx)?;
-    let upside_down = forward.0;
-    let total = forward.1.len();
-    let flip = match sym.upright {
-        Upright::Auto => upside_down * 2 > total,
-        Upright::AutoDown => upside_down * 2 <= total,
-        Upright::LeftOnly | Upright::RightOnly if upside_down * 2 > total => return None,
-        _ => false,
+    // Mapnik's `simplify_upright`: the direction first follows the line's
+    // angle where the label is centred (reading left to right unless that
+    // would be upside down)...
+    let angle = path.angle(centre, 0.0);
+    let upside = angle.abs() > std::f64::consts::FRAC_PI_2;
+    let start_reversed = match sym.upright {
+        Upright::Auto => upside,
+        Upright::AutoDown => !upside,
+        Upright::Left | Upright::LeftOnly => true,
+        Upright::Right | Upright::RightOnly => false,
     };
-    let (glyphs, boxes) = if flip {
-        let (_, glyphs, boxes) = try_along(reversed, length - centre, block, text, sym, ctx)?;
-        (glyphs, boxes)
+    let attempt = |reverse: bool, ctx: &LabelContext<'_, '_>| {
+        if reverse {
+            try_along(reversed, length - centre, block, text, sym, ctx)
+        } else {
+            try_along(path, centre, block, text, sym, ctx)
+        }
+    };
+    let first = attempt(start_reversed, ctx)?;
+    // ...and if more than half of the glyphs still read upside down, the
+    // other way is tried (auto) or the label is refused (left-/right-only).
+    let (_, glyphs, boxes) = if first.0 * 2 > first.1.len() {
+        match sym.upright {
+            Upright::Auto | Upright::AutoDown => attempt(!start_reversed, ctx)?,
+            Upright::LeftOnly | Upright::RightOnly => return None,
+            Upright::Left | Upright::Right => first,
+        }
     } else {
-        (forward.1, forward.2)
+        first
     };
     for b in boxes {
         ctx.collisions.insert(b, Some(text));
@@ -270,10 +288,6 @@ fn try_along(
     for line in &block.lines {
         // Perpendicular offset of this line's baseline from the path.
         let baseline = f64::from(block.offset.1 + line.baseline);
-        let (ascent, descent) = (
-            f64::from(line.shaped.ascent),
-            f64::from(line.shaped.descent),
-        );
         let line_start = start + f64::from(line.x) + f64::from(block.width) / 2.0;
         let mut last_angle: Option<f64> = None;
         let mut last_cluster = u32::MAX;
@@ -303,16 +317,12 @@ fn try_along(
             let p = path.point_at(s);
             let (sin, cos) = angle.sin_cos();
             let origin = [p[0] - sin * baseline, p[1] + cos * baseline];
-            // The glyph's box: its advance along the line, from the
-            // ascender to the descender across it.
+            // The glyph's box (Mapnik's `get_bbox`): its advance along the
+            // line, and its own outline's height across it.
             let adv = f64::from(g.advance);
-            let corners = [
-                (0.0, -ascent),
-                (adv, -ascent),
-                (adv, descent),
-                (0.0, descent),
-            ]
-            .map(|(x, y)| [origin[0] + x * cos - y * sin, origin[1] + x * sin + y * cos]);
+            let (top, bottom) = (f64::from(g.top), f64::from(g.bottom));
+            let corners = [(0.0, top), (adv, top), (adv, bottom), (0.0, bottom)]
+                .map(|(x, y)| [origin[0] + x * cos - y * sin, origin[1] + x * sin + y * cos]);
             let b = Rect::new(
                 corners.iter().map(|c| c[0]).fold(f64::MAX, f64::min),
                 corners.iter().map(|c| c[1]).fold(f64::MAX, f64::min),

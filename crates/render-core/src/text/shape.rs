@@ -34,6 +34,11 @@ pub struct PlacedGlyph {
     pub advance: f32,
     /// The byte offset in the text of the character it came from.
     pub cluster: u32,
+    /// The top of its outline's box relative to the baseline, y down
+    /// (negative above the baseline); 0 for a glyph without outline.
+    pub top: f32,
+    /// The bottom of its outline's box, y down.
+    pub bottom: f32,
 }
 
 /// A line of shaped text at one size.
@@ -68,6 +73,8 @@ struct UnitGlyph {
     y: f32,
     advance: f32,
     cluster: u32,
+    top: f32,
+    bottom: f32,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +182,8 @@ impl<'b> Shaper<'b> {
                     y: g.y * size,
                     advance: g.advance * size,
                     cluster: g.cluster,
+                    top: g.top * size,
+                    bottom: g.bottom * size,
                 })
                 .collect(),
             width: unit.width * size,
@@ -245,9 +254,12 @@ impl<'b> Shaper<'b> {
             buffer.guess_segment_properties();
             let shaped = rustybuzz::shape(face, &[], buffer);
             for (info, pos) in shaped.glyph_infos().iter().zip(shaped.glyph_positions()) {
+                let (mut top, mut bottom) = (0.0, 0.0);
                 if let Some(bbox) = face.glyph_bounding_box(GlyphId(info.glyph_id as u16)) {
                     let h = f32::from(bbox.y_max) - f32::from(bbox.y_min);
                     line.max_glyph_height = line.max_glyph_height.max(h / upem);
+                    top = -f32::from(bbox.y_max) / upem;
+                    bottom = -f32::from(bbox.y_min) / upem;
                 }
                 line.glyphs.push(UnitGlyph {
                     face: face_id,
@@ -256,6 +268,8 @@ impl<'b> Shaper<'b> {
                     y: -(pos.y_offset as f32) / upem,
                     advance: pos.x_advance as f32 / upem,
                     cluster: start as u32 + info.cluster,
+                    top: top - pos.y_offset as f32 / upem,
+                    bottom: bottom - pos.y_offset as f32 / upem,
                 });
                 line.width += pos.x_advance as f32 / upem;
             }
