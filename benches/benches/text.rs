@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
         opacity: 1.0,
     };
     for (name, text) in LABELS {
-        c.bench_function(&format!("shape/{name}/cold"), |b| {
+        c.bench_function(&format!("shape_{name}_cold"), |b| {
             b.iter(|| {
                 let mut shaper = Shaper::new(&book);
                 let mut cache = ShapeCache::default();
@@ -51,10 +51,10 @@ fn bench(c: &mut Criterion) {
         });
         let mut shaper = Shaper::new(&book);
         let mut cache = ShapeCache::default();
-        c.bench_function(&format!("shape/{name}/cached"), |b| {
+        c.bench_function(&format!("shape_{name}_cached"), |b| {
             b.iter(|| black_box(shaper.shape(&mut cache, &chain, black_box(text), 12.0)))
         });
-        c.bench_function(&format!("draw/{name}/cold"), |b| {
+        c.bench_function(&format!("draw_{name}_cold"), |b| {
             b.iter(|| {
                 let mut caches = TextCaches::default();
                 black_box(draw_line(
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         let mut caches = TextCaches::default();
-        c.bench_function(&format!("draw/{name}/cached"), |b| {
+        c.bench_function(&format!("draw_{name}_cached"), |b| {
             b.iter(|| {
                 black_box(draw_line(
                     &book,

@@ -42,7 +42,7 @@ def main(argv):
     print("|---|---|---|---|---|---|")
     with open(results, "a") as out:
         for key, text in LABELS:
-            got = {k: ns.get("%s/%s/%s" % (k.split("_")[0], key, k.split("_")[1]))
+            got = {k: ns.get("%s_%s_%s" % (k.split("_")[0], key, k.split("_")[1]))
                    for k in ("shape_cold", "shape_cached", "draw_cold", "draw_cached")}
             if any(v is None for v in got.values()):
                 sys.exit("criterion printed no result for %s: %s" % (key, got))
