@@ -1051,7 +1051,7 @@ fn label_collision_drops_the_second_label() {
 }
 
 #[test]
-fn label_across_a_tile_edge_is_whole_and_the_same_from_both_metatiles() {
+fn label_across_a_tile_edge_is_whole_and_the_next_metatile_draws_labels_from_its_buffer() {
     let dir = tempfile::tempdir().unwrap();
     // A 2x2 metatile; the label sits on the edge between its two columns.
     let meta = Metatile::containing(TileCoord::new(10, 582, 296).unwrap(), 2).unwrap();
@@ -1063,9 +1063,10 @@ fn label_across_a_tile_edge_is_whole_and_the_same_from_both_metatiles() {
     // Ink on both sides of the tile edge.
     assert!(dark_pixels(&image, 200, 256) > 20 && dark_pixels(&image, 256, 312) > 20);
     check("label_across_a_tile_edge", &image);
-    // The neighbouring metatile to the east sees the same point in its
-    // buffer and draws the same label at the same place: the pixels of the
-    // edge column pair agree when each metatile is rendered on its own.
+    // A metatile draws labels whose anchor lies in its buffer, just beyond
+    // its edge (buffer-size 32): the metatile to the east draws a label
+    // anchored 4 px west of it, cut at its edge as its neighbour would
+    // continue it.
     let east = Metatile::containing(TileCoord::new(10, 584, 296).unwrap(), 2).unwrap();
     let px_east = Px::new(TileCoord::new(10, 584, 296).unwrap());
     let features = [feat("Pasila–Böle", 0, px_east.point(-4.0, 128.0))];
