@@ -270,14 +270,7 @@ fn try_along(
     sym: &TextSymbolizer,
     ctx: &LabelContext<'_, '_>,
 ) -> Option<(usize, Vec<LineGlyph>, Vec<Rect>)> {
-    let sf = ctx.scale_factor;
     let max_delta = sym.max_char_angle_delta.to_radians();
-    let margin = sym.margin * sf;
-    let repeat = if sym.repeat_distance != 0.0 {
-        sym.repeat_distance
-    } else {
-        sym.minimum_distance
-    } * sf;
     let start = centre - f64::from(block.width) / 2.0;
     if start < 0.0 || start + f64::from(block.width) > path.length() + 1e-6 {
         return None;
@@ -329,14 +322,7 @@ fn try_along(
                 corners.iter().map(|c| c[0]).fold(f64::MIN, f64::max),
                 corners.iter().map(|c| c[1]).fold(f64::MIN, f64::max),
             );
-            let collides = (sym.avoid_edges && !ctx.image.contains(&b))
-                || (sym.minimum_padding > 0.0
-                    && !ctx.image.contains(&b.grown(sym.minimum_padding * sf)))
-                || (!sym.allow_overlap
-                    && !ctx
-                        .collisions
-                        .has_placement(&b, margin, Some((text, repeat))));
-            if collides {
+            if !fits(&b, text, sym, ctx, Placing::AlongLine) {
                 return None;
             }
             boxes.push(b);
@@ -426,7 +412,7 @@ fn place_at(
                 anchor[0] + f64::from(x1),
                 anchor[1] + f64::from(y1),
             );
-            if has_text && !fits(&bbox, text, sym, ctx) {
+            if has_text && !fits(&bbox, text, sym, ctx, Placing::AtPoint) {
                 continue;
             }
             let centre = [
@@ -448,7 +434,7 @@ fn place_at(
                     pos[0] + w / 2.0,
                     pos[1] + h / 2.0,
                 );
-                if !fits(&mbox, text, sym, ctx) {
+                if !fits(&mbox, text, sym, ctx, Placing::AtPoint) {
                     continue;
                 }
                 ctx.collisions.insert(mbox, Some(text));
@@ -576,10 +562,31 @@ pub(crate) fn draw_shield(
     }
 }
 
-/// Mapnik's `placement_finder::collision` for a point placement.
-fn fits(bbox: &Rect, text: &str, sym: &TextSymbolizer, ctx: &LabelContext<'_, '_>) -> bool {
+/// Which of Mapnik's two sets of spacing rules a box is checked with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placing {
+    /// A label at an anchor (or a shield's image): `margin`, falling back
+    /// to `minimum-distance`, from any box; `repeat-distance` from the same
+    /// text. Its box must touch the buffered metatile.
+    AtPoint,
+    /// One glyph of a label along a line: `margin` from any box;
+    /// `repeat-distance`, falling back to `minimum-distance`, from the same
+    /// text. (The whole label must touch the buffered metatile; the caller
+    /// checks that once.)
+    AlongLine,
+}
+
+/// Mapnik's `placement_finder::collision`, as a yes: whether `bbox` may be
+/// placed.
+fn fits(
+    bbox: &Rect,
+    text: &str,
+    sym: &TextSymbolizer,
+    ctx: &LabelContext<'_, '_>,
+    placing: Placing,
+) -> bool {
     let sf = ctx.scale_factor;
-    if !ctx.collisions.extent().intersects(bbox) {
+    if placing == Placing::AtPoint && !ctx.collisions.extent().intersects(bbox) {
         return false;
     }
     if sym.avoid_edges && !ctx.image.contains(bbox) {
@@ -591,14 +598,13 @@ fn fits(bbox: &Rect, text: &str, sym: &TextSymbolizer, ctx: &LabelContext<'_, '_
     if sym.allow_overlap {
         return true;
     }
-    let margin = if sym.margin != 0.0 {
-        sym.margin
-    } else {
-        sym.minimum_distance
-    } * sf;
-    let repeat = sym.repeat_distance * sf;
+    let or = |given: f64, fallback: f64| if given != 0.0 { given } else { fallback };
+    let (margin, repeat) = match placing {
+        Placing::AtPoint => (or(sym.margin, sym.minimum_distance), sym.repeat_distance),
+        Placing::AlongLine => (sym.margin, or(sym.repeat_distance, sym.minimum_distance)),
+    };
     ctx.collisions
-        .has_placement(bbox, margin, Some((text, repeat)))
+        .has_placement(bbox, margin * sf, Some((text, repeat * sf)))
 }
 
 fn rgba(c: crate::style::color::Color, opacity: f64) -> [u8; 4] {
