@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -136,7 +136,7 @@ impl Drop for SessionGuard {
 #[derive(Debug)]
 struct Handshakes {
     max: usize,
-    next_id: Mutex<u64>,
+    next_id: AtomicU64,
     open: Mutex<VecDeque<(u64, Instant, Stream)>>,
 }
 
@@ -157,7 +157,7 @@ impl Handshakes {
     fn new(max: usize) -> Self {
         Self {
             max: max.max(1),
-            next_id: Mutex::new(0),
+            next_id: AtomicU64::new(0),
             open: Mutex::new(VecDeque::new()),
         }
     }
@@ -171,14 +171,7 @@ impl Handshakes {
     /// Admits a connection (a second handle of its socket), evicting the
     /// oldest when full.
     fn admit(&self, socket: Stream) -> Admitted {
-        let id = {
-            let mut next = self
-                .next_id
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut open = self.lock();
         let mut evicted = false;
