@@ -154,7 +154,7 @@ pub(crate) fn check(case: &str, actual: &Image) {
 // ---------------------------------------------------------------------------
 // Rendering
 
-fn options(format: TileFormat) -> RenderOptions {
+pub(crate) fn options(format: TileFormat) -> RenderOptions {
     RenderOptions {
         format,
         compression: Compression::Fast,
@@ -162,7 +162,7 @@ fn options(format: TileFormat) -> RenderOptions {
     }
 }
 
-fn source(xml: &str, base: &Path) -> MapSource {
+pub(crate) fn source(xml: &str, base: &Path) -> MapSource {
     let loaded = match Map::from_str(xml, base) {
         Ok(l) => l,
         Err(e) => panic!("style did not load: {e}\n{xml}"),
@@ -172,7 +172,7 @@ fn source(xml: &str, base: &Path) -> MapSource {
 }
 
 /// Renders a metatile and lays its decoded tiles out as one image.
-fn render(source: &MapSource, meta: Metatile, options: RenderOptions) -> Image {
+pub(crate) fn render(source: &MapSource, meta: Metatile, options: RenderOptions) -> Image {
     let size = options.tile_size;
     let mut renderer = Renderer::new(source.clone(), options);
     let tiles = renderer.render_metatile(&meta).unwrap();
@@ -196,7 +196,7 @@ fn render(source: &MapSource, meta: Metatile, options: RenderOptions) -> Image {
     }
 }
 
-fn render_tile(source: &MapSource, tile: TileCoord, options: RenderOptions) -> Image {
+pub(crate) fn render_tile(source: &MapSource, tile: TileCoord, options: RenderOptions) -> Image {
     render(source, Metatile::containing(tile, 1).unwrap(), options)
 }
 
@@ -204,19 +204,19 @@ fn render_tile(source: &MapSource, tile: TileCoord, options: RenderOptions) -> I
 // Test data: WKT written into a GeoPackage by GDAL
 
 /// A feature: geometry as WKT and two attributes for filters.
-struct Feat {
+pub(crate) struct Feat {
     wkt: String,
     kind: &'static str,
     n: i64,
 }
 
-fn feat(kind: &'static str, n: i64, wkt: String) -> Feat {
+pub(crate) fn feat(kind: &'static str, n: i64, wkt: String) -> Feat {
     Feat { wkt, kind, n }
 }
 
 /// Writes `features` into `dir/<name>.gpkg`, layer `<name>`, with fields
 /// `kind` (string) and `n` (integer).
-fn write_gpkg(dir: &Path, name: &str, epsg: u32, features: &[Feat]) -> PathBuf {
+pub(crate) fn write_gpkg(dir: &Path, name: &str, epsg: u32, features: &[Feat]) -> PathBuf {
     let path = dir.join(format!("{name}.gpkg"));
     let driver = DriverManager::get_driver_by_name("GPKG").unwrap();
     let mut dataset = driver.create_vector_only(&path).unwrap();
@@ -252,14 +252,14 @@ fn write_gpkg(dir: &Path, name: &str, epsg: u32, features: &[Feat]) -> PathBuf {
 }
 
 /// Pixel coordinates of one 256 px tile, turned into EPSG:3857 WKT.
-struct Px(PixelTransform);
+pub(crate) struct Px(pub(crate) PixelTransform);
 
 impl Px {
-    fn new(tile: TileCoord) -> Px {
+    pub(crate) fn new(tile: TileCoord) -> Px {
         Px(PixelTransform::for_tile(tile, 256, 0).unwrap())
     }
 
-    fn coords(&self, points: &[(f64, f64)]) -> String {
+    pub(crate) fn coords(&self, points: &[(f64, f64)]) -> String {
         points
             .iter()
             .map(|&(x, y)| {
@@ -270,16 +270,16 @@ impl Px {
             .join(", ")
     }
 
-    fn point(&self, x: f64, y: f64) -> String {
+    pub(crate) fn point(&self, x: f64, y: f64) -> String {
         format!("POINT ({})", self.coords(&[(x, y)]))
     }
 
-    fn line(&self, points: &[(f64, f64)]) -> String {
+    pub(crate) fn line(&self, points: &[(f64, f64)]) -> String {
         format!("LINESTRING ({})", self.coords(points))
     }
 
     /// Rings are closed here.
-    fn polygon(&self, rings: &[&[(f64, f64)]]) -> String {
+    pub(crate) fn polygon(&self, rings: &[&[(f64, f64)]]) -> String {
         let rings: Vec<String> = rings
             .iter()
             .map(|r| {
@@ -292,12 +292,12 @@ impl Px {
     }
 }
 
-fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> [(f64, f64); 4] {
+pub(crate) fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> [(f64, f64); 4] {
     [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 }
 
 /// A regular polygon (`n` corners) around a centre.
-fn ngon(cx: f64, cy: f64, r: f64, n: usize) -> Vec<(f64, f64)> {
+pub(crate) fn ngon(cx: f64, cy: f64, r: f64, n: usize) -> Vec<(f64, f64)> {
     (0..n)
         .map(|i| {
             let a = std::f64::consts::TAU * i as f64 / n as f64;
@@ -307,13 +307,13 @@ fn ngon(cx: f64, cy: f64, r: f64, n: usize) -> Vec<(f64, f64)> {
 }
 
 /// The tile most synthetic cases are drawn on (northern Europe, z10).
-fn base_tile() -> TileCoord {
+pub(crate) fn base_tile() -> TileCoord {
     TileCoord::new(10, 582, 296).unwrap()
 }
 
 /// A map over one GeoPackage layer `data` with the given styles (each
 /// `<Style>` element, whose names are listed in `style_names`).
-fn map_xml(styles: &str, style_names: &[&str], layer_srs: &str) -> String {
+pub(crate) fn map_xml(styles: &str, style_names: &[&str], layer_srs: &str) -> String {
     let names: String = style_names
         .iter()
         .map(|n| format!("<StyleName>{n}</StyleName>"))
@@ -334,13 +334,18 @@ fn map_xml(styles: &str, style_names: &[&str], layer_srs: &str) -> String {
 }
 
 /// Writes `features` (EPSG:3857) and loads a map over them with `styles`.
-fn scene(dir: &Path, features: &[Feat], styles: &str, style_names: &[&str]) -> MapSource {
+pub(crate) fn scene(
+    dir: &Path,
+    features: &[Feat],
+    styles: &str,
+    style_names: &[&str],
+) -> MapSource {
     write_gpkg(dir, "data", 3857, features);
     source(&map_xml(styles, style_names, "epsg:3857"), dir)
 }
 
 /// One style named `s` with one rule holding `symbolizers`.
-fn style(symbolizers: &str) -> String {
+pub(crate) fn style(symbolizers: &str) -> String {
     format!(r#"<Style name="s"><Rule>{symbolizers}</Rule></Style>"#)
 }
 
