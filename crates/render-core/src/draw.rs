@@ -21,9 +21,7 @@ use tiny_skia::{
 
 use crate::source::geometry::Point;
 use crate::style::color::Color;
-use crate::style::symbolizer::{
-    LineCap, LineJoin, LineSymbolizer, MarkersSymbolizer, PolygonSymbolizer,
-};
+use crate::style::symbolizer::{LineCap, LineJoin, LineSymbolizer, PolygonSymbolizer};
 use tile_math::{MercatorBbox, MercatorPoint, PixelTransform};
 
 /// A metatile image being drawn, and where it lies in the world.
@@ -107,6 +105,24 @@ impl Canvas {
         );
     }
 
+    /// Fills polygons (even-odd) with any paint (patterns).
+    pub(crate) fn fill_polygons_with(
+        &mut self,
+        polygons: &[Vec<Vec<Point>>],
+        x_shift: f64,
+        paint: &Paint<'_>,
+    ) {
+        let clip = self.clip_rect(0.0);
+        let mut builder = PathBuilder::new();
+        for ring in polygons.iter().flatten() {
+            let px: Vec<[f64; 2]> = ring.iter().map(|p| self.to_px(*p, x_shift)).collect();
+            add_polyline(&mut builder, &clip_ring(&px, clip), true);
+        }
+        let Some(path) = builder.finish() else { return };
+        self.pixmap
+            .fill_path(&path, paint, FillRule::EvenOdd, Transform::identity(), None);
+    }
+
     /// Strokes lines, or polygon outlines (pass each ring as a closed line).
     pub(crate) fn stroke_lines(
         &mut self,
@@ -119,9 +135,6 @@ impl Canvas {
         if width <= 0.0 || style.stroke_opacity <= 0.0 {
             return;
         }
-        let clip = self.clip_rect(width);
-        let offset = style.offset * self.scale_factor;
-        let mut builder = PathBuilder::new();
         // Mapnik's `miter` clips an over-long miter at the limit; tiny-skia's
         // `Miter` bevels it (and its `MiterClip` draws wild spikes at
         // near-reversals). So we stroke with `Miter` and add the clipped
@@ -131,6 +144,44 @@ impl Canvas {
             && style.stroke_dasharray.is_empty()
             && style.stroke_opacity >= 1.0
             && style.stroke.a == 255;
+        let Some((outline, miter_tips)) =
+            self.stroke_outline(lines, closed, x_shift, style, clip_miters)
+        else {
+            return;
+        };
+        let paint = paint(style.stroke, style.stroke_opacity);
+        self.pixmap.fill_path(
+            &outline,
+            &paint,
+            FillRule::Winding,
+            Transform::identity(),
+            None,
+        );
+        if let Some(tips) = miter_tips {
+            self.pixmap.fill_path(
+                &tips,
+                &paint,
+                FillRule::Winding,
+                Transform::identity(),
+                None,
+            );
+        }
+    }
+
+    /// The outline of stroked lines in pixels (clipped, offset, dashed),
+    /// and the clipped miter tips when asked for (see `stroke_lines`).
+    pub(crate) fn stroke_outline(
+        &mut self,
+        lines: &[Vec<Point>],
+        closed: bool,
+        x_shift: f64,
+        style: &LineSymbolizer,
+        clip_miters: bool,
+    ) -> Option<(tiny_skia::Path, Option<tiny_skia::Path>)> {
+        let width = style.stroke_width * self.scale_factor;
+        let clip = self.clip_rect(width);
+        let offset = style.offset * self.scale_factor;
+        let mut builder = PathBuilder::new();
         let mut miter_tips = PathBuilder::new();
         for line in lines {
             let mut px: Vec<[f64; 2]> = line.iter().map(|p| self.to_px(*p, x_shift)).collect();
@@ -157,16 +208,13 @@ impl Canvas {
                 }
             }
         }
-        let Some(path) = builder.finish() else { return };
+        let path = builder.finish()?;
         let path = match dash(
             &style.stroke_dasharray,
             style.stroke_dashoffset,
             self.scale_factor,
         ) {
-            Some(dash) => match path.dash(&dash, 1.0) {
-                Some(dashed) => dashed,
-                None => return,
-            },
+            Some(dash) => path.dash(&dash, 1.0)?,
             None => path,
         };
         let stroke = Stroke {
@@ -185,70 +233,8 @@ impl Canvas {
             dash: None,
         };
         // The outline, filled: true coverage for strokes under one pixel.
-        let Some(outline) = self.stroker.stroke(&path, &stroke, 1.0) else {
-            return;
-        };
-        let paint = paint(style.stroke, style.stroke_opacity);
-        self.pixmap.fill_path(
-            &outline,
-            &paint,
-            FillRule::Winding,
-            Transform::identity(),
-            None,
-        );
-        if let Some(tips) = miter_tips.finish() {
-            self.pixmap.fill_path(
-                &tips,
-                &paint,
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
-        }
-    }
-
-    /// Draws an ellipse marker centred on each point.
-    pub(crate) fn markers(&mut self, points: &[Point], x_shift: f64, style: &MarkersSymbolizer) {
-        let (w, h) = (
-            style.width * self.scale_factor,
-            style.height * self.scale_factor,
-        );
-        let clip = self.clip_rect(w.max(h));
-        for p in points {
-            let [x, y] = self.to_px(*p, x_shift);
-            if x < clip[0] || y < clip[1] || x > clip[2] || y > clip[3] {
-                continue;
-            }
-            let rect = tiny_skia::Rect::from_xywh(
-                (x - w / 2.0) as f32,
-                (y - h / 2.0) as f32,
-                w as f32,
-                h as f32,
-            );
-            let Some(path) = rect.and_then(PathBuilder::from_oval) else {
-                continue;
-            };
-            let fill = paint(style.fill, style.fill_opacity * style.opacity);
-            self.pixmap
-                .fill_path(&path, &fill, FillRule::Winding, Transform::identity(), None);
-            let stroke_width = style.stroke_width * self.scale_factor;
-            if stroke_width > 0.0 {
-                let stroke = Stroke {
-                    width: stroke_width as f32,
-                    ..Stroke::default()
-                };
-                if let Some(outline) = self.stroker.stroke(&path, &stroke, 1.0) {
-                    let ink = paint(style.stroke, style.stroke_opacity * style.opacity);
-                    self.pixmap.fill_path(
-                        &outline,
-                        &ink,
-                        FillRule::Winding,
-                        Transform::identity(),
-                        None,
-                    );
-                }
-            }
-        }
+        let outline = self.stroker.stroke(&path, &stroke, 1.0)?;
+        Some((outline, miter_tips.finish()))
     }
 
     /// Draws another canvas of the same size on top with an opacity (a
@@ -527,7 +513,7 @@ fn clip_segment(
 /// A path moved sideways by `offset` pixels (positive: to the left of the
 /// direction of travel, as Mapnik's `offset`), joining the moved segments
 /// at their intersections (clamped, so sharp turns do not spike).
-fn offset_path(path: &[[f64; 2]], offset: f64, closed: bool) -> Vec<[f64; 2]> {
+pub(crate) fn offset_path(path: &[[f64; 2]], offset: f64, closed: bool) -> Vec<[f64; 2]> {
     let n = path.len();
     if n < 2 {
         return path.to_vec();

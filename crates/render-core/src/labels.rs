@@ -504,7 +504,7 @@ pub(crate) fn draw_shield(
         sym.text_transform,
     );
     let path = shield.file.eval(feature as &dyn FeatureView);
-    let Some(image) = ctx.images.get(&path) else {
+    let Some(image) = ctx.images.raster(&path) else {
         // No image (a field named a file that is not there): the text
         // alone, as Mapnik draws it.
         if !text.trim().is_empty() {
@@ -671,7 +671,7 @@ fn anchors(g: &PxGeometry, sym: &TextSymbolizer) -> Vec<Point> {
 }
 
 /// The point half way along a line.
-fn middle_of_line(line: &[Point]) -> Option<Point> {
+pub(crate) fn middle_of_line(line: &[Point]) -> Option<Point> {
     let total: f64 = line.windows(2).map(|w| dist(w[0], w[1])).sum();
     let mut left = total / 2.0;
     for w in line.windows(2) {
@@ -692,7 +692,7 @@ fn dist(a: Point, b: Point) -> f64 {
     (b[0] - a[0]).hypot(b[1] - a[1])
 }
 
-fn bbox_area(polygon: &[Vec<Point>]) -> f64 {
+pub(crate) fn bbox_area(polygon: &[Vec<Point>]) -> f64 {
     let Some(ring) = polygon.first() else {
         return 0.0;
     };
@@ -707,7 +707,7 @@ fn bbox_area(polygon: &[Vec<Point>]) -> f64 {
 }
 
 /// The area-weighted centroid of a polygon with its holes.
-fn centroid(polygon: &[Vec<Point>]) -> Option<Point> {
+pub(crate) fn centroid(polygon: &[Vec<Point>]) -> Option<Point> {
     let (mut area, mut cx, mut cy) = (0.0, 0.0, 0.0);
     let origin = polygon.first().and_then(|r| r.first()).copied()?;
     for (i, ring) in polygon.iter().enumerate() {
@@ -739,7 +739,7 @@ fn centroid(polygon: &[Vec<Point>]) -> Option<Point> {
 
 /// A point inside the polygon: on the centroid's row, the middle of the
 /// widest span inside it.
-fn interior(polygon: &[Vec<Point>]) -> Option<Point> {
+pub(crate) fn interior(polygon: &[Vec<Point>]) -> Option<Point> {
     let c = centroid(polygon)?;
     let y = c[1];
     let mut xs: Vec<f64> = Vec::new();

@@ -31,7 +31,14 @@
 //!   sets the size of GDAL's block cache.
 //! - [`place`]: the placement engine of a metatile ([`place::Collisions`]):
 //!   which labels may go where, given what was placed before.
-//! - [`image`]: PNG images decoded once per worker (shields).
+//! - [`image`]: PNG and SVG files (icons, markers, pattern tiles,
+//!   shields) decoded once per worker, and their rasters cached per size,
+//!   paint and opacity. SVG through usvg, painted with tiny-skia.
+//! - `markers` (private): `MarkersSymbolizer` and `PointSymbolizer`
+//!   anchors, placed through the placement engine, drawn from cached
+//!   rasters or (turned with a line) from the vector.
+//! - `patterns` (private): polygon patterns and line patterns (warp and
+//!   repeat).
 //! - [`text`]: fonts found by Mapnik's face names ([`FontBook`]), fallback
 //!   chains, shaping with rustybuzz and glyph outlines, with per-worker
 //!   caches. Knows nothing of Mapnik XML.
@@ -43,6 +50,8 @@ pub mod encode;
 pub mod error;
 pub mod image;
 mod labels;
+mod markers;
+mod patterns;
 pub mod place;
 pub mod renderer;
 pub mod source;
@@ -58,8 +67,10 @@ pub use error::{ColorError, Error, FilterError, Location, Result};
 pub use style::color::Color;
 pub use style::filter::{CompareOp, Expr, FeatureView, GeometryType, Value};
 pub use style::symbolizer::{
-    LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer,
-    PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
+    Affine, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer, LineSymbolizer,
+    MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride, PatternAlignment,
+    PointPlacement, PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer, RasterSymbolizer,
+    ScalingMethod, Symbolizer,
 };
 pub use style::text::{
     FontSet, HorizontalAlignment, JustifyAlignment, PathExpr, PlacementPosition, ShieldSymbolizer,

@@ -391,16 +391,19 @@ impl Renderer {
         let image = Rect::new(0.0, 0.0, f64::from(width_px), f64::from(height_px));
         let label_buffer = f64::from(opts.buffer.unwrap_or(map.buffer_size));
         let mut collisions = Collisions::new(image.grown(label_buffer));
-        let mut shaper = source.inner.fonts.as_ref().map(Shaper::new);
-        let mut labels = shaper.as_mut().map(|shaper| LabelContext {
-            shaper,
+        // A style without text has no font book; its placement engine
+        // still places markers and points.
+        let no_fonts = FontBook::default();
+        let mut shaper = Shaper::new(source.inner.fonts.as_ref().unwrap_or(&no_fonts));
+        let mut labels = LabelContext {
+            shaper: &mut shaper,
             caches: &mut self.text,
             images: &mut self.images,
             collisions: &mut collisions,
             chains: &source.inner.chains,
             scale_factor: opts.scale_factor,
             image,
-        });
+        };
         for (index, layer) in map.layers.iter().enumerate() {
             if !layer.visible(scale) {
                 continue;
@@ -442,10 +445,10 @@ impl Renderer {
                             what: format!("metatile {meta}"),
                             message: "the image size is not possible".into(),
                         })?;
-                    draw_features(&mut apart, &found, &rules, labels.as_mut());
+                    draw_features(&mut apart, &found, &rules, &mut labels);
                     canvas.blend(&apart, style.opacity);
                 } else {
-                    draw_features(&mut canvas, &found, &rules, labels.as_mut());
+                    draw_features(&mut canvas, &found, &rules, &mut labels);
                 }
             }
         }
@@ -629,7 +632,7 @@ fn draw_features(
     canvas: &mut Canvas,
     found: &[Found<'_>],
     rules: &crate::style::ActiveRules<'_>,
-    mut labels: Option<&mut LabelContext<'_, '_>>,
+    labels: &mut LabelContext<'_, '_>,
 ) {
     let mut matching: Vec<&Rule> = Vec::new();
     for feature in found {
@@ -637,28 +640,18 @@ fn draw_features(
         rules.matching(feature as &dyn FeatureView, &mut matching);
         for rule in &matching {
             for symbolizer in &rule.symbolizers {
-                match symbolizer {
-                    Symbolizer::Text(text) => {
-                        if let Some(labels) = labels.as_deref_mut() {
-                            crate::labels::draw_text(canvas, feature, text, labels);
-                        }
-                        continue;
-                    }
-                    Symbolizer::Shield(shield) => {
-                        if let Some(labels) = labels.as_deref_mut() {
-                            crate::labels::draw_shield(canvas, feature, shield, labels);
-                        }
-                        continue;
-                    }
-                    _ => {}
-                }
-                draw_symbolizer(canvas, feature, symbolizer);
+                draw_symbolizer(canvas, feature, symbolizer, labels);
             }
         }
     }
 }
 
-fn draw_symbolizer(canvas: &mut Canvas, feature: &Found<'_>, symbolizer: &Symbolizer) {
+fn draw_symbolizer(
+    canvas: &mut Canvas,
+    feature: &Found<'_>,
+    symbolizer: &Symbolizer,
+    labels: &mut LabelContext<'_, '_>,
+) {
     let g = feature.geometry;
     let shift = feature.x_shift;
     match symbolizer {
@@ -676,37 +669,19 @@ fn draw_symbolizer(canvas: &mut Canvas, feature: &Found<'_>, symbolizer: &Symbol
                 canvas.stroke_lines(&rings, true, shift, style);
             }
         }
-        Symbolizer::Markers(style) => {
-            let mut points: Vec<Point> = g.points.clone();
-            // Lines get a marker at their middle vertex, polygons at the
-            // centre of their exterior ring's bounding box.
-            points.extend(g.lines.iter().filter_map(|l| l.get(l.len() / 2).copied()));
-            points.extend(
-                g.polygons
-                    .iter()
-                    .filter_map(|p| p.first())
-                    .filter_map(|ring| bbox_centre(ring)),
-            );
-            canvas.markers(&points, shift, style);
+        Symbolizer::Markers(style) => crate::markers::draw_markers(canvas, feature, style, labels),
+        Symbolizer::Point(style) => crate::markers::draw_point(canvas, feature, style, labels),
+        Symbolizer::PolygonPattern(style) => {
+            crate::patterns::fill_polygons(canvas, feature, style, labels)
         }
+        Symbolizer::LinePattern(style) => {
+            crate::patterns::stroke_lines(canvas, feature, style, labels)
+        }
+        Symbolizer::Text(text) => crate::labels::draw_text(canvas, feature, text, labels),
+        Symbolizer::Shield(shield) => crate::labels::draw_shield(canvas, feature, shield, labels),
+        // Raster layers are drawn by draw_raster_layer.
         Symbolizer::Raster(_) => {}
-        // drawn by crate::labels from draw_features
-        Symbolizer::Text(_) => {}
-        // drawn by crate::labels from draw_features
-        Symbolizer::Shield(_) => {}
     }
-}
-
-fn bbox_centre(ring: &[Point]) -> Option<Point> {
-    let first = ring.first()?;
-    let (mut x0, mut y0, mut x1, mut y1) = (first[0], first[1], first[0], first[1]);
-    for p in ring {
-        x0 = x0.min(p[0]);
-        x1 = x1.max(p[0]);
-        y0 = y0.min(p[1]);
-        y1 = y1.max(p[1]);
-    }
-    Some([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
 }
 
 // Renderers move to their worker thread once they are built.

@@ -19,8 +19,10 @@ use roxmltree::{Attribute, Document, Node, ParsingOptions};
 use super::color::Color;
 use super::filter::{parse_with_notes, Expr};
 use super::symbolizer::{
-    parse_dasharray, LineCap, LineJoin, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement,
-    MarkersSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
+    parse_dasharray, Affine, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer,
+    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
+    PatternAlignment, PointPlacement, PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer,
+    RasterSymbolizer, ScalingMethod, Symbolizer,
 };
 use super::text::FontSet;
 use super::{
@@ -28,6 +30,7 @@ use super::{
     DEFAULT_SRS,
 };
 use crate::error::{Error, Location, Result};
+use crate::image::ImageInfo;
 
 mod text_xml;
 
@@ -431,12 +434,14 @@ impl Loader<'_, '_> {
                 "Include" => self.parse_map_children(child, map)?,
                 "Datasource" => self.parse_template(child)?,
                 "FontSet" => self.parse_fontset(child)?,
-                "FileSource" | "Parameters" => {
-                    let msg = format!(
-                        "<{}> ignored (tessera draws no image symbols)",
-                        name_of(child)
-                    );
-                    self.warn_node(child, msg);
+                "FileSource" => {
+                    return Err(self.error_node(
+                        child,
+                        "<FileSource> is not supported: give image files as paths relative to the style",
+                    ))
+                }
+                "Parameters" => {
+                    self.warn_node(child, "<Parameters> ignored (map metadata)");
                 }
                 other => {
                     let msg = format!("unknown element <{other}> ignored");
@@ -616,12 +621,19 @@ impl Loader<'_, '_> {
                     }
                     rule.symbolizers.push(Symbolizer::Shield(s));
                 }
-                other @ ("PointSymbolizer"
-                | "LinePatternSymbolizer"
-                | "PolygonPatternSymbolizer"
-                | "BuildingSymbolizer"
-                | "DotSymbolizer"
-                | "GroupSymbolizer"
+                "PointSymbolizer" => {
+                    let s = self.parse_point(child)?;
+                    rule.symbolizers.push(Symbolizer::Point(s));
+                }
+                "LinePatternSymbolizer" => {
+                    let s = self.parse_line_pattern(child)?;
+                    rule.symbolizers.push(Symbolizer::LinePattern(s));
+                }
+                "PolygonPatternSymbolizer" => {
+                    let s = self.parse_polygon_pattern(child)?;
+                    rule.symbolizers.push(Symbolizer::PolygonPattern(s));
+                }
+                other @ ("BuildingSymbolizer" | "DotSymbolizer" | "GroupSymbolizer"
                 | "DebugSymbolizer") => {
                     let msg = format!("<{other}> is not supported");
                     return Err(self.error_node(child, msg));
@@ -850,37 +862,128 @@ impl Loader<'_, '_> {
         Ok(s)
     }
 
+    /// An image `file=` attribute: resolved against the style's folder (as
+    /// Mapnik resolves it), checked now (a missing or broken file is a load
+    /// error naming the line, as Mapnik refuses to load too).
+    fn image_file(
+        &self,
+        node: Node<'_, '_>,
+        a: &Attribute<'_, '_>,
+    ) -> Result<(PathBuf, ImageInfo)> {
+        let raw = a.value().trim();
+        if raw.is_empty() {
+            return Err(self.error_attr(node, a, "empty `file`"));
+        }
+        if raw.contains('[') {
+            return Err(self.bad_value(node, a, "a file name"));
+        }
+        if raw.contains("://") {
+            return Err(self.error_attr(
+                node,
+                a,
+                format!("`file=\"{raw}\"`: only local files are read"),
+            ));
+        }
+        let path = self.resolve(raw);
+        match crate::image::check(&path) {
+            Ok(info) => Ok((path, info)),
+            Err(e) => Err(self.error_attr(node, a, format!("image {}: {e}", path.display()))),
+        }
+    }
+
+    fn attr_transform(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<Affine> {
+        Affine::parse(a.value()).ok_or_else(|| {
+            self.bad_value(
+                node,
+                a,
+                "an SVG transform list (matrix, translate, scale, rotate, skewX, skewY)",
+            )
+        })
+    }
+
+    /// Refuses an image that would be rasterised larger than the limit.
+    fn check_drawn_size(
+        &self,
+        node: Node<'_, '_>,
+        path: &Path,
+        (width, height): (f64, f64),
+        transform: &Affine,
+    ) -> Result<()> {
+        let corners = [(0.0, 0.0), (width, 0.0), (width, height), (0.0, height)]
+            .map(|(x, y)| transform.apply(x, y));
+        let span = |f: fn(&(f64, f64)) -> f64| {
+            let v = corners.map(|c| f(&c));
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                - v.iter().copied().fold(f64::INFINITY, f64::min)
+        };
+        let (w, h) = (span(|c| c.0), span(|c| c.1));
+        let max = f64::from(crate::image::MAX_IMAGE_SIDE);
+        if w > max || h > max || !w.is_finite() || !h.is_finite() {
+            let e = crate::image::ImageError::TooLarge {
+                width: w,
+                height: h,
+            };
+            return Err(self.error_node(node, format!("image {}: {e}", path.display())));
+        }
+        Ok(())
+    }
+
+    /// Paint attributes that override an SVG's own (markers).
+    fn paint_attr(
+        &mut self,
+        node: Node<'_, '_>,
+        a: &Attribute<'_, '_>,
+        paint: &mut PaintOverride,
+    ) -> Result<bool> {
+        match a.name() {
+            "fill" => paint.fill = Some(self.attr_color(node, a)?),
+            "fill-opacity" => paint.fill_opacity = Some(self.attr_opacity(node, a)?),
+            "stroke" => paint.stroke = Some(self.attr_color(node, a)?),
+            "stroke-width" => paint.stroke_width = Some(self.attr_non_negative(node, a)?),
+            "stroke-opacity" => paint.stroke_opacity = Some(self.attr_opacity(node, a)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
     fn parse_markers(&mut self, node: Node<'_, '_>) -> Result<MarkersSymbolizer> {
         let mut s = MarkersSymbolizer::default();
-        let (mut width, mut height) = (None, None);
+        let mut image: Option<(PathBuf, ImageInfo)> = None;
         for a in node.attributes() {
+            if self.paint_attr(node, &a, &mut s.paint)? {
+                continue;
+            }
             match a.name() {
                 "file" => {
                     let v = a.value().trim();
                     if !(v.is_empty() || v == "shape://ellipse") {
-                        let msg = format!(
-                            "`file=\"{v}\"`: only the built-in ellipse marker is supported (no `file`, or `shape://ellipse`)"
-                        );
-                        return Err(self.error_attr(node, &a, msg));
+                        if v.starts_with("shape://") {
+                            let msg = format!(
+                                "`file=\"{v}\"`: the built-in markers are `shape://ellipse` only (Mapnik 3 has no other)"
+                            );
+                            return Err(self.error_attr(node, &a, msg));
+                        }
+                        image = Some(self.image_file(node, &a)?);
                     }
                 }
-                "marker-type" => {
-                    if a.value().trim() != "ellipse" {
-                        return Err(self.bad_value(
+                "marker-type" => match a.value().trim() {
+                    "ellipse" => {}
+                    "arrow" => {
+                        return Err(self.error_attr(
                             node,
                             &a,
-                            "`ellipse` (the only supported marker)",
-                        ));
+                            "`marker-type=\"arrow\"` is not supported (Mapnik 3 dropped it too)",
+                        ))
                     }
-                }
-                "base" => self.warn_attr(node, &a, "`base` ignored (no marker files)"),
-                "fill" => s.fill = self.attr_color(node, &a)?,
-                "fill-opacity" => s.fill_opacity = self.attr_opacity(node, &a)?,
-                "stroke" => s.stroke = self.attr_color(node, &a)?,
-                "stroke-width" => s.stroke_width = self.attr_non_negative(node, &a)?,
-                "stroke-opacity" => s.stroke_opacity = self.attr_opacity(node, &a)?,
-                "width" => width = Some(self.attr_non_negative(node, &a)?),
-                "height" => height = Some(self.attr_non_negative(node, &a)?),
+                    _ => return Err(self.bad_value(node, &a, "`ellipse`")),
+                },
+                "base" => self.warn_attr(
+                    node,
+                    &a,
+                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
+                ),
+                "width" => s.width = Some(self.attr_non_negative(node, &a)?),
+                "height" => s.height = Some(self.attr_non_negative(node, &a)?),
                 "opacity" => s.opacity = self.attr_opacity(node, &a)?,
                 "placement" => {
                     s.placement = self.attr_keyword(
@@ -899,42 +1002,33 @@ impl Loader<'_, '_> {
                     )?
                 }
                 "spacing" => s.spacing = self.attr_non_negative(node, &a)?,
+                "max-error" => s.max_error = self.attr_non_negative(node, &a)?,
+                "offset" => s.offset = self.attr_f64(node, &a)?,
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
-                "avoid-edges" => {
-                    if self.attr_bool(node, &a)? {
+                "avoid-edges" => s.avoid_edges = self.attr_bool(node, &a)?,
+                "transform" => s.transform = self.attr_transform(node, &a)?,
+                "direction" => {
+                    if a.value().trim() != "right" {
                         return Err(self.error_attr(
                             node,
                             &a,
-                            "`avoid-edges=\"true\"` is not supported",
+                            "marker `direction` other than `right` (the default) is not supported",
                         ));
                     }
+                    self.warn_attr(node, &a, "`direction=\"right\"` is the default; ignored");
                 }
-                "transform" => {
-                    if !a.value().trim().is_empty() {
-                        return Err(self.error_attr(
-                            node,
-                            &a,
-                            "marker `transform` is not supported",
-                        ));
-                    }
+                "spacing-offset" => {
+                    return Err(self.error_attr(node, &a, "`spacing-offset` is not supported"))
                 }
-                "offset" => {
-                    if self.attr_f64(node, &a)? != 0.0 {
-                        return Err(self.error_attr(node, &a, "marker `offset` is not supported"));
-                    }
-                }
-                "max-error"
-                | "direction"
-                | "spacing-offset"
-                | "stroke-linejoin"
+                "stroke-linejoin"
                 | "stroke-linecap"
                 | "stroke-dasharray"
                 | "stroke-dashoffset"
                 | "stroke-miterlimit"
                 | "stroke-gamma"
                 | "stroke-gamma-method" => {
-                    let msg = format!("`{}` ignored for markers", a.name());
+                    let msg = format!("`{}` ignored for markers (as in Mapnik)", a.name());
                     self.warn_attr(node, &a, msg);
                 }
                 _ => {
@@ -944,12 +1038,194 @@ impl Loader<'_, '_> {
                 }
             }
         }
-        // Mapnik's build_ellipse: one dimension alone makes a circle.
-        match (width, height) {
-            (Some(w), Some(h)) => (s.width, s.height) = (w, h),
-            (Some(d), None) | (None, Some(d)) => (s.width, s.height) = (d, d),
-            (None, None) => {}
+        if let Some((path, info)) = image {
+            let scale = marker_scale(s.width, s.height, info);
+            self.check_drawn_size(
+                node,
+                &path,
+                (info.width * scale.0, info.height * scale.1),
+                &s.transform,
+            )?;
+            s.file = Some(path);
         }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    fn parse_point(&mut self, node: Node<'_, '_>) -> Result<PointSymbolizer> {
+        let mut s = PointSymbolizer::default();
+        let mut image = None;
+        for a in node.attributes() {
+            match a.name() {
+                "file" => image = Some(self.image_file(node, &a)?),
+                "opacity" => s.opacity = self.attr_opacity(node, &a)?,
+                "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
+                "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
+                "transform" => s.transform = self.attr_transform(node, &a)?,
+                "placement" => {
+                    s.placement = self.attr_keyword(
+                        node,
+                        &a,
+                        |k| match k {
+                            "centroid" => Some(PointPlacement::Centroid),
+                            "interior" => Some(PointPlacement::Interior),
+                            _ => None,
+                        },
+                        "`centroid`, `interior`",
+                    )?
+                }
+                "base" => self.warn_attr(
+                    node,
+                    &a,
+                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
+                ),
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        if let Some((path, info)) = image {
+            self.check_drawn_size(node, &path, (info.width, info.height), &s.transform)?;
+            s.file = Some(path);
+        }
+        self.no_children(node);
+        Ok(s)
+    }
+
+    fn pattern_alignment(
+        &self,
+        node: Node<'_, '_>,
+        a: &Attribute<'_, '_>,
+    ) -> Result<PatternAlignment> {
+        self.attr_keyword(
+            node,
+            a,
+            |k| match k {
+                "global" => Some(PatternAlignment::Global),
+                "local" => Some(PatternAlignment::Local),
+                _ => None,
+            },
+            "`global`, `local`",
+        )
+    }
+
+    fn parse_polygon_pattern(&mut self, node: Node<'_, '_>) -> Result<PolygonPatternSymbolizer> {
+        let mut file = None;
+        let (mut alignment, mut opacity, mut gamma, mut transform) =
+            (PatternAlignment::Global, 1.0, 1.0, Affine::IDENTITY);
+        for a in node.attributes() {
+            match a.name() {
+                "file" => file = Some(self.image_file(node, &a)?),
+                "alignment" => alignment = self.pattern_alignment(node, &a)?,
+                "opacity" => opacity = self.attr_opacity(node, &a)?,
+                "gamma" => gamma = self.gamma(node, &a)?,
+                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                "transform" => transform = self.attr_transform(node, &a)?,
+                "base" => self.warn_attr(
+                    node,
+                    &a,
+                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
+                ),
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        let Some((file, info)) = file else {
+            return Err(self.error_node(node, "a <PolygonPatternSymbolizer> needs a `file`"));
+        };
+        self.check_drawn_size(node, &file, (info.width, info.height), &transform)?;
+        self.no_children(node);
+        Ok(PolygonPatternSymbolizer {
+            file,
+            alignment,
+            opacity,
+            gamma,
+            transform,
+        })
+    }
+
+    fn parse_line_pattern(&mut self, node: Node<'_, '_>) -> Result<LinePatternSymbolizer> {
+        let mut file = None;
+        let mut s = LinePatternSymbolizer {
+            file: PathBuf::new(),
+            kind: LinePatternKind::Warp,
+            opacity: 1.0,
+            offset: 0.0,
+            transform: Affine::IDENTITY,
+            stroke: LineSymbolizer::default(),
+            alignment: PatternAlignment::Global,
+        };
+        for a in node.attributes() {
+            match a.name() {
+                "file" => file = Some(self.image_file(node, &a)?),
+                "line-pattern" => {
+                    s.kind = self.attr_keyword(
+                        node,
+                        &a,
+                        |k| match k {
+                            "warp" => Some(LinePatternKind::Warp),
+                            "repeat" => Some(LinePatternKind::Repeat),
+                            _ => None,
+                        },
+                        "`warp`, `repeat`",
+                    )?
+                }
+                "opacity" => s.opacity = self.attr_opacity(node, &a)?,
+                "offset" => s.offset = self.attr_f64(node, &a)?,
+                "transform" => s.transform = self.attr_transform(node, &a)?,
+                "alignment" => s.alignment = self.pattern_alignment(node, &a)?,
+                "stroke-width" => s.stroke.stroke_width = self.attr_non_negative(node, &a)?,
+                "stroke-linecap" => {
+                    s.stroke.stroke_linecap = self.attr_keyword(
+                        node,
+                        &a,
+                        LineCap::from_keyword,
+                        "`butt`, `round`, `square`",
+                    )?
+                }
+                "stroke-linejoin" => {
+                    s.stroke.stroke_linejoin = self.attr_keyword(
+                        node,
+                        &a,
+                        LineJoin::from_keyword,
+                        "`miter`, `miter-revert`, `round`, `bevel`",
+                    )?
+                }
+                "stroke-miterlimit" => {
+                    s.stroke.stroke_miterlimit = self.attr_non_negative(node, &a)?
+                }
+                "stroke-dasharray" => {
+                    s.stroke.stroke_dasharray = parse_dasharray(a.value()).ok_or_else(|| {
+                        self.bad_value(
+                            node,
+                            &a,
+                            "a list of non-negative numbers (e.g. `4,2`) or `none`",
+                        )
+                    })?
+                }
+                "stroke-dashoffset" => s.stroke.stroke_dashoffset = self.attr_f64(node, &a)?,
+                "base" => self.warn_attr(
+                    node,
+                    &a,
+                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
+                ),
+                _ => {
+                    if !self.common_attr(node, &a)? {
+                        self.unknown_attr(node, &a);
+                    }
+                }
+            }
+        }
+        let Some((file, info)) = file else {
+            return Err(self.error_node(node, "a <LinePatternSymbolizer> needs a `file`"));
+        };
+        self.check_drawn_size(node, &file, (info.width, info.height), &s.transform)?;
+        s.file = file;
         self.no_children(node);
         Ok(s)
     }
@@ -1368,5 +1644,28 @@ mod tests {
             assert_eq!(parse_bool(f), Some(false));
         }
         assert_eq!(parse_bool("maybe"), None);
+    }
+}
+
+/// How a marker image is scaled by `width`/`height` (Mapnik's
+/// `setup_transform_scaling`): both given scale each axis; one alone
+/// scales both, keeping proportions.
+pub(crate) fn marker_scale(
+    width: Option<f64>,
+    height: Option<f64>,
+    image: ImageInfo,
+) -> (f64, f64) {
+    let ratio = |want: f64, have: f64| if have > 0.0 { want / have } else { 1.0 };
+    match (width.filter(|w| *w > 0.0), height.filter(|h| *h > 0.0)) {
+        (Some(w), Some(h)) => (ratio(w, image.width), ratio(h, image.height)),
+        (Some(w), None) => {
+            let s = ratio(w, image.width);
+            (s, s)
+        }
+        (None, Some(h)) => {
+            let s = ratio(h, image.height);
+            (s, s)
+        }
+        (None, None) => (1.0, 1.0),
     }
 }

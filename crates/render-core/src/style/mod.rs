@@ -24,6 +24,7 @@ pub mod filter;
 pub mod mapnik_xml;
 pub mod symbolizer;
 pub mod text;
+mod transform;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -15,14 +15,20 @@ pub enum Symbolizer {
     Polygon(PolygonSymbolizer),
     /// `<LineSymbolizer>`: stroke lines and polygon outlines.
     Line(LineSymbolizer),
-    /// `<MarkersSymbolizer>`: an ellipse at each point (or along lines).
+    /// `<MarkersSymbolizer>`: an image or ellipse at points, along lines
+    /// or inside polygons.
     Markers(MarkersSymbolizer),
+    /// `<PointSymbolizer>`: an image centred on each feature.
+    Point(PointSymbolizer),
+    /// `<LinePatternSymbolizer>`: lines drawn with an image.
+    LinePattern(LinePatternSymbolizer),
+    /// `<PolygonPatternSymbolizer>`: polygons filled with an image.
+    PolygonPattern(PolygonPatternSymbolizer),
     /// `<RasterSymbolizer>`: draw a raster layer.
     Raster(RasterSymbolizer),
     /// `<TextSymbolizer>`: a text label, placed by the label engine.
     Text(TextSymbolizer),
-    /// `<ShieldSymbolizer>`: an image with a label. PNG images are drawn;
-    /// SVG waits for the image loader of issue #10.
+    /// `<ShieldSymbolizer>`: an image (PNG or SVG) with a label.
     Shield(ShieldSymbolizer),
 }
 
@@ -234,62 +240,282 @@ impl MarkerMultiPolicy {
     }
 }
 
-/// `<MarkersSymbolizer>` drawing Mapnik's built-in ellipse
-/// (`shape://ellipse`), the only marker tessera supports.
+/// Paint that a symbolizer puts over an SVG's own (Mapnik's
+/// `push_explicit_style`): each value given replaces the file's, path by
+/// path, on the paths that have that paint at all (a path with
+/// `fill="none"` stays unfilled).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PaintOverride {
+    /// `fill`.
+    pub fill: Option<Color>,
+    /// `fill-opacity`.
+    pub fill_opacity: Option<f64>,
+    /// `stroke`.
+    pub stroke: Option<Color>,
+    /// `stroke-width`, in the SVG's own units.
+    pub stroke_width: Option<f64>,
+    /// `stroke-opacity`.
+    pub stroke_opacity: Option<f64>,
+}
+
+impl PaintOverride {
+    /// True when nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == PaintOverride::default()
+    }
+
+    /// A hashable fingerprint (for caches keyed by paint).
+    pub fn key(&self) -> [u64; 5] {
+        let colour = |c: Option<Color>| {
+            c.map_or(u64::MAX, |c| {
+                u64::from(u32::from_be_bytes([c.r, c.g, c.b, c.a]))
+            })
+        };
+        let number = |v: Option<f64>| v.map_or(u64::MAX, f64::to_bits);
+        [
+            colour(self.fill),
+            number(self.fill_opacity),
+            colour(self.stroke),
+            number(self.stroke_width),
+            number(self.stroke_opacity),
+        ]
+    }
+}
+
+/// An affine transform (`transform="..."` of markers, points and
+/// patterns), as SVG writes it: `matrix(a b c d e f)` maps (x, y) to
+/// (a·x + c·y + e, b·x + d·y + f).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine(pub [f64; 6]);
+
+impl Default for Affine {
+    fn default() -> Self {
+        Affine::IDENTITY
+    }
+}
+
+impl Affine {
+    /// The identity.
+    pub const IDENTITY: Affine = Affine([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+
+    /// `self` after `first`: the transform that applies `first`, then
+    /// `self`.
+    pub fn after(&self, first: &Affine) -> Affine {
+        let [a, b, c, d, e, f] = self.0;
+        let [a2, b2, c2, d2, e2, f2] = first.0;
+        Affine([
+            a * a2 + c * b2,
+            b * a2 + d * b2,
+            a * c2 + c * d2,
+            b * c2 + d * d2,
+            a * e2 + c * f2 + e,
+            b * e2 + d * f2 + f,
+        ])
+    }
+
+    /// Where `(x, y)` goes.
+    pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
+        let [a, b, c, d, e, f] = self.0;
+        (a * x + c * y + e, b * x + d * y + f)
+    }
+
+    /// Parses an SVG transform list (`matrix`, `translate`, `scale`,
+    /// `rotate` with an optional centre, `skewX`, `skewY`), as Mapnik
+    /// accepts them; `None` when the text is not such a list.
+    pub fn parse(text: &str) -> Option<Affine> {
+        super::transform::parse(text)
+    }
+}
+
+/// `<MarkersSymbolizer>`: an SVG or PNG image (`file`), or Mapnik's
+/// built-in ellipse, at points, along lines or inside polygons.
 ///
-/// The defaults are those of Mapnik's stock ellipse: 10×10 px, fill
-/// `#0000ff`, stroke black 0.5 px. When only one of `width` and `height` is
-/// given, the marker is a circle of that size (Mapnik's `build_ellipse`).
+/// The ellipse is Mapnik's stock `shape://ellipse`: 10×10 px, fill
+/// `#0000ff`, stroke black 0.5 px, changed by the same paint attributes
+/// that override an SVG's. When only one of `width` and `height` is given,
+/// it is a circle of that size (Mapnik's `build_ellipse`); an image is
+/// scaled to it keeping its proportions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarkersSymbolizer {
-    /// `fill`, default `#0000ff`.
-    pub fill: Color,
-    /// `fill-opacity`, default 1.
-    pub fill_opacity: f64,
-    /// `stroke`, default black.
-    pub stroke: Color,
-    /// `stroke-width` in pixels, default 0.5.
-    pub stroke_width: f64,
-    /// `stroke-opacity`, default 1.
-    pub stroke_opacity: f64,
-    /// Ellipse width in pixels, default 10.
-    pub width: f64,
-    /// Ellipse height in pixels, default 10.
-    pub height: f64,
+    /// `file`, resolved against the style's folder; `None` (or
+    /// `shape://ellipse`) is the built-in ellipse.
+    pub file: Option<std::path::PathBuf>,
+    /// `fill`, `fill-opacity`, `stroke`, `stroke-width`, `stroke-opacity`
+    /// as given.
+    pub paint: PaintOverride,
+    /// `width` in pixels, if given.
+    pub width: Option<f64>,
+    /// `height` in pixels, if given.
+    pub height: Option<f64>,
     /// `opacity` of the whole marker, default 1.
     pub opacity: f64,
     /// `placement`, default point.
     pub placement: MarkerPlacement,
     /// `multi-policy`, default each.
     pub multi_policy: MarkerMultiPolicy,
-    /// `spacing` between markers for line placement, default 100 px.
+    /// `spacing` between markers for line placement, default 100 px
+    /// (Mapnik uses 100 for anything under 1).
     pub spacing: f64,
+    /// `max-error`: how far (as a fraction of `spacing`) a line marker may
+    /// move to find room, default 0.2.
+    pub max_error: f64,
+    /// `offset`: line markers follow a parallel line this many pixels to
+    /// the left, default 0.
+    pub offset: f64,
+    /// `avoid-edges`, default false: when true a marker must lie wholly
+    /// inside the metatile's image (without its buffer).
+    pub avoid_edges: bool,
     /// `allow-overlap`, default **false**: like Mapnik, a marker that would
     /// overlap one already placed is skipped.
     pub allow_overlap: bool,
     /// `ignore-placement`, default false: when true the marker does not
     /// block later markers.
     pub ignore_placement: bool,
+    /// `transform`, default identity.
+    pub transform: Affine,
 }
 
 impl Default for MarkersSymbolizer {
     fn default() -> Self {
         MarkersSymbolizer {
-            fill: Color::BLUE,
-            fill_opacity: 1.0,
-            stroke: Color::BLACK,
-            stroke_width: 0.5,
-            stroke_opacity: 1.0,
-            width: 10.0,
-            height: 10.0,
+            file: None,
+            paint: PaintOverride::default(),
+            width: None,
+            height: None,
             opacity: 1.0,
             placement: MarkerPlacement::Point,
             multi_policy: MarkerMultiPolicy::Each,
             spacing: 100.0,
+            max_error: 0.2,
+            offset: 0.0,
+            avoid_edges: false,
             allow_overlap: false,
             ignore_placement: false,
+            transform: Affine::IDENTITY,
         }
     }
+}
+
+impl MarkersSymbolizer {
+    /// The built-in ellipse's size in pixels (before the scale factor):
+    /// 10×10, or `width`×`height`, or a circle of the one given.
+    pub fn ellipse_size(&self) -> (f64, f64) {
+        match (self.width, self.height) {
+            (Some(w), Some(h)) => (w, h),
+            (Some(d), None) | (None, Some(d)) => (d, d),
+            (None, None) => (10.0, 10.0),
+        }
+    }
+
+    /// The built-in ellipse's paint: the stock one, overridden.
+    pub fn ellipse_paint(&self) -> PaintOverride {
+        PaintOverride {
+            fill: Some(self.paint.fill.unwrap_or(Color::BLUE)),
+            fill_opacity: Some(self.paint.fill_opacity.unwrap_or(1.0)),
+            stroke: Some(self.paint.stroke.unwrap_or(Color::BLACK)),
+            stroke_width: Some(self.paint.stroke_width.unwrap_or(0.5)),
+            stroke_opacity: Some(self.paint.stroke_opacity.unwrap_or(1.0)),
+        }
+    }
+}
+
+/// `placement` of `<PointSymbolizer>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PointPlacement {
+    /// `centroid` (default): the centroid of the geometry.
+    #[default]
+    Centroid,
+    /// `interior`: a point inside polygons.
+    Interior,
+}
+
+/// `<PointSymbolizer>`: an image centred on each feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointSymbolizer {
+    /// `file` (PNG or SVG), resolved against the style's folder; `None`
+    /// draws Mapnik's default, a 4×4 black square.
+    pub file: Option<std::path::PathBuf>,
+    /// `opacity`, default 1.
+    pub opacity: f64,
+    /// `allow-overlap`, default false.
+    pub allow_overlap: bool,
+    /// `ignore-placement`, default false.
+    pub ignore_placement: bool,
+    /// `placement`, default centroid.
+    pub placement: PointPlacement,
+    /// `transform`, default identity.
+    pub transform: Affine,
+}
+
+impl Default for PointSymbolizer {
+    fn default() -> Self {
+        PointSymbolizer {
+            file: None,
+            opacity: 1.0,
+            allow_overlap: false,
+            ignore_placement: false,
+            placement: PointPlacement::Centroid,
+            transform: Affine::IDENTITY,
+        }
+    }
+}
+
+/// `alignment` of pattern symbolizers: where the pattern's tiles start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PatternAlignment {
+    /// `global` (default): at the map's origin, so patterns continue
+    /// seamlessly across tiles and neighbouring features.
+    #[default]
+    Global,
+    /// `local`: at the feature's first vertex.
+    Local,
+}
+
+/// `<PolygonPatternSymbolizer>`: polygons filled with a repeated image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolygonPatternSymbolizer {
+    /// `file` (PNG or SVG), resolved against the style's folder.
+    pub file: std::path::PathBuf,
+    /// `alignment`, default global.
+    pub alignment: PatternAlignment,
+    /// `opacity`, default 1.
+    pub opacity: f64,
+    /// `gamma`, default 1.
+    pub gamma: f64,
+    /// `transform` of the image, default identity.
+    pub transform: Affine,
+}
+
+/// `line-pattern` of `<LinePatternSymbolizer>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LinePatternKind {
+    /// `warp` (default, the classic form): the image laid along the line,
+    /// its height across it, repeated along its length.
+    #[default]
+    Warp,
+    /// `repeat`: the line is stroked (`stroke-width`, caps, joins, dashes)
+    /// and the stroke filled with the image repeated as a polygon pattern.
+    Repeat,
+}
+
+/// `<LinePatternSymbolizer>`: lines drawn with an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePatternSymbolizer {
+    /// `file` (PNG or SVG), resolved against the style's folder.
+    pub file: std::path::PathBuf,
+    /// `line-pattern`, default warp.
+    pub kind: LinePatternKind,
+    /// `opacity`, default 1.
+    pub opacity: f64,
+    /// `offset`: a parallel offset in pixels, default 0.
+    pub offset: f64,
+    /// `transform` of the image, default identity.
+    pub transform: Affine,
+    /// The stroke of the `repeat` form (`stroke-width`, default 1, caps,
+    /// joins, miter limit, dashes); its colour and opacity are unused.
+    pub stroke: LineSymbolizer,
+    /// `alignment` of the `repeat` form, default global.
+    pub alignment: PatternAlignment,
 }
 
 /// `scaling` of `<RasterSymbolizer>`: the resampling filter.
@@ -378,9 +604,20 @@ mod tests {
         assert_eq!(l.stroke_miterlimit, 4.0);
         assert!(l.stroke_dasharray.is_empty());
         let m = MarkersSymbolizer::default();
-        assert_eq!((m.width, m.height, m.stroke_width), (10.0, 10.0, 0.5));
-        assert_eq!((m.fill, m.stroke), (Color::BLUE, Color::BLACK));
+        assert_eq!(m.ellipse_size(), (10.0, 10.0));
+        let ellipse = m.ellipse_paint();
+        assert_eq!(ellipse.stroke_width, Some(0.5));
+        assert_eq!(
+            (ellipse.fill, ellipse.stroke),
+            (Some(Color::BLUE), Some(Color::BLACK))
+        );
         assert!(!m.allow_overlap);
+        assert_eq!((m.spacing, m.max_error), (100.0, 0.2));
+        let circle = MarkersSymbolizer {
+            width: Some(6.0),
+            ..MarkersSymbolizer::default()
+        };
+        assert_eq!(circle.ellipse_size(), (6.0, 6.0));
         let r = RasterSymbolizer::default();
         assert_eq!((r.opacity, r.scaling), (1.0, ScalingMethod::Near));
     }

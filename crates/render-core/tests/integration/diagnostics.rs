@@ -64,9 +64,9 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
             "<ShieldSymbolizer>: shield image /styles/a.png: cannot read it",
         ),
         (
-            "<ShieldSymbolizer file=\"shields/[ref].svg\" face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
+            "<ShieldSymbolizer file=\"shields/ref.svg\" face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
             4,
-            "SVG shields need the SVG image loader of issue #10",
+            "<ShieldSymbolizer>: shield image /styles/shields/ref.svg: cannot read it",
         ),
         (
             "<ShieldSymbolizer face-name=\"DejaVu Sans Book\">[ref]</ShieldSymbolizer>",
@@ -74,9 +74,14 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
             "needs a `file`",
         ),
         (
-            "<PointSymbolizer/>",
+            "<PointSymbolizer file=\"icons/pub.png\"/>",
             4,
-            "<PointSymbolizer> is not supported",
+            "<PointSymbolizer>: image /styles/icons/pub.png: cannot read it",
+        ),
+        (
+            "<BuildingSymbolizer/>",
+            4,
+            "<BuildingSymbolizer> is not supported",
         ),
         ("<FancySymbolizer/>", 4, "unknown element <FancySymbolizer>"),
         (
@@ -113,7 +118,22 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
         (
             "<MarkersSymbolizer file=\"pin.svg\"/>",
             4,
-            "only the built-in ellipse",
+            "<MarkersSymbolizer>: image /styles/pin.svg: cannot read it",
+        ),
+        (
+            "<MarkersSymbolizer file=\"shape://arrow\"/>",
+            4,
+            "`shape://ellipse` only",
+        ),
+        (
+            "<LinePatternSymbolizer file=\"http://example.com/a.png\"/>",
+            4,
+            "only local files",
+        ),
+        (
+            "<PolygonPatternSymbolizer/>",
+            4,
+            "needs a `file`",
         ),
         (
             "<MarkersSymbolizer marker-type=\"arrow\"/>",
@@ -121,9 +141,9 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
             "marker-type",
         ),
         (
-            "<MarkersSymbolizer transform=\"scale(2)\"/>",
+            "<MarkersSymbolizer transform=\"spin(2)\"/>",
             4,
-            "transform",
+            "an SVG transform list",
         ),
         ("<RasterSymbolizer scaling=\"superb\"/>", 4, "scaling"),
         (

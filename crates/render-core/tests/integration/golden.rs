@@ -553,8 +553,8 @@ fn markers() {
         feat("oval", 0, px.point(180.0, 45.0)),
         feat("faint", 0, px.point(60.0, 120.0)),
         feat("faint", 0, px.point(70.0, 126.0)),
-        // A line gets its marker at its middle vertex, a polygon at the
-        // centre of its bounding box.
+        // A line gets its marker half way along its length, a polygon at
+        // its centroid (Mapnik's point placement).
         feat(
             "dot",
             0,
@@ -839,7 +839,7 @@ const HIDPI_STYLE: &str = r##"<Style name="s">
 <LineSymbolizer stroke="#ffffff" stroke-width="4" stroke-linecap="round" stroke-linejoin="round"/>
 </Rule>
 <Rule><Filter>[kind] = 'thin'</Filter><LineSymbolizer stroke="#000000" stroke-width="0.8" stroke-dasharray="5,3"/></Rule>
-<Rule><Filter>[kind] = 'poi'</Filter><MarkersSymbolizer width="12" fill="#c0392b" stroke="#ffffff" stroke-width="1.5" allow-overlap="true"/></Rule>
+<Rule><Filter>[kind] = 'poi'</Filter><MarkersSymbolizer width="12" fill="#c0392b" stroke="#ffffff" stroke-width="1.5" allow-overlap="true" ignore-placement="true"/></Rule>
 <Rule><MaxScaleDenominator>300000</MaxScaleDenominator><Filter>[kind] = 'area'</Filter><PolygonSymbolizer fill="#ff0000"/></Rule>
 </Style>"##;
 
@@ -918,7 +918,7 @@ fn label_style(attributes: &str) -> String {
     format!(
         r##"<Style name="s"><Rule>
 <LineSymbolizer stroke="#9bb0c4" stroke-width="1"/>
-<MarkersSymbolizer fill="#c0392b" width="4" height="4" stroke-width="0" allow-overlap="true"/>
+<MarkersSymbolizer fill="#c0392b" width="4" height="4" stroke-width="0" allow-overlap="true" ignore-placement="true"/>
 <TextSymbolizer face-name="DejaVu Sans Book" {attributes}>[kind]</TextSymbolizer>
 </Rule></Style>"##
     )

@@ -1,10 +1,10 @@
 use std::path::PathBuf;
 
 use render_core::{
-    Color, FontSet, HorizontalAlignment, JustifyAlignment, LineCap, LineJoin, LineSymbolizer,
-    MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PlacementPosition, PolygonSymbolizer,
-    RasterSymbolizer, ScalingMethod, Symbolizer, TextExpr, TextPart, TextPlacement, TextSymbolizer,
-    TextTransform, Upright, VerticalAlignment,
+    Affine, Color, FontSet, HorizontalAlignment, JustifyAlignment, LineCap, LineJoin,
+    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
+    PlacementPosition, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer, TextExpr,
+    TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright, VerticalAlignment,
 };
 
 use crate::{load, one_rule};
@@ -90,32 +90,41 @@ fn markers_sizes_follow_build_ellipse() {
     let Symbolizer::Markers(m) = only(r#"<MarkersSymbolizer width="6"/>"#) else {
         panic!()
     };
-    assert_eq!((m.width, m.height), (6.0, 6.0));
+    assert_eq!((m.width, m.height), (Some(6.0), None));
+    assert_eq!(m.ellipse_size(), (6.0, 6.0));
     let Symbolizer::Markers(m) = only(r#"<MarkersSymbolizer height="4"/>"#) else {
         panic!()
     };
-    assert_eq!((m.width, m.height), (4.0, 4.0));
+    assert_eq!(m.ellipse_size(), (4.0, 4.0));
     let s = only(
         r##"<MarkersSymbolizer file="shape://ellipse" width="8" height="3" fill="#f00" fill-opacity="0.5"
             stroke="white" stroke-width="1" stroke-opacity="0.8" opacity="0.9" placement="line"
-            multi-policy="largest" spacing="50" allow-overlap="true" ignore-placement="yes"/>"##,
+            multi-policy="largest" spacing="50" allow-overlap="true" ignore-placement="yes"
+            max-error="0.5" offset="-2" avoid-edges="true" transform="rotate(90)"/>"##,
     );
     assert_eq!(
         s,
         Symbolizer::Markers(MarkersSymbolizer {
-            fill: Color::rgb(255, 0, 0),
-            fill_opacity: 0.5,
-            stroke: Color::WHITE,
-            stroke_width: 1.0,
-            stroke_opacity: 0.8,
-            width: 8.0,
-            height: 3.0,
+            file: None,
+            paint: PaintOverride {
+                fill: Some(Color::rgb(255, 0, 0)),
+                fill_opacity: Some(0.5),
+                stroke: Some(Color::WHITE),
+                stroke_width: Some(1.0),
+                stroke_opacity: Some(0.8),
+            },
+            width: Some(8.0),
+            height: Some(3.0),
             opacity: 0.9,
             placement: MarkerPlacement::Line,
             multi_policy: MarkerMultiPolicy::Largest,
             spacing: 50.0,
+            max_error: 0.5,
+            offset: -2.0,
+            avoid_edges: true,
             allow_overlap: true,
             ignore_placement: true,
+            transform: Affine::parse("rotate(90)").unwrap(),
         })
     );
     let Symbolizer::Markers(_) = only(r#"<MarkersSymbolizer marker-type="ellipse"/>"#) else {

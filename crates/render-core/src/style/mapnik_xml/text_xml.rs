@@ -171,8 +171,8 @@ impl Loader<'_, '_> {
         Ok(s)
     }
 
-    /// A shield's image must be a PNG that can be read (SVG waits for the
-    /// image loader of issue #10): checked now when the path is constant;
+    /// A shield's image must be a PNG or SVG that can be read: checked now
+    /// when the path is constant;
     /// a path with `[field]`s is checked per feature when drawn (a file
     /// that is missing then draws the text alone, as in Mapnik).
     pub(super) fn check_shield_image(
@@ -180,23 +180,8 @@ impl Loader<'_, '_> {
         node: Node<'_, '_>,
         s: &ShieldSymbolizer,
     ) -> Result<()> {
-        let literal: String = s
-            .file
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                crate::style::text::TextPart::Literal(l) => Some(l.as_str()),
-                crate::style::text::TextPart::Field(_) => None,
-            })
-            .collect();
-        if literal.to_ascii_lowercase().ends_with(".svg") {
-            return Err(self.error_node(
-                node,
-                "SVG shields need the SVG image loader of issue #10; not supported yet (PNG shields are)",
-            ));
-        }
         if let Some(path) = s.file.as_constant() {
-            if let Err(e) = crate::image::check_png(&path) {
+            if let Err(e) = crate::image::check(&path) {
                 return Err(self.error_node(node, format!("shield image {}: {e}", path.display())));
             }
         }
