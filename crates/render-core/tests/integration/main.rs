@@ -17,6 +17,10 @@ mod symbolizers;
 // opacity, png8/png32, HiDPI, and the benchmark style over a shipped
 // extract. `BLESS=1` rewrites the references (never when `CI` is set).
 mod golden;
+// Image symbols pixel for pixel: SVG markers (paint override, along a
+// line), a PNG point icon, line patterns, a seamless polygon pattern; and
+// the load errors of bad image files.
+mod golden_images;
 // The text engine alone: a Latin and a Japanese line with halos, drawn
 // through render_core::text::draw_line and compared with goldens.
 mod text;
