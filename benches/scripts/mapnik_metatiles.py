@@ -7,7 +7,9 @@ metatiles. For each metatile of the list (`x y z` lines, the top-left tile,
 as `render_bench --print-metatiles` prints them), this does what mod_tile's
 renderd does (gen_tile.cpp): an image of min(N, 2^z) x min(N, 2^z) tiles,
 the metatile's corners through generate_tiles.py's GoogleProjection and
-`ProjTransform` (mapnik_baseline.py's helpers, which it imports), the style's
+`ProjTransform` (mapnik_baseline.py's helpers, which it imports) — or, with
+`--extent renderd`, in Web Mercator metres exactly as renderd 0.6.1 computes
+them (gen_tile.cpp's tile2prjbounds) — the style's
 own `buffer-size` (128 if it has none), one `mapnik.render`, then 256 px
 views cut out and written as 32-bit PNG (`png32`) to OUT/z/x/y.png — only
 the tiles generate_tiles.py's loops want (`--zoom`, `--bbox`), so that the
@@ -15,13 +17,22 @@ comparison is over the same tiles as the throughput runs.
 
 `--no-labels` renders the style with its <TextSymbolizer>s removed: the
 scale for the PSNRs (how far a render without any label is from Mapnik's).
+The two extents differ only by floating-point rounding (1e-7 px), but
+Mapnik truncates a pattern's global phase (pattern_alignment.cpp: fmod of
+the map origin's pixel position, then a cast to unsigned), and the origin
+lies exactly on a pixel edge, so the rounding moves patterns by a pixel.
+
+`--no-images` likewise removes the image symbolizers (<MarkersSymbolizer>,
+<PointSymbolizer>, <LinePatternSymbolizer>, <PolygonPatternSymbolizer>;
+written as empty elements, `<... />`), the scale of images_vs_mapnik.sh.
 
 Before rendering it registers the DejaVu fonts (fonts-dejavu-core) and
 refuses to run if Mapnik does not know every `face-name` of the style.
 
 Usage (Debian's /usr/bin/python3, which sees python3-mapnik):
   mapnik_metatiles.py --style S.xml --metatiles LIST --zoom 2-6 [--bbox ...] \
-      --out DIR [--workers 2] [--metatile 8] [--no-labels]
+      --out DIR [--workers 2] [--metatile 8] [--no-labels | --no-images] \
+      [--extent generate_tiles|renderd]
 Prints: metatiles, tiles written, seconds.
 """
 import argparse
@@ -42,6 +53,13 @@ FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 
 _state = {}
 
+# renderd 0.6.1's Web Mercator bounds (gen_tile.cpp, get_projection)
+RENDERD_BOUND = 20037508.3428
+
+# What --no-labels and --no-images remove from the style's XML.
+TEXT = re.compile(r"<TextSymbolizer\b.*?</TextSymbolizer>", re.S)
+IMAGES = re.compile(r"<(Markers|Point|LinePattern|PolygonPattern)Symbolizer\b[^>]*/>", re.S)
+
 
 def check_fonts(style):
     mapnik.FontEngine.register_fonts(FONT_DIR, True)
@@ -52,16 +70,15 @@ def check_fonts(style):
         sys.exit("Mapnik does not know the faces %s (fonts in %s?)" % (missing, FONT_DIR))
 
 
-def _init(style, out, n, wanted, no_labels):
+def _init(style, out, n, wanted, drop, extent):
     check_fonts(style)
     m = mapnik.Map(256, 256)
-    if no_labels:
-        xml = re.sub(r"<TextSymbolizer\b.*?</TextSymbolizer>", "", open(style, encoding="utf-8").read(),
-                     flags=re.S)
+    if drop is not None:
+        xml = drop.sub("", open(style, encoding="utf-8").read())
         mapnik.load_map_from_string(m, xml, True, os.path.dirname(style) + "/")
     else:
         mapnik.load_map(m, style, True)
-    _state.update(m=m, out=out, n=n, wanted=wanted, prj=GoogleProjection(),
+    _state.update(m=m, out=out, n=n, wanted=wanted, prj=GoogleProjection(), extent=extent,
                   tr=mapnik.ProjTransform(mapnik.Projection("epsg:4326"), mapnik.Projection(m.srs)))
 
 
@@ -70,12 +87,18 @@ def render_metatile(meta):
     s = _state
     m, n, prj, tr = s["m"], s["n"], s["prj"], s["tr"]
     size = min(n, 1 << z)
-    l0 = prj.fromPixelToLL((x0 * 256, (y0 + size) * 256), z)  # bottom-left
-    l1 = prj.fromPixelToLL(((x0 + size) * 256, y0 * 256), z)  # top-right
-    c0 = tr.forward(mapnik.Coord(l0[0], l0[1]))
-    c1 = tr.forward(mapnik.Coord(l1[0], l1[1]))
     m.resize(size * 256, size * 256)
-    m.zoom_to_box(mapnik.Box2d(c0.x, c0.y, c1.x, c1.y))
+    if s["extent"] == "renderd":
+        # tile2prjbounds, operation for operation (the same doubles)
+        b0, b1, tiles = -RENDERD_BOUND, RENDERD_BOUND, float(1 << z)
+        m.zoom_to_box(mapnik.Box2d(b0 + (b1 - b0) * (x0 / tiles), b1 - (b1 - b0) * ((y0 + size) / tiles),
+                                   b0 + (b1 - b0) * ((x0 + size) / tiles), b1 - (b1 - b0) * (y0 / tiles)))
+    else:
+        l0 = prj.fromPixelToLL((x0 * 256, (y0 + size) * 256), z)  # bottom-left
+        l1 = prj.fromPixelToLL(((x0 + size) * 256, y0 * 256), z)  # top-right
+        c0 = tr.forward(mapnik.Coord(l0[0], l0[1]))
+        c1 = tr.forward(mapnik.Coord(l1[0], l1[1]))
+        m.zoom_to_box(mapnik.Box2d(c0.x, c0.y, c1.x, c1.y))
     if m.buffer_size == 0:  # renderd: 128 when the style sets none
         m.buffer_size = 128
     im = mapnik.Image(size * 256, size * 256)
@@ -103,7 +126,11 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--metatile", type=int, default=8)
     ap.add_argument("--no-labels", action="store_true", help="without the style's TextSymbolizers")
+    ap.add_argument("--no-images", action="store_true", help="without the style's image symbolizers")
+    ap.add_argument("--extent", choices=("generate_tiles", "renderd"), default="generate_tiles",
+                    help="how the metatile's extent is computed (default: generate_tiles.py's way)")
     a = ap.parse_args()
+    drop = TEXT if a.no_labels else IMAGES if a.no_images else None
     style = os.path.abspath(a.style)
     check_fonts(style)
     zmin, zmax = (int(v) for v in a.zoom.split("-"))
@@ -111,7 +138,7 @@ def main():
     wanted = set(enumerate_tiles(bbox, zmin, zmax, GoogleProjection()))
     metas = [tuple(int(v) for v in line.split()) for line in open(a.metatiles) if line.strip()]
     t0 = time.perf_counter()
-    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted, a.no_labels)) as pool:
+    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted, drop, a.extent)) as pool:
         written = sum(pool.map(render_metatile, metas, chunksize=1))
     print("mapnik metatiles: %d metatiles, %d tiles written (%d wanted) in %.1f s" % (
         len(metas), written, len(wanted), time.perf_counter() - t0))
