@@ -29,9 +29,10 @@ pub const MAX_SVG_BYTES: u64 = 8 << 20;
 /// A parsed SVG and Mapnik's idea of its extent.
 pub(crate) struct VectorImage {
     tree: Tree,
-    /// The bounding box of the drawn geometry (strokes excluded), in the
-    /// SVG's pixels: what Mapnik centres markers on and scales
-    /// `width`/`height` against.
+    /// Mapnik's bounding box of the geometry (strokes excluded, Bézier
+    /// control points and unpainted paths included; [`mapnik_bbox`]), in
+    /// the SVG's pixels: what Mapnik centres markers on, scales
+    /// `width`/`height` against and cuts pattern tiles to.
     pub(crate) bbox: [f64; 4],
     /// The extent with strokes, for sizing rasters.
     pub(crate) ink: [f64; 4],
@@ -94,11 +95,48 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<VectorImage, ImageError> {
             f64::from(r.bottom()),
         ]
     };
+    let mut bbox = None;
+    mapnik_bbox(root, &mut bbox);
     Ok(VectorImage {
-        bbox: rect(b),
+        bbox: bbox.unwrap_or_else(|| rect(b)),
         ink: rect(s),
         tree,
     })
+}
+
+/// Mapnik's bounding box of an SVG (`svg_converter::bounding_rect`, kept
+/// by the marker cache): AGG's `bounding_rect` over every path's vertices
+/// under the path's transform. The paths are not flattened there, so
+/// Bézier control points count as vertices, and paths that paint nothing
+/// count too (osm-carto's `mapnik_workaround` rectangles exist for that).
+/// A curve whose control points lie outside it (the head of osm-carto's
+/// place_of_worship icon) makes the box wider than the drawing; markers
+/// are centred on and scaled against this box, so the tight box would
+/// move and resize them. tiny-skia's `Path::bounds` is the same
+/// control-point box (usvg's own bounding boxes are tight).
+fn mapnik_bbox(group: &usvg::Group, acc: &mut Option<[f64; 4]>) {
+    for node in group.children() {
+        match node {
+            Node::Group(g) => mapnik_bbox(g, acc),
+            Node::Path(p) => {
+                let Some(placed) = p.data().clone().transform(p.abs_transform()) else {
+                    continue;
+                };
+                let r = placed.bounds();
+                let (x0, y0, x1, y1) = (
+                    f64::from(r.left()),
+                    f64::from(r.top()),
+                    f64::from(r.right()),
+                    f64::from(r.bottom()),
+                );
+                *acc = Some(match *acc {
+                    None => [x0, y0, x1, y1],
+                    Some([a, b, c, d]) => [a.min(x0), b.min(y0), c.max(x1), d.max(y1)],
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 fn has_paths(group: &usvg::Group) -> bool {

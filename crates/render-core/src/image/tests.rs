@@ -28,6 +28,30 @@ fn svg_bbox_is_the_geometry_and_ink_includes_strokes() {
 }
 
 #[test]
+fn svg_bbox_counts_control_points_and_unpainted_paths_as_mapnik_does() {
+    // A curve from (2,8) to (8,8) whose control points rise to y = 0: its
+    // top is at y = 2 (0.75 of the way up), but Mapnik's box (AGG's
+    // bounding_rect over the unflattened path) reaches the control points.
+    let hump = r##"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">
+<path d="M2,8 C2,0 8,0 8,8 z" fill="#000"/>
+</svg>"##;
+    assert_eq!(
+        svg::parse(hump.as_bytes()).unwrap().bbox,
+        [2.0, 0.0, 8.0, 8.0]
+    );
+    // An unpainted rectangle widens the box (osm-carto's `mapnik_workaround`),
+    // and a path's transform applies to its vertices.
+    let workaround = r##"<svg xmlns="http://www.w3.org/2000/svg" width="16" height="8">
+<rect width="16" height="8" fill="none"/>
+<path d="M0,3 h2 v1 h-2 z" fill="#000" transform="translate(20,1)"/>
+</svg>"##;
+    assert_eq!(
+        svg::parse(workaround.as_bytes()).unwrap().bbox,
+        [0.0, 0.0, 22.0, 8.0]
+    );
+}
+
+#[test]
 fn fill_override_replaces_fills_but_keeps_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "sq.svg", RED_SQUARE.as_bytes());
