@@ -86,21 +86,68 @@ impl LinePath {
     }
 }
 
-/// Mapnik's `tolerance_iterator`: 0, then +δ, -δ, +2δ, -2δ, ... while within
-/// the tolerance (the spacing's half when none is given), δ = max(1, t/100).
+/// Mapnik's `tolerance_iterator` (tolerance_iterator.hpp), value for
+/// value: the offsets along a line at which a label or a line marker is
+/// tried around its spot. 0 first, then each distance `v` backwards and
+/// then forwards (`-v`, `+v`): `v = 1`, then `v = 1.3^k · k / (4t) + k` for
+/// k = 1, 2, ... (steps of about a pixel that grow), stopping at the first
+/// `v` over the tolerance `t` (the spacing's half when it is 0), and after
+/// 255 values. `±1` is tried even when `t < 1`, as Mapnik tries it.
 pub fn tolerance_offsets(tolerance: f64, spacing: f64) -> impl Iterator<Item = f64> {
     let tolerance = if tolerance > 0.0 {
         tolerance
     } else {
         spacing / 2.0
     };
-    let delta = (tolerance / 100.0).max(1.0);
-    std::iter::once(0.0).chain(
-        (1..)
-            .map(move |k| f64::from(k) * delta)
-            .take_while(move |v| *v <= tolerance)
-            .flat_map(|v| [v, -v]),
-    )
+    ToleranceIterator {
+        tolerance,
+        linear_position: 1.0,
+        value: 0.0,
+        initialized: false,
+        tried: 0,
+    }
+}
+
+/// The state of Mapnik's `tolerance_iterator`, with its field names.
+struct ToleranceIterator {
+    tolerance: f64,
+    linear_position: f64,
+    value: f64,
+    initialized: bool,
+    tried: u32,
+}
+
+impl Iterator for ToleranceIterator {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        // Mapnik's next(), then its get() (the value negated).
+        self.tried += 1;
+        if self.tried > 255 {
+            return None;
+        }
+        if !self.initialized {
+            self.initialized = true;
+            return Some(-self.value);
+        }
+        if self.value == 0.0 {
+            self.value = self.linear_position;
+            return Some(-self.value);
+        }
+        self.value = -self.value;
+        if self.value > 0.0 {
+            self.value = 1.3f64.powf(self.linear_position) * self.linear_position
+                / (4.0 * self.tolerance)
+                + self.linear_position;
+            self.linear_position += 1.0;
+        }
+        if self.value > self.tolerance {
+            // Mapnik stops for good here; a further next() would go on.
+            self.tried = u32::MAX;
+            return None;
+        }
+        Some(-self.value)
+    }
 }
 
 /// Mapnik's `get_spacing`: the distance between labels on a path of
@@ -137,9 +184,21 @@ mod tests {
 
     #[test]
     fn tolerance_alternates_around_the_spot_and_spacing_divides_the_path() {
+        // Mapnik's sequence: backwards first; after ±1 the distances are
+        // 1.3^k k / 4t + k (k = 1, 2, ...) while within the tolerance.
         let offsets: Vec<f64> = tolerance_offsets(3.0, 100.0).collect();
-        assert_eq!(offsets, vec![0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0]);
+        let v1 = 1.3 / 12.0 + 1.0;
+        let v2 = 1.3f64.powi(2) * 2.0 / 12.0 + 2.0;
+        assert_eq!(offsets, vec![0.0, -1.0, 1.0, -v1, v1, -v2, v2]);
+        // No tolerance: half the spacing (2 here); 1.3^3 * 3 / 8 + 3 > 2.
         assert_eq!(tolerance_offsets(0.0, 4.0).count(), 5);
+        // Under a pixel: ±1 all the same, as Mapnik.
+        assert_eq!(
+            tolerance_offsets(0.5, 0.0).collect::<Vec<_>>(),
+            vec![0.0, -1.0, 1.0]
+        );
+        // At most 255 values.
+        assert_eq!(tolerance_offsets(1e9, 0.0).count(), 255);
         assert_eq!(label_spacing(1000.0, 100.0, 0.0), 1000.0);
         assert_eq!(label_spacing(1000.0, 100.0, 150.0), 250.0);
         assert_eq!(label_spacing(100.0, 100.0, 150.0), 100.0);
