@@ -11,9 +11,12 @@
 //!   under it (no filtering), times `opacity`.
 //! - `line-pattern="warp"` (the classic form) lays the tile along each
 //!   line: its width runs along the line and repeats, continuing round
-//!   corners; its height lies across the line, centred on it. Each
-//!   segment is a quad cut at the bisectors of its corners (AGG's
-//!   accurate miter joins), sampled bilinearly. Polygon rings get it too.
+//!   corners; its height lies across the line, centred on it, its first
+//!   row on the line's left. Each segment is a quad cut at the bisectors
+//!   of its corners (AGG's accurate miter joins) reaching half a pixel
+//!   past the image's edges, filled without antialiasing and sampled
+//!   bilinearly from the image between transparent rows, at AGG's pixel
+//!   centres (AGG's `renderer_outline_image`). Polygon rings get it too.
 //! - `line-pattern="repeat"` strokes the line (`stroke-width`, caps, joins,
 //!   dashes) and fills the stroke with the repeated tile, aligned as a
 //!   polygon pattern.
@@ -167,14 +170,53 @@ pub(crate) fn stroke_lines(
     }
 }
 
-/// Lays `tile` along a polyline (see the module doc).
+/// The tile upside down between one transparent row above and one below.
+/// The transparent rows: AGG's `line_image_pattern` surrounds the image
+/// with transparent rows across the line (its `dilation`) and repeats it
+/// only along the line, so the bilinear filter fades the band's edges into
+/// nothing instead of wrapping round to the image's opposite edge (a
+/// repeating shader would put a ghost of the far row beside the line).
+/// Upside down: drawn through a mirroring transform, the shader's matrix
+/// is never a plain translation, which tiny-skia would sample nearest
+/// instead of bilinearly (an eastward horizontal line would lose its soft
+/// edges).
+fn padded_flipped(tile: &Pixmap) -> Option<Pixmap> {
+    let (w, h) = (tile.width() as usize, tile.height() as usize);
+    let row = w * 4;
+    let mut data = vec![0u8; row * (h + 2)];
+    for (k, src) in tile.data().chunks_exact(row).enumerate() {
+        // Row k of the tile is row h - k of the result (rows 1..=h).
+        let at = (h - k) * row;
+        data[at..at + row].copy_from_slice(src);
+    }
+    Pixmap::from_vec(
+        data,
+        tiny_skia::IntSize::from_wh(tile.width(), tile.height() + 2)?,
+    )
+}
+
+/// Lays `tile` along a polyline as AGG's `renderer_outline_image` does
+/// (Mapnik's warp form, see the module doc): every pixel whose centre lies
+/// within half the image's height plus half a pixel of a segment, between
+/// the bisectors of its corners, takes the image sampled bilinearly (no
+/// coverage antialiasing: the transparent rows round the image soften the
+/// edges). The image's x is the distance along the line of the pixel's
+/// centre (AGG's `dist_pict`) at the image's pixel centres, so half a
+/// pixel later than area sampling; its y is the distance to the right of
+/// the line plus half the height.
 fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
     if line.len() < 2 {
         return;
     }
+    let Some(padded) = padded_flipped(tile) else {
+        return;
+    };
     let half = f64::from(tile.height()) / 2.0;
+    // AGG's line_width(): half the height, rounded to 1/256 px, plus half
+    // a pixel.
+    let reach = (half * 256.0).round() / 256.0 + 0.5;
     let (w, h) = (canvas.pixmap.width(), canvas.pixmap.height());
-    let margin = half * 4.0 + 2.0;
+    let margin = reach * 4.0 + 2.0;
     let outside = |p: Point, q: Point| {
         (p[0].max(q[0]) < -margin)
             || (p[1].max(q[1]) < -margin)
@@ -189,17 +231,18 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
     // The normal to the left of travel (y down), and the corner cut at a
     // vertex between segments with directions `u` and `v`: along the
     // bisector, long enough to reach the edges of both quads (bounded, as
-    // AGG bounds a near-reversal).
+    // AGG bounds a near-reversal). Neighbouring quads share the cut
+    // exactly, so without antialiasing each pixel is drawn once.
     let normal = |u: [f64; 2]| [u[1], -u[0]];
     let cut = |u: [f64; 2], v: [f64; 2]| {
         let (n1, n2) = (normal(u), normal(v));
         let m = [n1[0] + n2[0], n1[1] + n2[1]];
         let len = m[0].hypot(m[1]);
         if len < 1e-9 {
-            return [n1[0] * half, n1[1] * half];
+            return [n1[0] * reach, n1[1] * reach];
         }
         let m = [m[0] / len, m[1] / len];
-        let k = (half / (m[0] * n1[0] + m[1] * n1[1])).min(half * 4.0);
+        let k = (reach / (m[0] * n1[0] + m[1] * n1[1])).min(reach * 4.0);
         [m[0] * k, m[1] * k]
     };
     let mut along = 0.0;
@@ -210,35 +253,20 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
         if !outside(p, q) {
             let n = normal(u);
             let start = if i == 0 {
-                [n[0] * half, n[1] * half]
+                [n[0] * reach, n[1] * reach]
             } else {
                 cut(dir(line[i - 1], p), u)
             };
             let end = if i + 2 == line.len() {
-                [n[0] * half, n[1] * half]
+                [n[0] * reach, n[1] * reach]
             } else {
                 cut(u, dir(q, line[i + 2]))
             };
-            // Half a pixel more at inner corners, so neighbouring quads
-            // overlap instead of leaving an antialiased seam.
-            let grow = |v: [f64; 2], s: f64| [v[0] + s * u[0] * 0.5, v[1] + s * u[1] * 0.5];
             let quad = [
-                grow(
-                    [p[0] + start[0], p[1] + start[1]],
-                    if i == 0 { 0.0 } else { -1.0 },
-                ),
-                grow(
-                    [q[0] + end[0], q[1] + end[1]],
-                    if i + 2 == line.len() { 0.0 } else { 1.0 },
-                ),
-                grow(
-                    [q[0] - end[0], q[1] - end[1]],
-                    if i + 2 == line.len() { 0.0 } else { 1.0 },
-                ),
-                grow(
-                    [p[0] - start[0], p[1] - start[1]],
-                    if i == 0 { 0.0 } else { -1.0 },
-                ),
+                [p[0] + start[0], p[1] + start[1]],
+                [q[0] + end[0], q[1] + end[1]],
+                [q[0] - end[0], q[1] - end[1]],
+                [p[0] - start[0], p[1] - start[1]],
             ];
             let mut pb = PathBuilder::new();
             pb.move_to(quad[0][0] as f32, quad[0][1] as f32);
@@ -247,29 +275,33 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
             }
             pb.close();
             if let Some(path) = pb.finish() {
-                // Tile x runs along the segment from `along`, tile y
-                // across it from the left edge.
+                // Image x runs along the segment from `along` (half a
+                // pixel on, see above); the image's y runs across it from
+                // the left edge of the image (`half` left of the line), so
+                // the upside-down padded tile's y runs from its bottom
+                // edge, `half + 1` right of the line, towards the left.
+                let back = along + 0.5;
                 let origin = [
-                    p[0] - u[0] * along + n[0] * half,
-                    p[1] - u[1] * along + n[1] * half,
+                    p[0] - u[0] * back - n[0] * (half + 1.0),
+                    p[1] - u[1] * back - n[1] * (half + 1.0),
                 ];
                 let shader_transform = Transform::from_row(
                     u[0] as f32,
                     u[1] as f32,
-                    -n[0] as f32,
-                    -n[1] as f32,
+                    n[0] as f32,
+                    n[1] as f32,
                     origin[0] as f32,
                     origin[1] as f32,
                 );
                 let mut paint = Paint::default();
                 paint.shader = tiny_skia::Pattern::new(
-                    tile.as_ref(),
+                    padded.as_ref(),
                     SpreadMode::Repeat,
                     FilterQuality::Bilinear,
                     opacity.clamp(0.0, 1.0) as f32,
                     shader_transform,
                 );
-                paint.anti_alias = true;
+                paint.anti_alias = false;
                 canvas.pixmap.fill_path(
                     &path,
                     &paint,
