@@ -65,16 +65,17 @@ fn reference(
 }
 
 fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64) -> Paint<'_> {
-    let mut paint = Paint::default();
-    paint.shader = tiny_skia::Pattern::new(
-        tile.as_ref(),
-        SpreadMode::Repeat,
-        FilterQuality::Nearest,
-        opacity.clamp(0.0, 1.0) as f32,
-        Transform::from_translate(-shift.0, -shift.1),
-    );
-    paint.anti_alias = true;
-    paint
+    Paint {
+        shader: tiny_skia::Pattern::new(
+            tile.as_ref(),
+            SpreadMode::Repeat,
+            FilterQuality::Nearest,
+            opacity.clamp(0.0, 1.0) as f32,
+            Transform::from_translate(-shift.0, -shift.1),
+        ),
+        anti_alias: true,
+        ..Paint::default()
+    }
 }
 
 /// Fills a feature's polygons with a `PolygonPatternSymbolizer`.
@@ -261,15 +262,17 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
                     origin[0] as f32,
                     origin[1] as f32,
                 );
-                let mut paint = Paint::default();
-                paint.shader = tiny_skia::Pattern::new(
-                    tile.as_ref(),
-                    SpreadMode::Repeat,
-                    FilterQuality::Bilinear,
-                    opacity.clamp(0.0, 1.0) as f32,
-                    shader_transform,
-                );
-                paint.anti_alias = true;
+                let paint = Paint {
+                    shader: tiny_skia::Pattern::new(
+                        tile.as_ref(),
+                        SpreadMode::Repeat,
+                        FilterQuality::Bilinear,
+                        opacity.clamp(0.0, 1.0) as f32,
+                        shader_transform,
+                    ),
+                    anti_alias: true,
+                    ..Paint::default()
+                };
                 canvas.pixmap.fill_path(
                     &path,
                     &paint,

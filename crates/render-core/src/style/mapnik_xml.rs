@@ -1623,6 +1623,29 @@ fn conninfo_value(v: &str) -> String {
     out
 }
 
+/// How a marker image is scaled by `width`/`height` (Mapnik's
+/// `setup_transform_scaling`): both given scale each axis; one alone
+/// scales both, keeping proportions.
+pub(crate) fn marker_scale(
+    width: Option<f64>,
+    height: Option<f64>,
+    image: ImageInfo,
+) -> (f64, f64) {
+    let ratio = |want: f64, have: f64| if have > 0.0 { want / have } else { 1.0 };
+    match (width.filter(|w| *w > 0.0), height.filter(|h| *h > 0.0)) {
+        (Some(w), Some(h)) => (ratio(w, image.width), ratio(h, image.height)),
+        (Some(w), None) => {
+            let s = ratio(w, image.width);
+            (s, s)
+        }
+        (None, Some(h)) => {
+            let s = ratio(h, image.height);
+            (s, s)
+        }
+        (None, None) => (1.0, 1.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1644,28 +1667,5 @@ mod tests {
             assert_eq!(parse_bool(f), Some(false));
         }
         assert_eq!(parse_bool("maybe"), None);
-    }
-}
-
-/// How a marker image is scaled by `width`/`height` (Mapnik's
-/// `setup_transform_scaling`): both given scale each axis; one alone
-/// scales both, keeping proportions.
-pub(crate) fn marker_scale(
-    width: Option<f64>,
-    height: Option<f64>,
-    image: ImageInfo,
-) -> (f64, f64) {
-    let ratio = |want: f64, have: f64| if have > 0.0 { want / have } else { 1.0 };
-    match (width.filter(|w| *w > 0.0), height.filter(|h| *h > 0.0)) {
-        (Some(w), Some(h)) => (ratio(w, image.width), ratio(h, image.height)),
-        (Some(w), None) => {
-            let s = ratio(w, image.width);
-            (s, s)
-        }
-        (None, Some(h)) => {
-            let s = ratio(h, image.height);
-            (s, s)
-        }
-        (None, None) => (1.0, 1.0),
     }
 }
