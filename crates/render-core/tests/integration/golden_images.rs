@@ -359,3 +359,29 @@ fn an_svg_usvg_cannot_read_names_the_file_and_the_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn an_svg_shield_draws_its_image_under_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "shield.svg",
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="30" height="16"><rect x="0.5" y="0.5" width="29" height="15" rx="3" fill="#2a6f2a" stroke="#ffffff"/></svg>"##,
+    );
+    let px = Px::new(base_tile());
+    let features = [feat("E75", 0, px.point(128.2, 128.2))];
+    let styles = r##"<Style name="s"><Rule>
+<ShieldSymbolizer file="shield.svg" face-name="DejaVu Sans Book" size="9" fill="#ffffff">[kind]</ShieldSymbolizer>
+</Rule></Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    check("svg_shield", &image);
+    let green = image
+        .rgba
+        .chunks_exact(4)
+        .filter(|p| *p == [0x2a, 0x6f, 0x2a, 255])
+        .count();
+    // 28×14 px of green inside the outline, less the white text.
+    assert!((200..=392).contains(&green), "{green} green pixels");
+    check("svg_shield", &image);
+}

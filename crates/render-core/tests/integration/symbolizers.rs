@@ -2,9 +2,10 @@ use std::path::PathBuf;
 
 use render_core::{
     Affine, Color, FontSet, HorizontalAlignment, JustifyAlignment, LineCap, LineJoin,
-    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
-    PlacementPosition, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer, TextExpr,
-    TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright, VerticalAlignment,
+    LinePatternKind, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer,
+    PaintOverride, PatternAlignment, PlacementPosition, PointPlacement, PointSymbolizer,
+    PolygonPatternSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
+    TextExpr, TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright, VerticalAlignment,
 };
 
 use crate::{load, one_rule};
@@ -460,4 +461,90 @@ fn text_attributes_not_drawn_yet_are_errors_naming_them() {
         );
         assert!(err.contains(":4:"), "names the line: {err}");
     }
+}
+
+/// A style in a temp dir with one tiny PNG and SVG, for the image
+/// symbolizers (their files are read when the style loads).
+fn with_images(body: &str) -> (tempfile::TempDir, Symbolizer) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("i.svg"),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6"><rect width="8" height="6"/></svg>"#,
+    )
+    .unwrap();
+    let xml = one_rule(body);
+    let map = render_core::Map::from_str(&xml, dir.path()).unwrap().map;
+    let s = map.styles["s"].rules[0].symbolizers[0].clone();
+    (dir, s)
+}
+
+#[test]
+fn point_symbolizer_attributes() {
+    let (dir, s) = with_images(
+        r#"<PointSymbolizer file="i.svg" opacity="0.5" allow-overlap="true" ignore-placement="true"
+            placement="interior" transform="scale(2)"/>"#,
+    );
+    assert_eq!(
+        s,
+        Symbolizer::Point(PointSymbolizer {
+            file: Some(dir.path().join("i.svg")),
+            opacity: 0.5,
+            allow_overlap: true,
+            ignore_placement: true,
+            placement: PointPlacement::Interior,
+            transform: Affine([2.0, 0.0, 0.0, 2.0, 0.0, 0.0]),
+        })
+    );
+    let Symbolizer::Point(p) = only("<PointSymbolizer/>") else {
+        panic!()
+    };
+    assert_eq!(p, PointSymbolizer::default());
+}
+
+#[test]
+fn pattern_symbolizer_attributes() {
+    let (dir, s) =
+        with_images(r#"<PolygonPatternSymbolizer file="i.svg" alignment="local" opacity="0.4"/>"#);
+    assert_eq!(
+        s,
+        Symbolizer::PolygonPattern(PolygonPatternSymbolizer {
+            file: dir.path().join("i.svg"),
+            alignment: PatternAlignment::Local,
+            opacity: 0.4,
+            gamma: 1.0,
+            transform: Affine::IDENTITY,
+        })
+    );
+    let (dir, s) = with_images(
+        r#"<LinePatternSymbolizer file="i.svg" line-pattern="repeat" stroke-width="6"
+            stroke-linecap="round" stroke-linejoin="round" alignment="global" offset="2"/>"#,
+    );
+    let Symbolizer::LinePattern(l) = s else {
+        panic!("{s:?}")
+    };
+    assert_eq!(l.file, dir.path().join("i.svg"));
+    assert_eq!(l.kind, LinePatternKind::Repeat);
+    assert_eq!(
+        (
+            l.stroke.stroke_width,
+            l.stroke.stroke_linecap,
+            l.stroke.stroke_linejoin
+        ),
+        (6.0, LineCap::Round, LineJoin::Round)
+    );
+    assert_eq!((l.offset, l.alignment), (2.0, PatternAlignment::Global));
+    let (_dir, s) = with_images(r#"<LinePatternSymbolizer file="i.svg"/>"#);
+    let Symbolizer::LinePattern(l) = s else {
+        panic!()
+    };
+    assert_eq!(l.kind, LinePatternKind::Warp);
+}
+
+#[test]
+fn marker_files_resolve_against_the_style_folder() {
+    let (dir, s) = with_images(r##"<MarkersSymbolizer file="i.svg" width="16" fill="#00ff00"/>"##);
+    let Symbolizer::Markers(m) = s else { panic!() };
+    assert_eq!(m.file, Some(dir.path().join("i.svg")));
+    assert_eq!(m.paint.fill, Some(Color::rgb(0, 255, 0)));
+    assert_eq!((m.width, m.height), (Some(16.0), None));
 }
