@@ -17,6 +17,10 @@ mod symbolizers;
 // opacity, png8/png32, HiDPI, and the benchmark style over a shipped
 // extract. `BLESS=1` rewrites the references (never when `CI` is set).
 mod golden;
+// More goldens, each also checked in numbers: polygon gamma 0.3 against
+// 1 (the seam between adjacent polygons), line offsets around corners, and
+// comp-op on a symbolizer and on a style.
+mod golden_compositing;
 // The text engine alone: a Latin and a Japanese line with halos, drawn
 // through render_core::text::draw_line and compared with goldens.
 mod text;
