@@ -145,6 +145,16 @@ fn picture_changing_things_are_errors_naming_line_and_element() {
         ),
         ("<PolygonSymbolizer gamma=\"dark\"/>", 4, "`gamma` must be a number"),
         (
+            "<TextSymbolizer face-name=\"DejaVu Sans Book\" halo-comp-op=\"contrast\">[name]</TextSymbolizer>",
+            4,
+            "<TextSymbolizer>: `halo-comp-op`: `contrast` is not supported",
+        ),
+        (
+            "<ShieldSymbolizer file=\"a.png\" face-name=\"DejaVu Sans Book\" comp-op=\"value\">[ref]</ShieldSymbolizer>",
+            4,
+            "<ShieldSymbolizer>: `comp-op`: `value` is not supported",
+        ),
+        (
             "<PolygonSymbolizer geometry-transform=\"translate(1,1)\"/>",
             4,
             "geometry-transform",

@@ -311,7 +311,7 @@ fn every_text_attribute_is_read() {
             repeat-distance="250" margin="3" minimum-padding="2" minimum-path-length="40"
             max-char-angle-delta="20" upright="left-only" label-position-tolerance="10"
             allow-overlap="true" avoid-edges="true" largest-bbox-only="false" clip="true"
-            rotate-displacement="true"
+            rotate-displacement="true" comp-op="multiply" halo-comp-op="screen"
             >[name] + '\n' + [ele]</TextSymbolizer>"##,
     );
     let expect = TextSymbolizer {
@@ -324,6 +324,8 @@ fn every_text_attribute_is_read() {
         halo_radius: 1.5,
         halo_opacity: 0.8,
         opacity: 0.9,
+        comp_op: CompOp::Multiply,
+        halo_comp_op: CompOp::Screen,
         placement: TextPlacement::Line,
         placements: vec![PlacementPosition::Exact],
         placement_sizes: vec![],
