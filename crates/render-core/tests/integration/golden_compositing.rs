@@ -1,6 +1,8 @@
 //! Golden images of coverage gamma, line offsets and compositing
 //! (`comp-op`), compared exactly like the other goldens (`golden.rs`:
-//! `BLESS=1` rewrites the references), each also checked in numbers.
+//! `BLESS=1` rewrites the references), each also checked in numbers; and
+//! checks in numbers alone of `stroke-gamma` and of a style's `comp-op`
+//! with an opacity.
 // Test helpers too: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
@@ -191,4 +193,63 @@ fn two_comp_ops() {
     // Outside the holes nothing was erased.
     assert_eq!(pixel(&image, 220, 230), BACKGROUND);
     check("two_comp_ops", &image);
+}
+
+#[test]
+fn stroke_gamma_makes_partly_covered_pixels_more_solid() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    // 1 px lines centred on a pixel boundary: each covers half of two rows.
+    let features = [
+        feat("g1", 0, px.line(&[(20.0, 40.0), (236.0, 40.0)])),
+        feat("g03", 0, px.line(&[(20.0, 80.0), (236.0, 80.0)])),
+    ];
+    let styles = r##"<Style name="s">
+<Rule><Filter>[kind] = 'g1'</Filter><LineSymbolizer stroke="#000000"/></Rule>
+<Rule><Filter>[kind] = 'g03'</Filter><LineSymbolizer stroke="#000000" stroke-gamma="0.3"/></Rule>
+</Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // Gamma 1: half of the background shows (0xf4 / 2 = 122). Gamma 0.3:
+    // 0.5^0.3 = 81% black, 19% of the background (46).
+    let g1 = pixel(&image, 128, 39)[0];
+    let g03 = pixel(&image, 128, 79)[0];
+    assert!((112..=132).contains(&g1), "gamma 1: {g1}");
+    assert!((36..=56).contains(&g03), "gamma 0.3: {g03}");
+    // The other half row alike (within rounding).
+    for y in [40, 80] {
+        let d = max_channel_difference(pixel(&image, 128, y), pixel(&image, 128, y - 1));
+        assert!(d <= 1, "rows {} and {y} differ by {d}", y - 1);
+    }
+}
+
+#[test]
+fn style_dst_in_at_half_opacity_keeps_half_of_what_it_does_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat(
+        "keep",
+        0,
+        px.polygon(&[&rect(64.0, 64.0, 192.0, 192.0)]),
+    )];
+    // dst-in keeps the map where the style draws and erases it elsewhere;
+    // at opacity 0.5 AGG moves each pixel halfway (cover 127) to that.
+    let styles = r##"<Style name="s" comp-op="dst-in" opacity="0.5">
+<Rule><PolygonSymbolizer fill="#000000"/></Rule>
+</Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // Inside: untouched background.
+    assert_eq!(pixel(&image, 128, 128), BACKGROUND);
+    // Outside: the background at 1 - 127/255 alpha, not erased (which is
+    // what scaling the source by the opacity would give).
+    let outside = pixel(&image, 20, 20);
+    assert_eq!(outside[3], 128, "{outside:?}");
+    assert!(
+        max_channel_difference(
+            [outside[0], outside[1], outside[2], 0],
+            [0xf4, 0xf1, 0xea, 0]
+        ) <= 1,
+        "{outside:?}"
+    );
 }
