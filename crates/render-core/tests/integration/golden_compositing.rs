@@ -1,8 +1,8 @@
 //! Golden images of coverage gamma, line offsets and compositing
 //! (`comp-op`), compared exactly like the other goldens (`golden.rs`:
 //! `BLESS=1` rewrites the references), each also checked in numbers; and
-//! checks in numbers alone of `stroke-gamma` and of a style's `comp-op`
-//! with an opacity.
+//! checks in numbers alone of `stroke-gamma`, of a style's `comp-op` with
+//! an opacity, and of a marker's `comp-op`.
 // Test helpers too: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
@@ -252,4 +252,21 @@ fn style_dst_in_at_half_opacity_keeps_half_of_what_it_does_not_cover() {
         ) <= 1,
         "{outside:?}"
     );
+}
+
+#[test]
+fn marker_comp_op_dst_out_erases_the_map_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat("m", 0, px.point(100.5, 100.5))];
+    let map = scene(
+        dir.path(),
+        &features,
+        r#"<Style name="s"><Rule><MarkersSymbolizer width="20" comp-op="dst-out" allow-overlap="true"/></Rule></Style>"#,
+        &["s"],
+    );
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // The opaque marker erases the background under it, to transparent.
+    assert_eq!(pixel(&image, 100, 100)[3], 0);
+    assert_eq!(pixel(&image, 130, 100), BACKGROUND);
 }
