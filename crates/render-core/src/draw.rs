@@ -1,15 +1,14 @@
 //! Drawing one metatile with tiny-skia: antialiased fills, strokes and
 //! markers, in pixel space of the buffered metatile image.
 //!
-//! Two details follow Mapnik (AGG) rather than Skia, because users compare
-//! our tiles with Mapnik's:
+//! These details follow Mapnik (AGG) rather than Skia, because users
+//! compare our tiles with Mapnik's:
 //! - **Thin strokes.** Skia draws a stroke narrower than a pixel as a
 //!   faint one-pixel hairline. AGG draws the true thin outline. We always
 //!   turn the stroke into its outline and fill that, so a 0.8 px border
 //!   covers 0.8 px.
 //! - **Miter joins.** Mapnik's `miter` clips a miter that is longer than the
 //!   limit; Skia's bevels it. We use tiny-skia's `MiterClip`.
-//!
 //! - **Gamma.** A fill's or stroke's `gamma` other than 1 adjusts each
 //!   edge pixel's coverage as AGG's rasteriser does ([`coverage`]); gamma
 //!   1 is tiny-skia's own fill, unchanged.
