@@ -31,7 +31,7 @@ use crate::style::symbolizer::{
     Affine, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride, PointPlacement,
     PointSymbolizer,
 };
-use tiny_skia::{FillRule, Paint, PathBuilder, PixmapPaint, Stroke, Transform};
+use tiny_skia::{BlendMode, FillRule, Paint, PathBuilder, PixmapPaint, Stroke, Transform};
 
 /// A feature's drawn geometry in pixels of the metatile image.
 struct Parts {
@@ -151,6 +151,7 @@ struct Prepared<'a> {
     file: Option<&'a std::path::Path>,
     paint: PaintOverride,
     opacity: f64,
+    blend: BlendMode,
 }
 
 impl Prepared<'_> {
@@ -190,7 +191,9 @@ impl Prepared<'_> {
     fn draw(&self, canvas: &mut Canvas, anchor: &Anchor, ctx: &mut LabelContext<'_, '_>) {
         let mut t = self.transform_at(anchor);
         match &self.shape {
-            Shape::Ellipse { w, h, paint } => draw_ellipse(canvas, &t, *w, *h, paint, self.opacity),
+            Shape::Ellipse { w, h, paint } => {
+                draw_ellipse(canvas, &t, (*w, *h), paint, self.opacity, self.blend)
+            }
             Shape::Image(symbol) => {
                 // Mapnik's snapping of file markers (mapnik#1316).
                 t.0[4] = (t.0[4] + 0.5).floor();
@@ -203,7 +206,10 @@ impl Prepared<'_> {
                                 t.0[4] as i32 + sprite.offset.0,
                                 t.0[5] as i32 + sprite.offset.1,
                                 sprite.pixmap.as_ref(),
-                                &PixmapPaint::default(),
+                                &PixmapPaint {
+                                    blend_mode: self.blend,
+                                    ..PixmapPaint::default()
+                                },
                                 Transform::identity(),
                                 None,
                             );
@@ -216,7 +222,7 @@ impl Prepared<'_> {
                     sk_transform(&t),
                     &self.paint,
                     self.opacity as f32,
-                    tiny_skia::BlendMode::SourceOver,
+                    self.blend,
                 );
             }
         }
@@ -228,10 +234,10 @@ impl Prepared<'_> {
 fn draw_ellipse(
     canvas: &mut Canvas,
     t: &Affine,
-    w: f64,
-    h: f64,
+    (w, h): (f64, f64),
     paint: &PaintOverride,
     opacity: f64,
+    blend: BlendMode,
 ) {
     let Some(rect) =
         tiny_skia::Rect::from_xywh((-w / 2.0) as f32, (-h / 2.0) as f32, w as f32, h as f32)
@@ -252,6 +258,7 @@ fn draw_ellipse(
         let mut p = Paint::default();
         p.set_color_rgba8(c.r, c.g, c.b, a);
         p.anti_alias = true;
+        p.blend_mode = blend;
         p
     };
     canvas.pixmap.fill_path(
@@ -331,6 +338,7 @@ pub(crate) fn draw_markers(
                 file: None,
                 paint,
                 opacity: sym.opacity,
+                blend: sym.comp_op.blend_mode(),
             }
         }
         Some(file) => {
@@ -351,6 +359,7 @@ pub(crate) fn draw_markers(
                 file: Some(file.as_path()),
                 paint: sym.paint,
                 opacity: sym.opacity,
+                blend: sym.comp_op.blend_mode(),
             }
         }
     };
@@ -538,6 +547,7 @@ pub(crate) fn draw_point(
         file: sym.file.as_deref(),
         paint: PaintOverride::default(),
         opacity: sym.opacity,
+        blend: sym.comp_op.blend_mode(),
     };
     let anchor = Anchor {
         at,

@@ -24,6 +24,7 @@ use crate::draw::{offset_path, Canvas};
 use crate::labels::LabelContext;
 use crate::source::geometry::Point;
 use crate::source::vector::Found;
+use crate::style::composite::CompOp;
 use crate::style::symbolizer::{
     Affine, LinePatternKind, LinePatternSymbolizer, PatternAlignment, PolygonPatternSymbolizer,
 };
@@ -64,7 +65,7 @@ fn reference(
     }
 }
 
-fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64) -> Paint<'_> {
+fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64, op: CompOp) -> Paint<'_> {
     Paint {
         shader: tiny_skia::Pattern::new(
             tile.as_ref(),
@@ -74,6 +75,7 @@ fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64) -> Paint<'_> {
             Transform::from_translate(-shift.0, -shift.1),
         ),
         anti_alias: true,
+        blend_mode: op.blend_mode(),
         ..Paint::default()
     }
 }
@@ -99,8 +101,14 @@ pub(crate) fn fill_polygons(
         .and_then(|r| r.first())
         .map(|p| canvas.to_px(*p, feature.x_shift));
     let reference = reference(canvas, feature, sym.alignment, first);
-    let paint = pattern_paint(&tile, pattern_shift(reference, &tile), sym.opacity);
-    canvas.fill_polygons_with(&g.polygons, feature.x_shift, &paint);
+    let paint = pattern_paint(
+        &tile,
+        pattern_shift(reference, &tile),
+        sym.opacity,
+        sym.comp_op,
+    );
+    let gamma = (sym.gamma_method, sym.gamma);
+    canvas.fill_polygons_with(&g.polygons, feature.x_shift, &paint, sym.comp_op, gamma);
 }
 
 /// Draws a feature's lines (and polygon outlines) with a
@@ -132,7 +140,12 @@ pub(crate) fn stroke_lines(
                 .and_then(|l| l.first())
                 .map(|p| canvas.to_px(*p, feature.x_shift));
             let reference = reference(canvas, feature, sym.alignment, first);
-            let paint = pattern_paint(&tile, pattern_shift(reference, &tile), sym.opacity);
+            let paint = pattern_paint(
+                &tile,
+                pattern_shift(reference, &tile),
+                sym.opacity,
+                sym.comp_op,
+            );
             let rings: Vec<Vec<Point>> = g.polygons.iter().flatten().cloned().collect();
             for (lines, closed) in [(&g.lines, false), (&rings, true)] {
                 if lines.is_empty() {
@@ -162,14 +175,14 @@ pub(crate) fn stroke_lines(
                     px = offset_path(&px, sym.offset * sf, closed);
                 }
                 px.dedup();
-                warp(canvas, &px, &tile, sym.opacity);
+                warp(canvas, &px, &tile, sym.opacity, sym.comp_op);
             }
         }
     }
 }
 
 /// Lays `tile` along a polyline (see the module doc).
-fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
+fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64, op: CompOp) {
     if line.len() < 2 {
         return;
     }
@@ -271,6 +284,7 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
                         shader_transform,
                     ),
                     anti_alias: true,
+                    blend_mode: op.blend_mode(),
                     ..Paint::default()
                 };
                 canvas.pixmap.fill_path(

@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 use roxmltree::{Attribute, Document, Node, ParsingOptions};
 
 use super::color::Color;
+use super::composite::CompOp;
 use super::filter::{parse_with_notes, Expr};
 use super::symbolizer::{
-    parse_dasharray, Affine, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer,
-    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
-    PatternAlignment, PointPlacement, PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer,
-    RasterSymbolizer, ScalingMethod, Symbolizer,
+    parse_dasharray, Affine, GammaMethod, LineCap, LineJoin, LinePatternKind,
+    LinePatternSymbolizer, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer,
+    PaintOverride, PatternAlignment, PointPlacement, PointSymbolizer, PolygonPatternSymbolizer,
+    PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
 };
 use super::text::FontSet;
 use super::{
@@ -472,6 +473,7 @@ impl Loader<'_, '_> {
             name: String::new(),
             filter_mode: FilterMode::All,
             opacity: 1.0,
+            comp_op: CompOp::SrcOver,
             rules: Vec::new(),
             line: self.line_of(node),
         };
@@ -495,7 +497,7 @@ impl Loader<'_, '_> {
                     )?
                 }
                 "opacity" => style.opacity = self.attr_opacity(node, &a)?,
-                "comp-op" => self.comp_op(node, &a)?,
+                "comp-op" => style.comp_op = self.comp_op(node, &a)?,
                 "image-filters" | "direct-image-filters" => {
                     if a.value().trim().is_empty() {
                         let msg = format!("empty `{}` ignored", a.name());
@@ -532,20 +534,41 @@ impl Loader<'_, '_> {
         Ok(style)
     }
 
-    fn comp_op(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
-        if a.value().trim() == "src-over" {
-            self.warn_attr(node, a, "`comp-op=\"src-over\"` is the default; ignored");
-            Ok(())
-        } else {
-            Err(self.error_attr(
+    /// A compositing mode (`comp-op`, `halo-comp-op`): one of Mapnik's
+    /// modes that tessera draws, else an error naming it and listing them.
+    fn comp_op(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<CompOp> {
+        CompOp::parse(a.value()).map_err(|e| {
+            if a.value().contains('[') || a.value().contains('@') {
+                self.bad_value(node, a, "a compositing mode")
+            } else {
+                self.error_attr(node, a, format!("`{}`: {e}", a.name()))
+            }
+        })
+    }
+
+    /// `comp-op` where only the default is drawn.
+    fn src_over_only(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
+        match self.comp_op(node, a)? {
+            CompOp::SrcOver => Ok(()),
+            other => Err(self.error_attr(
                 node,
                 a,
                 format!(
-                    "`comp-op=\"{}\"` is not supported (only src-over)",
-                    a.value()
+                    "`{}=\"{other}\"` is not supported on <{}> (only src-over)",
+                    a.name(),
+                    name_of(node)
                 ),
-            ))
+            )),
         }
+    }
+
+    fn gamma_method(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<GammaMethod> {
+        self.attr_keyword(
+            node,
+            a,
+            GammaMethod::from_keyword,
+            "`power`, `linear`, `none`, `threshold`, `multiply`",
+        )
     }
 
     // --------------------------------------------------------------- Rule
@@ -722,10 +745,11 @@ impl Loader<'_, '_> {
     // -------------------------------------------------------- symbolizers
 
     /// Attributes every symbolizer accepts (Mapnik's `symbolizer_base`).
-    /// Returns false when `a` is not one of them.
+    /// Returns false when `a` is not one of them. Symbolizers that draw
+    /// `comp-op` read it before they get here.
     fn common_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<bool> {
         match a.name() {
-            "comp-op" => self.comp_op(node, a)?,
+            "comp-op" => self.src_over_only(node, a)?,
             "clip" => self.warn_attr(
                 node,
                 a,
@@ -769,15 +793,6 @@ impl Loader<'_, '_> {
         Ok(true)
     }
 
-    fn gamma(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
-        let g = self.attr_f64(node, a)?;
-        if g != 1.0 {
-            let msg = format!("`{}=\"{g}\"`: tessera draws with gamma 1", a.name());
-            self.warn_attr(node, a, msg);
-        }
-        Ok(g)
-    }
-
     fn no_children(&mut self, node: Node<'_, '_>) {
         self.stray_text(node);
         for child in node.children().filter(|c| c.is_element()) {
@@ -792,8 +807,9 @@ impl Loader<'_, '_> {
             match a.name() {
                 "fill" => s.fill = self.attr_color(node, &a)?,
                 "fill-opacity" => s.fill_opacity = self.attr_opacity(node, &a)?,
-                "gamma" => s.gamma = self.gamma(node, &a)?,
-                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                "gamma" => s.gamma = self.attr_f64(node, &a)?,
+                "gamma-method" => s.gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 _ => {
                     if !self.common_attr(node, &a)? {
                         self.unknown_attr(node, &a);
@@ -840,8 +856,9 @@ impl Loader<'_, '_> {
                 }
                 "stroke-dashoffset" => s.stroke_dashoffset = self.attr_f64(node, &a)?,
                 "offset" => s.offset = self.attr_f64(node, &a)?,
-                "stroke-gamma" => s.stroke_gamma = self.gamma(node, &a)?,
-                "stroke-gamma-method" => self.warn_attr(node, &a, "`stroke-gamma-method` ignored"),
+                "stroke-gamma" => s.stroke_gamma = self.attr_f64(node, &a)?,
+                "stroke-gamma-method" => s.stroke_gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "rasterizer" => match a.value().trim() {
                     "full" => {}
                     "fast" => self.warn_attr(
@@ -1006,6 +1023,7 @@ impl Loader<'_, '_> {
                 "offset" => s.offset = self.attr_f64(node, &a)?,
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "avoid-edges" => s.avoid_edges = self.attr_bool(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
                 "direction" => {
@@ -1062,6 +1080,7 @@ impl Loader<'_, '_> {
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "placement" => {
                     s.placement = self.attr_keyword(
                         node,
@@ -1115,13 +1134,15 @@ impl Loader<'_, '_> {
         let mut file = None;
         let (mut alignment, mut opacity, mut gamma, mut transform) =
             (PatternAlignment::Global, 1.0, 1.0, Affine::IDENTITY);
+        let (mut gamma_method, mut comp_op) = (GammaMethod::Power, CompOp::SrcOver);
         for a in node.attributes() {
             match a.name() {
                 "file" => file = Some(self.image_file(node, &a)?),
                 "alignment" => alignment = self.pattern_alignment(node, &a)?,
                 "opacity" => opacity = self.attr_opacity(node, &a)?,
-                "gamma" => gamma = self.gamma(node, &a)?,
-                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                "gamma" => gamma = self.attr_f64(node, &a)?,
+                "gamma-method" => gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => comp_op = self.comp_op(node, &a)?,
                 "transform" => transform = self.attr_transform(node, &a)?,
                 "base" => self.warn_attr(
                     node,
@@ -1145,7 +1166,9 @@ impl Loader<'_, '_> {
             alignment,
             opacity,
             gamma,
+            gamma_method,
             transform,
+            comp_op,
         })
     }
 
@@ -1159,6 +1182,7 @@ impl Loader<'_, '_> {
             transform: Affine::IDENTITY,
             stroke: LineSymbolizer::default(),
             alignment: PatternAlignment::Global,
+            comp_op: CompOp::SrcOver,
         };
         for a in node.attributes() {
             match a.name() {
@@ -1178,6 +1202,7 @@ impl Loader<'_, '_> {
                 "opacity" => s.opacity = self.attr_opacity(node, &a)?,
                 "offset" => s.offset = self.attr_f64(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "alignment" => s.alignment = self.pattern_alignment(node, &a)?,
                 "stroke-width" => s.stroke.stroke_width = self.attr_non_negative(node, &a)?,
                 "stroke-linecap" => {
@@ -1245,6 +1270,7 @@ impl Loader<'_, '_> {
                          `sinc`, `lanczos`, `blackman`",
                     )?
                 }
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "mode" => {
                     return Err(self.error_attr(node, &a, "`mode` (raster compositing) is not supported"))
                 }
@@ -1305,7 +1331,7 @@ impl Loader<'_, '_> {
                         ));
                     }
                 }
-                "comp-op" => self.comp_op(node, &a)?,
+                "comp-op" => self.src_over_only(node, &a)?,
                 "group-by" => {
                     return Err(self.error_attr(
                         node,

@@ -9,6 +9,7 @@
 //! - [`text`]: text labels, shields, fontsets and the text expression
 //!   language.
 //! - [`color`]: CSS colours.
+//! - [`composite`]: `comp-op`, Mapnik's compositing modes.
 //!
 //! # Scale denominators
 //! Rules and layers are chosen by scale denominator, computed in Mapnik's
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod color;
+pub mod composite;
 pub mod filter;
 pub mod mapnik_xml;
 pub mod symbolizer;
@@ -151,6 +153,11 @@ pub struct Style {
     /// `opacity` of the whole style, applied when its layer image is
     /// composited; default 1.
     pub opacity: f64,
+    /// `comp-op` of the whole style, default src-over: with any other mode
+    /// (or an opacity below 1) the style is drawn apart on a transparent
+    /// image, then composited with this mode and its opacity (Mapnik's
+    /// style-level compositing).
+    pub comp_op: composite::CompOp,
     /// The rules, in document order.
     pub rules: Vec<Rule>,
     /// Line of the `<Style>` element.

@@ -21,6 +21,10 @@ mod golden;
 // line), a PNG point icon, line patterns, a seamless polygon pattern; and
 // the load errors of bad image files.
 mod golden_images;
+// More goldens, each also checked in numbers: polygon gamma 0.3 against
+// 1 (the seam between adjacent polygons), line offsets around corners, and
+// comp-op on a symbolizer and on a style.
+mod golden_compositing;
 // The text engine alone: a Latin and a Japanese line with halos, drawn
 // through render_core::text::draw_line and compared with goldens.
 mod text;

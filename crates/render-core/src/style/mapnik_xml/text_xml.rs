@@ -377,7 +377,8 @@ impl Loader<'_, '_> {
                     ),
                     _ => return Err(self.bad_value(node, &a, "`full` or `fast`")),
                 },
-                "halo-comp-op" => self.comp_op(node, &a)?,
+                "halo-comp-op" => s.halo_comp_op = self.comp_op(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "halo-transform" => {
                     if a.value().trim().is_empty() {
                         self.warn_attr(node, &a, "empty `halo-transform` ignored");
