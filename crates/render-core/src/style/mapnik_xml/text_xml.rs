@@ -553,6 +553,7 @@ mod tests {
         let mut loader = Loader {
             doc: &doc,
             file: None,
+            source_map: None,
             base_dir: PathBuf::from("/styles"),
             explicit_base: true,
             relative_to_xml: true,
@@ -563,6 +564,7 @@ mod tests {
                 faces: vec!["A".into(), "B".into()],
             }],
             text_faces: Vec::new(),
+            layer_locations: Vec::new(),
         };
         let node = doc
             .descendants()
