@@ -152,7 +152,8 @@ pub struct Style {
     pub opacity: f64,
     /// The rules, in document order.
     pub rules: Vec<Rule>,
-    /// Line of the `<Style>` element.
+    /// Line of the `<Style>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -256,7 +257,8 @@ pub struct Rule {
     pub max_scale_denominator: f64,
     /// The symbolizers, drawn in this order for each matching feature.
     pub symbolizers: Vec<Symbolizer>,
-    /// Line of the `<Rule>` element.
+    /// Line of the `<Rule>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -300,7 +302,8 @@ pub struct Layer {
     pub styles: Vec<String>,
     /// `<Datasource>`; `None` for a layer without one (drawn as empty).
     pub datasource: Option<Datasource>,
-    /// Line of the `<Layer>` element.
+    /// Line of the `<Layer>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 

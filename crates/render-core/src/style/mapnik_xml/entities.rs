@@ -1745,30 +1745,22 @@ impl Expander {
     }
 
     /// A text file as character data: one CDATA section (split where the
-    /// file holds `]]>`).
+    /// file holds `]]>`, and then mapped as a whole to the file's start).
     fn include_text(&mut self, ft: TextId) {
         let s = self.text(ft);
-        self.emit_escape("<![CDATA[", At { text: ft, pos: 0 });
-        let mut run = 0;
-        while let Some(k) = find(&s, run, s.len(), "]]>") {
-            self.emit(ft, run, k + 2);
-            self.emit_escape(
-                "]]><![CDATA[",
-                At {
-                    text: ft,
-                    pos: k + 2,
-                },
-            );
-            run = k + 2;
-        }
-        self.emit(ft, run, s.len());
-        self.emit_escape(
-            "]]>",
-            At {
+        let start = At { text: ft, pos: 0 };
+        if s.contains("]]>") {
+            let split = s.replace("]]>", "]]]]><![CDATA[>");
+            self.emit_escape(&format!("<![CDATA[{split}]]>"), start);
+        } else {
+            self.emit_escape("<![CDATA[", start);
+            self.emit(ft, 0, s.len());
+            let end = At {
                 text: ft,
                 pos: s.len(),
-            },
-        );
+            };
+            self.emit_escape("]]>", end);
+        }
     }
 
     fn general_in_content(&mut self, t: TextId, pos: usize, name: &str) -> Result<()> {
@@ -1823,8 +1815,8 @@ impl Expander {
         Ok(())
     }
 
-    /// The replacement text `t` of entity `name` inside an attribute value:
-    /// quotes are data there, so they are escaped; `<` is not allowed.
+    /// The replacement text `t` of entity `name` inside an attribute value
+    /// (where `<` is not allowed).
     fn attr_text(&mut self, t: TextId, name: &str) -> Result<()> {
         let s = self.text(t);
         let b = s.as_bytes();
@@ -1835,7 +1827,7 @@ impl Expander {
             match b[i] {
                 b'&' => match reference(&s, i, to) {
                     Ref::Named(ne) => {
-                        self.emit(t, run, i);
+                        self.emit_attr_run(t, run, i);
                         self.general_in_attr(t, i, &s[i + 1..ne])?;
                         i = ne + 1;
                         run = i;
@@ -1852,18 +1844,27 @@ impl Expander {
                         ),
                     ))
                 }
-                q @ (b'"' | b'\'') => {
-                    self.emit(t, run, i);
-                    let esc = if q == b'"' { "&quot;" } else { "&apos;" };
-                    self.emit_escape(esc, At { text: t, pos: i });
-                    i += 1;
-                    run = i;
-                }
                 _ => i += 1,
             }
         }
-        self.emit(t, run, to);
+        self.emit_attr_run(t, run, to);
         Ok(())
+    }
+
+    /// Copies `t[from..to]` into an attribute value. Quotes are data there,
+    /// so they are escaped; such a run then maps as a whole to where it
+    /// starts (one map entry per run, however many quotes it holds).
+    fn emit_attr_run(&mut self, t: TextId, from: usize, to: usize) {
+        let s = self.text(t);
+        let Some(run) = s.get(from..to) else {
+            return;
+        };
+        if run.contains(['"', '\'']) {
+            let escaped = run.replace('"', "&quot;").replace('\'', "&apos;");
+            self.emit_escape(&escaped, At { text: t, pos: from });
+        } else {
+            self.emit(t, from, to);
+        }
     }
 
     /// Refuses an internal entity whose full expansion would go over the
@@ -1935,5 +1936,429 @@ impl Expander {
         self.estimating.remove(&id);
         self.estimates.insert(id, (bytes, refs));
         (bytes, refs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ex(xml: &str) -> Expanded {
+        expand(xml, None, Path::new("/styles")).unwrap().unwrap()
+    }
+
+    fn out(xml: &str) -> String {
+        ex(xml).text
+    }
+
+    fn err(xml: &str) -> String {
+        expand(xml, None, Path::new("/styles"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn expand_file(path: &Path) -> Result<Option<Expanded>> {
+        let xml = std::fs::read_to_string(path).unwrap();
+        expand(&xml, Some(path), path.parent().unwrap())
+    }
+
+    // -------------------------------------------------------- pieces
+
+    #[test]
+    fn the_prolog_finds_the_doctype_after_declaration_comments_and_pis() {
+        assert_eq!(
+            prolog("<Map/>"),
+            Prolog {
+                decl_end: 0,
+                doctype: None
+            }
+        );
+        let s = "<?xml version=\"1.0\"?>\n<!-- c -->\n<?pi x?>\n<!DOCTYPE Map []><Map/>";
+        assert_eq!(
+            prolog(s),
+            Prolog {
+                decl_end: 21,
+                doctype: Some(s.find("<!DOCTYPE").unwrap())
+            }
+        );
+        // A DOCTYPE after the root element is not the prolog's.
+        assert_eq!(prolog("<Map/><!DOCTYPE Map []>").doctype, None);
+        // `<?xml-stylesheet` is a PI, not the declaration.
+        assert_eq!(prolog("<?xml-stylesheet a?><Map/>").decl_end, 0);
+    }
+
+    #[test]
+    fn names_references_and_character_references() {
+        assert_eq!(name_end("layer-data; x", 0, 13), 10);
+        assert_eq!(name_end("1abc", 0, 4), 0);
+        assert_eq!(name_end("été;", 0, 6), 5);
+        let s = "&a; &lt; &#38; &#x26; &b &#xZZ; &;";
+        assert_eq!(reference(s, 0, s.len()), Ref::Named(2));
+        assert_eq!(reference(s, 4, s.len()), Ref::Other(8));
+        assert_eq!(reference(s, 9, s.len()), Ref::Other(14));
+        assert_eq!(reference(s, 15, s.len()), Ref::Other(21));
+        assert_eq!(reference(s, 22, s.len()), Ref::Malformed);
+        assert_eq!(reference(s, 25, s.len()), Ref::Malformed);
+        assert_eq!(reference(s, 32, s.len()), Ref::Malformed);
+        assert_eq!(char_ref("&#x1F600;", 0, 9), Some(('😀', 9)));
+        // Not an XML character.
+        assert_eq!(char_ref("&#1;", 0, 4), None);
+        assert_eq!(
+            decode_plain("a&amp;b&#x41;&quot;").as_deref(),
+            Some("a&bA\"")
+        );
+        assert_eq!(decode_plain("&name;"), None);
+    }
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        for url in [
+            "http://x/y.xml",
+            "https://x",
+            "file:///etc/passwd",
+            "file:a.xml",
+            "ftp://x",
+        ] {
+            assert!(is_url(url), "{url}");
+        }
+        for path in [
+            "inc/a.xml",
+            "/abs/a.xml",
+            "c:\\a.xml",
+            "a.xml",
+            "../a:b/c.xml",
+        ] {
+            assert!(!is_url(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn offsets_of_rows_and_columns() {
+        let s = "ab\ncdé\nf";
+        assert_eq!(offset_of(s, 1, 1), 0);
+        assert_eq!(offset_of(s, 2, 3), 5);
+        assert_eq!(offset_of(s, 3, 1), 8);
+        assert_eq!(offset_of(s, 9, 1), s.len());
+    }
+
+    // ------------------------------------------------------- expansion
+
+    #[test]
+    fn without_doctype_or_xinclude_nothing_is_expanded() {
+        assert!(expand("<Map>&lt;</Map>", None, Path::new("/"))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn internal_entities_in_content_and_attributes() {
+        let xml = "<?xml version=\"1.0\"?>\n<!DOCTYPE Map [<!ENTITY a \"x\">]>\n<Map k=\"&a;-&a;\">&a;&lt;</Map>";
+        assert_eq!(
+            out(xml),
+            "<?xml version=\"1.0\"?>\n\n<Map k=\"x-x\">x&lt;</Map>"
+        );
+        // Quotes from a value are data inside an attribute.
+        let xml = "<!DOCTYPE Map [<!ENTITY q 'say \"hi\" &apos;'>]><Map k=\"&q;\">&q;</Map>";
+        assert_eq!(
+            out(xml),
+            "<Map k=\"say &quot;hi&quot; &apos;\">say \"hi\" &apos;</Map>"
+        );
+    }
+
+    #[test]
+    fn entity_values_expand_parameter_and_character_references_when_declared() {
+        let xml = r#"<!DOCTYPE Map [
+<!ENTITY % p "pp">
+<!ENTITY g "a%p;b&#x43;">
+<!ENTITY amp2 "&#38;#38;">
+<!ENTITY markup "&#60;b/>">
+]><Map>&g;|&amp2;|&markup;</Map>"#;
+        assert_eq!(out(xml), "<Map>appbC|&#38;|<b/></Map>");
+    }
+
+    #[test]
+    fn general_references_in_values_expand_when_used() {
+        // `b` is declared after `a` uses it: fine, it is expanded at use.
+        let xml = "<!DOCTYPE Map [<!ENTITY a \"[&b;]\"><!ENTITY b \"B\">]><Map k=\"&a;\">&a;</Map>";
+        assert_eq!(out(xml), "<Map k=\"[B]\">[B]</Map>");
+    }
+
+    #[test]
+    fn the_first_declaration_wins() {
+        let e = ex("<!DOCTYPE Map [\n<!ENTITY a \"1\">\n<!ENTITY a \"2\">\n]><Map>&a;</Map>");
+        assert_eq!(e.text, "<Map>1</Map>");
+        assert_eq!(e.warnings.len(), 1);
+        assert_eq!(
+            e.warnings[0].to_string(),
+            "<string>:3:1: <!ENTITY>: entity `a` is declared again; the first declaration \
+             (<string>:2:1) is used, as XML says"
+        );
+    }
+
+    #[test]
+    fn comments_cdata_and_pis_are_copied_untouched() {
+        let xml = "<!DOCTYPE Map [<!-- <!ENTITY no \"x\"> --><?pi <!ENTITY ?>]>\
+                   <Map><!-- &x; --><![CDATA[&x; <a>]]><?p &x;?></Map>";
+        assert_eq!(
+            out(xml),
+            "<Map><!-- &x; --><![CDATA[&x; <a>]]><?p &x;?></Map>"
+        );
+    }
+
+    #[test]
+    fn element_attlist_and_notation_declarations_are_skipped_with_warnings() {
+        let e =
+            ex("<!DOCTYPE Map [\n<!ATTLIST Map srs CDATA \"a>b\">\n<!ELEMENT Map ANY>\n]><Map/>");
+        assert_eq!(e.text, "<Map/>");
+        let w: Vec<String> = e.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 2);
+        assert!(
+            w[0].starts_with("<string>:2:1: <!ATTLIST>: declaration ignored"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("<string>:3:1: <!ELEMENT>: declaration ignored"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn refused_references() {
+        assert_eq!(
+            err("<!DOCTYPE Map [<!ENTITY t \"<b/>\">]>\n<Map k=\"&t;\"/>"),
+            "<string>:1:28: XML error: entity `&t;` is used in an attribute value but holds \
+             `<`, which XML does not allow there"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map [<!ENTITY t SYSTEM \"t.xml\">]>\n<Map k=\"&t;\"/>"),
+            "<string>:2:9: XML error: external entity `&t;` cannot be used in an attribute \
+             value (XML allows only internal ones there)"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map []>\n<Map>\n  &nope;</Map>"),
+            "<string>:3:3: XML error: entity `&nope;` is not declared in the DOCTYPE"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map [\n%nope;]><Map/>"),
+            "<string>:2:1: XML error: parameter entity `%nope;` is not declared (declare it \
+             before using it)"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map [<![IGNORE[ x ]]>]><Map/>"),
+            "<string>:1:16: XML error: conditional sections (`<![INCLUDE[`, `<![IGNORE[`) \
+             are not supported"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map [<!ENTITY a \"x]><Map/>"),
+            "<string>:1:27: XML error: the value of entity `a` is not closed with `\"`"
+        );
+        assert_eq!(
+            err("<!DOCTYPE Map [<!ENTITY a \"x\" junk>]><Map/>"),
+            "<string>:1:31: XML error: expected `>` to close `<!ENTITY a`"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut xml = String::from("<!DOCTYPE Map [<!ENTITY e0 \"x\">\n");
+        for k in 1..=40 {
+            xml.push_str(&format!("<!ENTITY e{k} \"&e{};\">\n", k - 1));
+        }
+        xml.push_str("]><Map>&e40;</Map>");
+        let msg = err(&xml);
+        // The 33rd nested reference (e40 → ... → e9 → e8) is refused, in
+        // e9's value.
+        assert_eq!(
+            msg,
+            "<string>:10:14: XML error: `&e8;`: entities and includes are nested more than 32 \
+             deep"
+        );
+        // 32 levels are fine.
+        let ok = xml.replace("&e40;", "&e31;");
+        assert_eq!(out(&ok), "<Map>x</Map>");
+    }
+
+    #[test]
+    fn the_source_map_points_into_the_dtd_and_after_it() {
+        let xml = "<!DOCTYPE Map [\n<!ENTITY a \"<Layer/>\">\n]>\n<Map>\n&a;</Map>";
+        let e = ex(xml);
+        assert_eq!(e.text, "\n<Map>\n<Layer/></Map>");
+        let at = |needle: &str| {
+            let l = e.map.location(e.text.find(needle).unwrap());
+            (l.file, l.line, l.column)
+        };
+        assert_eq!(at("<Map>"), (None, 4, 1));
+        // Inside the entity value in the DTD.
+        assert_eq!(at("<Layer"), (None, 2, 13));
+        assert_eq!(at("/>"), (None, 2, 19));
+        // After the reference.
+        assert_eq!(at("</Map>"), (None, 5, 4));
+    }
+
+    // ----------------------------------------------------------- files
+
+    #[test]
+    fn external_entities_resolve_against_the_declaring_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(
+            dir.path(),
+            "style.xml",
+            "<!DOCTYPE Map [<!ENTITY % e SYSTEM \"inc/e.inc\">%e;]>\n<Map>&body;</Map>",
+        );
+        write(
+            dir.path(),
+            "inc/e.inc",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!ENTITY body SYSTEM \"sub/body.inc\">",
+        );
+        write(
+            dir.path(),
+            "inc/sub/body.inc",
+            "<?xml version=\"1.0\"?>\n<Style/>\n",
+        );
+        let e = expand_file(&main).unwrap().unwrap();
+        assert_eq!(e.text, "\n<Map>\n<Style/>\n</Map>");
+        let l = e.map.location(e.text.find("<Style").unwrap());
+        assert_eq!(l.file, Some(dir.path().join("inc/sub/body.inc")));
+        assert_eq!((l.line, l.column), (2, 1));
+    }
+
+    #[test]
+    fn absolute_paths_are_allowed_and_root_their_own_relative_paths() {
+        let styles = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        write(shared.path(), "a/colours.inc", "<!ENTITY water \"blue\">");
+        let abs = shared.path().join("a/colours.inc");
+        let main = write(
+            styles.path(),
+            "style.xml",
+            &format!(
+                "<!DOCTYPE Map [<!ENTITY % c SYSTEM \"{}\">%c;]><Map k=\"&water;\"/>",
+                abs.display()
+            ),
+        );
+        assert_eq!(
+            expand_file(&main).unwrap().unwrap().text,
+            "<Map k=\"blue\"/>"
+        );
+        // From there, `..` may not leave that file's folder.
+        write(
+            shared.path(),
+            "a/colours.inc",
+            "<!ENTITY % up SYSTEM \"../x.inc\">%up;",
+        );
+        let msg = expand_file(&main).unwrap_err().to_string();
+        assert!(
+            msg.contains(&format!(
+                "`../x.inc` leads outside the style's folder `{}`",
+                shared.path().join("a").display()
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn other_encodings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(
+            dir.path(),
+            "style.xml",
+            "<!DOCTYPE Map [<!ENTITY b SYSTEM \"b.inc\">]><Map>&b;</Map>",
+        );
+        write(
+            dir.path(),
+            "b.inc",
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><x/>",
+        );
+        let msg = expand_file(&main).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "{}:1:21: XML error: encoding `ISO-8859-1` is not supported; style files must \
+                 be UTF-8",
+                dir.path().join("b.inc").display()
+            )
+        );
+    }
+
+    #[test]
+    fn xinclude_of_xml_and_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = write(
+            dir.path(),
+            "style.xml",
+            "<Map xmlns:xi=\"http://www.w3.org/2001/XInclude\">\
+             <xi:include href=\"inc/part.xml\"/>\
+             <Filter><xi:include parse=\"text\" href=\"inc/f.txt\"></xi:include></Filter>\
+             <xi:include href='inc/part.xml'><!-- twice is no loop --></xi:include></Map>",
+        );
+        write(
+            dir.path(),
+            "inc/part.xml",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE Include [<!ENTITY x \"X\">]>\n<Include>&x;</Include>\n",
+        );
+        write(dir.path(), "inc/f.txt", "[a] = ']]>'");
+        let e = expand_file(&main).unwrap().unwrap();
+        assert_eq!(
+            e.text,
+            // Each included document: what follows its XML declaration, less
+            // the DOCTYPE.
+            "<Map xmlns:xi=\"http://www.w3.org/2001/XInclude\">\n\n<Include>X</Include>\n\
+             <Filter><![CDATA[[a] = ']]]]><![CDATA[>']]></Filter>\n\n<Include>X</Include>\n</Map>"
+        );
+        let doc = roxmltree::Document::parse(&e.text).unwrap();
+        let filter = doc
+            .descendants()
+            .find(|n| n.has_tag_name("Filter"))
+            .unwrap();
+        assert_eq!(filter.text(), Some("[a] = ']]>'"));
+    }
+
+    #[test]
+    fn xinclude_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let ns = "xmlns:xi=\"http://www.w3.org/2001/XInclude\"";
+        let main = write(
+            dir.path(),
+            "style.xml",
+            &format!("<Map {ns}>\n<xi:include href=\"a.xml\"/></Map>"),
+        );
+        write(
+            dir.path(),
+            "a.xml",
+            &format!("<Include {ns}><xi:include href=\"style.xml\"/></Include>"),
+        );
+        assert_eq!(
+            expand_file(&main).unwrap_err().to_string(),
+            format!(
+                "{}:1:{}: XML error: xi:include loop: `{}` → `{}` → `{}`",
+                p("a.xml"),
+                ns.len() + 11,
+                p("style.xml"),
+                p("a.xml"),
+                p("style.xml")
+            )
+        );
+        for (element, message) in [
+            ("<xi:include href=\"a.xml\" xpointer=\"x\"/>", "<xi:include> `xpointer` is not supported"),
+            ("<xi:include href=\"a.xml#x\"/>", "<xi:include href=\"a.xml#x\">: fragments (`#...`) are not supported"),
+            ("<xi:include href=\"a.xml\" parse=\"html\"/>", "<xi:include> `parse=\"html\"`: only `xml` and `text` exist"),
+            ("<xi:include/>", "<xi:include> needs an `href`"),
+            ("<xi:include href=\"http://x/a.xml\"/>", "<xi:include href=\"http://x/a.xml\">: `http://x/a.xml` is a URL; only local files are read (write a path)"),
+            ("<xi:include href=\"a.xml\"><xi:fallback/></xi:include>", "<xi:fallback> is not supported"),
+        ] {
+            let xml = format!("<Map {ns}>{element}</Map>");
+            let msg = expand(&xml, None, dir.path()).unwrap_err().to_string();
+            assert!(msg.ends_with(message), "{element}: {msg}");
+        }
     }
 }
