@@ -65,7 +65,7 @@ fn load(
     explicit_base: bool,
 ) -> Result<LoadedMap> {
     let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
-    let (text, source_map, warnings) = match entities::expand(xml, file.as_deref(), root)? {
+    let (text, expanded_map, warnings) = match entities::expand(xml, file.as_deref(), root)? {
         Some(e) => (std::borrow::Cow::Owned(e.text), Some(e.map), e.warnings),
         None => (std::borrow::Cow::Borrowed(xml), None, Vec::new()),
     };
@@ -82,7 +82,7 @@ fn load(
                  <!ENTITY name SYSTEM \"file.xml\">)",
             );
         }
-        let location = match &source_map {
+        let location = match &expanded_map {
             Some(map) => {
                 // roxmltree's position is in the expanded text: the map
                 // names the real file and line instead.
@@ -97,6 +97,12 @@ fn load(
         };
         Error::Xml { location, message }
     })?;
+    // A line index of the file itself when nothing was expanded: positions
+    // cost a binary search instead of a scan from the start of the text.
+    let source_map = match expanded_map {
+        Some(map) => map,
+        None => entities::SourceMap::of_text(xml, file.clone()),
+    };
     let mut loader = Loader {
         doc: &doc,
         file,
@@ -123,9 +129,9 @@ type Params = HashMap<String, (String, usize)>;
 struct Loader<'d, 'i> {
     doc: &'d Document<'i>,
     file: Option<PathBuf>,
-    /// Where the bytes of an expanded document came from (`None`: the
-    /// document is the file itself).
-    source_map: Option<entities::SourceMap>,
+    /// Where the bytes of the parsed text came from: files, lines and
+    /// columns.
+    source_map: entities::SourceMap,
     base_dir: PathBuf,
     /// `base_dir` came from the caller (`Map::from_str`) and wins over
     /// `<Map base>`.
@@ -170,15 +176,7 @@ impl Loader<'_, '_> {
     // ------------------------------------------------------------ helpers
 
     fn location(&self, pos: usize) -> Location {
-        if let Some(map) = &self.source_map {
-            return map.location(pos);
-        }
-        let p = self.doc.text_pos_at(pos);
-        Location {
-            file: self.file.clone(),
-            line: p.row,
-            column: p.col,
-        }
+        self.source_map.location(pos)
     }
 
     fn node_loc(&self, node: Node<'_, '_>) -> Location {

@@ -406,3 +406,72 @@ fn an_unterminated_doctype_is_refused() {
          never ends with `]>`"
     );
 }
+
+#[test]
+fn positions_point_into_included_files_and_entity_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    write_files(
+        dir.path(),
+        &[
+            (
+                "style.xml",
+                "<!DOCTYPE Map [\n<!ENTITY rules SYSTEM \"inc/rules.inc\">\n<!ENTITY bad-filter \"[a] = 1 and [b] + 2\">\n]>\n<Map>\n&rules;\n</Map>\n",
+            ),
+            (
+                "inc/rules.inc",
+                "<Style name=\"s\">\n  <Rule>\n    <Filter>[highway] = 'primary' and [ref] + 1 > 2</Filter>\n    <LineSymbolizer/>\n  </Rule>\n</Style>\n",
+            ),
+        ],
+    );
+    // The exact column of the culprit, in the included file.
+    let err = Map::load(dir.path().join("style.xml")).unwrap_err();
+    let render_core::Error::Filter { location, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(location.file, Some(dir.path().join("inc/rules.inc")));
+    // `    <Filter>` is 12 characters, the `+` the 33rd of the expression.
+    assert_eq!((location.line, location.column), (3, 12 + 33));
+
+    // Text from an internal entity: located in its value in the DTD.
+    write_files(
+        dir.path(),
+        &[(
+            "inc/rules.inc",
+            "<Style name=\"s\">\n  <Rule>\n    <Filter>&bad-filter;</Filter>\n    <LineSymbolizer/>\n  </Rule>\n</Style>\n",
+        )],
+    );
+    let err = Map::load(dir.path().join("style.xml")).unwrap_err();
+    let render_core::Error::Filter { location, .. } = &err else {
+        panic!("{err:?}");
+    };
+    // `<!ENTITY bad-filter "` is 21 characters; the `+` is the 17th of the
+    // value.
+    assert_eq!(
+        (location.file.clone(), location.line, location.column),
+        (Some(dir.path().join("style.xml")), 3, 21 + 17)
+    );
+
+    // A warning about a layer in an included file names that file.
+    write_files(
+        dir.path(),
+        &[(
+            "inc/rules.inc",
+            "\n\n<Layer name=\"l\"><StyleName>nope</StyleName></Layer>\n",
+        )],
+    );
+    let loaded = Map::load(dir.path().join("style.xml")).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                "{d}/inc/rules.inc:3:1: <Layer>: layer `l` has no <Datasource> and draws nothing"
+            ),
+            format!(
+                "{d}/inc/rules.inc:3:1: <Layer>: layer `l` names style `nope`, which is not \
+                 defined; it draws nothing (as in Mapnik)"
+            )
+        ]
+    );
+}

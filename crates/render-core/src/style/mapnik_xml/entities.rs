@@ -172,6 +172,20 @@ struct Segment {
 }
 
 impl SourceMap {
+    /// The map of a text that is one file as it is (`file`: `None` for a
+    /// string).
+    pub(crate) fn of_text(text: &str, file: Option<PathBuf>) -> SourceMap {
+        let mut ex = Expander::default();
+        let (_, text) = ex.add_file(file, Rc::from(text), PathBuf::new(), Vec::new());
+        ex.map.segments.push(Segment {
+            out: 0,
+            text,
+            local: 0,
+            linear: true,
+        });
+        ex.map
+    }
+
     /// Where byte `out` of the expanded text came from.
     pub(crate) fn location(&self, out: usize) -> Location {
         let i = self.segments.partition_point(|s| s.out <= out);

@@ -553,7 +553,7 @@ mod tests {
         let mut loader = Loader {
             doc: &doc,
             file: None,
-            source_map: None,
+            source_map: crate::style::mapnik_xml::entities::SourceMap::of_text(xml, None),
             base_dir: PathBuf::from("/styles"),
             explicit_base: true,
             relative_to_xml: true,
