@@ -41,7 +41,10 @@
 //!   references in all, and loops (a reference to an entity or file that is
 //!   being expanded).
 //! - Every error is [`Error::Xml`] at the place of the reference, declaration
-//!   or element at fault.
+//!   or element at fault. A missing or unreadable file is an error too
+//!   (libxml2 only warns, and Mapnik hides its warnings).
+//! - [`SourceMap::of_text`] is the map of a text that was not expanded: the
+//!   loader uses a map in both cases, for positions in O(log n).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
