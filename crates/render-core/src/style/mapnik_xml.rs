@@ -7,9 +7,12 @@
 //! element (when ignoring it would draw a visibly different picture). The
 //! lists are in `docs/styles.md`.
 //!
-//! The XML is parsed with `roxmltree` with DTD support on, so internal
-//! entities (`<!ENTITY name "...">`) work; external entities (`SYSTEM
-//! "file"`) are refused by the parser with a clear error.
+//! A document with a DOCTYPE or XInclude first goes through [`entities`]:
+//! internal and external entities (`<!ENTITY name "...">`, `<!ENTITY name
+//! SYSTEM "file">`, parameter entities) and `<xi:include>` are expanded into
+//! one text, with a source map so that every error and warning names the
+//! file and line the element came from. A document with neither is parsed
+//! by `roxmltree` as it is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,7 @@ use super::{
 use crate::error::{Error, Location, Result};
 use crate::image::ImageInfo;
 
+mod entities;
 mod text_xml;
 
 /// Loads a style file; relative paths resolve against its folder unless the
@@ -46,54 +50,75 @@ pub(crate) fn load_file(path: &Path) -> Result<LoadedMap> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    load(&xml, base, Some(path.to_path_buf()), false)
+    // Entity files must stay in the style's folder, shown as it was given.
+    let root = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    load(&xml, base, &root, Some(path.to_path_buf()), false)
 }
 
 /// Loads a style from a string; `base_dir` wins over `<Map base>`, as in
-/// Mapnik's `load_map_string`.
+/// Mapnik's `load_map_string`, and is the folder entity files must stay in.
 pub(crate) fn load_str(xml: &str, base_dir: &Path, file: Option<PathBuf>) -> Result<LoadedMap> {
-    load(xml, base_dir.to_path_buf(), file, true)
+    load(xml, base_dir.to_path_buf(), base_dir, file, true)
 }
 
 fn load(
     xml: &str,
     base_dir: PathBuf,
+    root: &Path,
     file: Option<PathBuf>,
     explicit_base: bool,
 ) -> Result<LoadedMap> {
     let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
+    let (text, expanded_map, warnings) = match entities::expand(xml, file.as_deref(), root)? {
+        Some(e) => (std::borrow::Cow::Owned(e.text), Some(e.map), e.warnings),
+        None => (std::borrow::Cow::Borrowed(xml), None, Vec::new()),
+    };
     let options = ParsingOptions {
         allow_dtd: true,
         ..ParsingOptions::default()
     };
-    let doc = Document::parse_with_options(xml, options).map_err(|e| {
+    let doc = Document::parse_with_options(&text, options).map_err(|e| {
         let pos = e.pos();
         let mut message = e.to_string();
         if matches!(e, roxmltree::Error::UnknownEntityReference(..)) {
             message.push_str(
-                " (only entities declared inline in the DTD are supported; \
-                 external entities such as <!ENTITY x SYSTEM \"file.xml\"> are not)",
+                " (declare it in a DOCTYPE: <!ENTITY name \"value\"> or \
+                 <!ENTITY name SYSTEM \"file.xml\">)",
             );
         }
-        Error::Xml {
-            location: Location {
+        let location = match &expanded_map {
+            Some(map) => {
+                // roxmltree's position is in the expanded text: the map
+                // names the real file and line instead.
+                message = message.replace(&format!(" at {pos}"), "");
+                map.location(entities::offset_of(&text, pos.row, pos.col))
+            }
+            None => Location {
                 file: file.clone(),
                 line: pos.row,
                 column: pos.col,
             },
-            message,
-        }
+        };
+        Error::Xml { location, message }
     })?;
+    // A line index of the file itself when nothing was expanded: positions
+    // cost a binary search instead of a scan from the start of the text.
+    let source_map = match expanded_map {
+        Some(map) => map,
+        None => entities::SourceMap::of_text(xml, file.clone()),
+    };
     let mut loader = Loader {
         doc: &doc,
         file,
+        source_map,
         base_dir,
         explicit_base,
         relative_to_xml: true,
-        warnings: Vec::new(),
+        warnings,
         templates: HashMap::new(),
         fontsets: Vec::new(),
         text_faces: Vec::new(),
+        layer_locations: Vec::new(),
     };
     let map = loader.parse_map(doc.root_element())?;
     Ok(LoadedMap {
@@ -108,6 +133,9 @@ type Params = HashMap<String, (String, usize)>;
 struct Loader<'d, 'i> {
     doc: &'d Document<'i>,
     file: Option<PathBuf>,
+    /// Where the bytes of the parsed text came from: files, lines and
+    /// columns.
+    source_map: entities::SourceMap,
     base_dir: PathBuf,
     /// `base_dir` came from the caller (`Map::from_str`) and wins over
     /// `<Map base>`.
@@ -122,6 +150,9 @@ struct Loader<'d, 'i> {
     fontsets: Vec<FontSet>,
     /// Each distinct face list of a text symbolizer, where first used.
     text_faces: Vec<(Vec<String>, Location)>,
+    /// Where each layer of `Map::layers` is (its file may be an included
+    /// one).
+    layer_locations: Vec<Location>,
 }
 
 /// The concatenated text content of an element (text and CDATA children).
@@ -149,12 +180,7 @@ impl Loader<'_, '_> {
     // ------------------------------------------------------------ helpers
 
     fn location(&self, pos: usize) -> Location {
-        let p = self.doc.text_pos_at(pos);
-        Location {
-            file: self.file.clone(),
-            line: p.row,
-            column: p.col,
-        }
+        self.source_map.location(pos)
     }
 
     fn node_loc(&self, node: Node<'_, '_>) -> Location {
@@ -380,19 +406,19 @@ impl Loader<'_, '_> {
 
         // Layers naming styles that do not exist draw nothing, in Mapnik too.
         let mut missing = Vec::new();
-        for layer in &map.layers {
+        for (i, layer) in map.layers.iter().enumerate() {
             for style in &layer.styles {
                 if !map.styles.contains_key(style) {
-                    missing.push((layer.line, layer.name.clone(), style.clone()));
+                    let location = self.layer_locations.get(i).cloned().unwrap_or(Location {
+                        file: self.file.clone(),
+                        line: layer.line,
+                        column: 1,
+                    });
+                    missing.push((location, layer.name.clone(), style.clone()));
                 }
             }
         }
-        for (line, layer, style) in missing {
-            let location = Location {
-                file: self.file.clone(),
-                line,
-                column: 1,
-            };
+        for (location, layer, style) in missing {
             self.warn(
                 location,
                 "Layer",
@@ -409,7 +435,10 @@ impl Loader<'_, '_> {
         for child in node.children().filter(|c| c.is_element()) {
             if let Some(ns) = child.tag_name().namespace() {
                 let msg = if ns.contains("XInclude") {
-                    "XInclude is not supported".to_string()
+                    format!(
+                        "<{}>: only <xi:include> is supported from the XInclude namespace",
+                        name_of(child)
+                    )
                 } else {
                     format!("element in namespace `{ns}` is not supported")
                 };
@@ -430,6 +459,7 @@ impl Loader<'_, '_> {
                 }
                 "Layer" => {
                     let layer = self.parse_layer(child, &map.srs)?;
+                    self.layer_locations.push(self.node_loc(child));
                     map.layers.push(layer);
                 }
                 "Include" => self.parse_map_children(child, map)?,

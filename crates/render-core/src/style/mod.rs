@@ -160,7 +160,8 @@ pub struct Style {
     pub comp_op: composite::CompOp,
     /// The rules, in document order.
     pub rules: Vec<Rule>,
-    /// Line of the `<Style>` element.
+    /// Line of the `<Style>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -264,7 +265,8 @@ pub struct Rule {
     pub max_scale_denominator: f64,
     /// The symbolizers, drawn in this order for each matching feature.
     pub symbolizers: Vec<Symbolizer>,
-    /// Line of the `<Rule>` element.
+    /// Line of the `<Rule>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -308,7 +310,8 @@ pub struct Layer {
     pub styles: Vec<String>,
     /// `<Datasource>`; `None` for a layer without one (drawn as empty).
     pub datasource: Option<Datasource>,
-    /// Line of the `<Layer>` element.
+    /// Line of the `<Layer>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 

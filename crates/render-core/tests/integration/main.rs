@@ -37,6 +37,10 @@ mod raster;
 mod ogr_sources;
 // The throwaway PostgreSQL + PostGIS cluster of the PostGIS test.
 mod pg_cluster;
+// Styles split over files: DOCTYPE entities (external, parameter) and
+// XInclude render like one file; loops, entity bombs, paths outside the
+// style folder, URLs and missing files are errors naming file and line.
+mod includes;
 
 use std::path::Path;
 

@@ -539,6 +539,7 @@ mod tests {
         let mut loader = Loader {
             doc: &doc,
             file: None,
+            source_map: crate::style::mapnik_xml::entities::SourceMap::of_text(xml, None),
             base_dir: PathBuf::from("/styles"),
             explicit_base: true,
             relative_to_xml: true,
@@ -549,6 +550,7 @@ mod tests {
                 faces: vec!["A".into(), "B".into()],
             }],
             text_faces: Vec::new(),
+            layer_locations: Vec::new(),
         };
         let node = doc
             .descendants()
