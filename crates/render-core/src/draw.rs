@@ -302,6 +302,13 @@ impl Canvas {
         Some((outline, miter_tips.finish()))
     }
 
+    /// Runs a style's image filters over this (the style's own) image.
+    pub(crate) fn filter(&mut self, filters: &[crate::style::image_filter::ImageFilter]) {
+        for f in filters {
+            f.apply(self.pixmap.data_mut());
+        }
+    }
+
     /// Composites another canvas of the same size onto this one with a
     /// mode and an opacity (a style with a `comp-op` or an `opacity` < 1 is
     /// drawn apart, then composited: Mapnik's style-level compositing).

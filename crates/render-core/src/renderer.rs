@@ -432,24 +432,42 @@ impl Renderer {
             if found.is_empty() {
                 continue;
             }
-            for style_name in &layer.styles {
-                let Some(style) = map.style(style_name) else {
-                    continue;
-                };
-                let rules = style.active_rules(scale);
-                if rules.is_empty() {
-                    continue;
-                }
-                if drawn_apart(style) {
-                    let mut apart =
-                        Canvas::new(transform, opts.scale_factor).ok_or_else(|| Error::Render {
-                            what: format!("metatile {meta}"),
-                            message: "the image size is not possible".into(),
-                        })?;
-                    draw_features(&mut apart, &found, &rules, &mut labels);
-                    canvas.composite(&apart, style.comp_op, style.opacity);
-                } else {
-                    draw_features(&mut canvas, &found, &rules, &mut labels);
+            // `group-by`: consecutive runs of features with one value of
+            // the field are drawn style by style, run by run (Mapnik's
+            // feature_style_processor), so that e.g. road casings and fills
+            // interleave by layer. Without it the whole set is one run.
+            let runs: Vec<&[Found<'_>]> = match &layer.group_by {
+                Some(field) => found
+                    .chunk_by(|a, b| {
+                        (a as &dyn FeatureView).attribute(field)
+                            == (b as &dyn FeatureView).attribute(field)
+                    })
+                    .collect(),
+                None => vec![&found[..]],
+            };
+            for run in runs {
+                for style_name in &layer.styles {
+                    let Some(style) = map.style(style_name) else {
+                        continue;
+                    };
+                    let rules = style.active_rules(scale);
+                    if rules.is_empty() {
+                        continue;
+                    }
+                    if drawn_apart(style) {
+                        let mut apart =
+                            Canvas::new(transform, opts.scale_factor).ok_or_else(|| {
+                                Error::Render {
+                                    what: format!("metatile {meta}"),
+                                    message: "the image size is not possible".into(),
+                                }
+                            })?;
+                        draw_features(&mut apart, run, &rules, &mut labels);
+                        apart.filter(&style.image_filters);
+                        canvas.composite(&apart, style.comp_op, style.opacity);
+                    } else {
+                        draw_features(&mut canvas, run, &rules, &mut labels);
+                    }
                 }
             }
         }
@@ -467,7 +485,7 @@ impl Renderer {
 /// src-over, or an opacity below 1. Otherwise it draws straight onto the
 /// metatile, which is the same as compositing with src-over at opacity 1.
 fn drawn_apart(style: &Style) -> bool {
-    style.opacity < 1.0 || style.comp_op != CompOp::SrcOver
+    style.opacity < 1.0 || style.comp_op != CompOp::SrcOver || !style.image_filters.is_empty()
 }
 
 /// Where a raster layer is drawn.
@@ -562,7 +580,8 @@ fn draw_raster_layer(
                 return Err(render_error("the warped raster does not fit the image"));
             }
         }
-        if let Some(apart) = apart {
+        if let Some(mut apart) = apart {
+            apart.filter(&style.image_filters);
             canvas.composite(&apart, style.comp_op, style.opacity);
         }
     }

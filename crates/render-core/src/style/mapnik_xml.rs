@@ -505,6 +505,7 @@ impl Loader<'_, '_> {
             opacity: 1.0,
             comp_op: CompOp::SrcOver,
             rules: Vec::new(),
+            image_filters: Vec::new(),
             line: self.line_of(node),
         };
         let mut named = false;
@@ -528,7 +529,11 @@ impl Loader<'_, '_> {
                 }
                 "opacity" => style.opacity = self.attr_opacity(node, &a)?,
                 "comp-op" => style.comp_op = self.comp_op(node, &a)?,
-                "image-filters" | "direct-image-filters" => {
+                "image-filters" => {
+                    style.image_filters = super::image_filter::parse(a.value())
+                        .map_err(|e| self.error_attr(node, &a, e))?;
+                }
+                "direct-image-filters" => {
                     if a.value().trim().is_empty() {
                         let msg = format!("empty `{}` ignored", a.name());
                         self.warn_attr(node, &a, msg);
@@ -540,7 +545,7 @@ impl Loader<'_, '_> {
                 "image-filters-inflate" => self.warn_attr(
                     node,
                     &a,
-                    "`image-filters-inflate` ignored (no image filters)",
+                    "`image-filters-inflate` ignored (it matters to blurs, which are not run)",
                 ),
                 _ => self.unknown_attr(node, &a),
             }
@@ -1337,6 +1342,7 @@ impl Loader<'_, '_> {
             max_scale_denominator: f64::MAX,
             buffer_size: None,
             styles: Vec::new(),
+            group_by: None,
             datasource: None,
             line: self.line_of(node),
         };
@@ -1363,11 +1369,8 @@ impl Loader<'_, '_> {
                 }
                 "comp-op" => self.src_over_only(node, &a)?,
                 "group-by" => {
-                    return Err(self.error_attr(
-                        node,
-                        &a,
-                        "`group-by` (changes the drawing order) is not supported",
-                    ))
+                    let field = a.value().trim();
+                    layer.group_by = (!field.is_empty()).then(|| field.to_string());
                 }
                 "maximum-extent" | "queryable" | "clear-label-cache" | "cache-features"
                 | "title" | "abstract" => {

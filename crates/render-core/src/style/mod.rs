@@ -23,6 +23,7 @@
 pub mod color;
 pub mod composite;
 pub mod filter;
+pub mod image_filter;
 pub mod mapnik_xml;
 pub mod symbolizer;
 pub mod text;
@@ -160,6 +161,9 @@ pub struct Style {
     pub comp_op: composite::CompOp,
     /// The rules, in document order.
     pub rules: Vec<Rule>,
+    /// `image-filters`, run over the style's own image before it is
+    /// composited; empty by default.
+    pub image_filters: Vec<image_filter::ImageFilter>,
     /// Line of the `<Style>` element, in the file that holds it (an
     /// included file for a style split over files).
     pub line: u32,
@@ -308,6 +312,9 @@ pub struct Layer {
     /// `<StyleName>`s, in drawing order: each style is a full pass over the
     /// layer's features.
     pub styles: Vec<String>,
+    /// `group-by`: the field whose consecutive runs of equal values are
+    /// drawn style by style, run by run (Mapnik's group rendering).
+    pub group_by: Option<String>,
     /// `<Datasource>`; `None` for a layer without one (drawn as empty).
     pub datasource: Option<Datasource>,
     /// Line of the `<Layer>` element, in the file that holds it (an

@@ -228,11 +228,10 @@ fn other_errors() {
         ),
         (
             "<Map><Style name=\"s\" image-filters=\"blur\"/></Map>",
-            "image-filters",
+            "image filter `blur` is not supported",
         ),
         ("<Map background-image=\"paper.png\"/>", "background-image"),
         ("<Map buffer-size=\"-1\"/>", "non-negative integer"),
-        ("<Map><Layer group-by=\"layer\"/></Map>", "group-by"),
         ("<Map><Layer opacity=\"0.5\"/></Map>", "opacity"),
         (
             "<Map><Layer comp-op=\"multiply\"/></Map>",

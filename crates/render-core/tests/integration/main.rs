@@ -21,6 +21,8 @@ mod golden;
 // line), a PNG point icon, line patterns, a seamless polygon pattern; and
 // the load errors of bad image files.
 mod golden_images;
+// Style image filters (scale-hsla) and layer group-by, in numbers.
+mod layer_order;
 // More goldens, each also checked in numbers: polygon gamma 0.3 against
 // 1 (the seam between adjacent polygons), line offsets around corners, and
 // comp-op on a symbolizer and on a style.
