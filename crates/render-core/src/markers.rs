@@ -21,7 +21,7 @@
 //!   unturned image is a cached raster copied into place (see
 //!   [`crate::image`]); turned ones are painted from the vector.
 
-use crate::draw::{offset_path, Canvas};
+use crate::draw::{clip_polyline, clip_ring, offset_path, Canvas};
 use crate::image::{sk_transform, Symbol};
 use crate::labels::{bbox_area, centroid, interior, middle_of_line, LabelContext};
 use crate::place::{tolerance_offsets, LinePath, Rect};
@@ -61,6 +61,29 @@ impl Parts {
                 .map(|rings| rings.iter().map(px).collect())
                 .collect(),
         }
+    }
+
+    /// Cuts lines and polygons to `r` (a marker's `clip`).
+    fn clip_to(&mut self, r: Rect) {
+        let rect = [r.x0, r.y0, r.x1, r.y1];
+        self.lines = self
+            .lines
+            .iter()
+            .flat_map(|l| clip_polyline(l, rect))
+            .filter(|l| l.len() >= 2)
+            .collect();
+        self.polygons = self
+            .polygons
+            .iter()
+            .map(|rings| {
+                rings
+                    .iter()
+                    .map(|ring| clip_ring(ring, rect))
+                    .filter(|ring| ring.len() >= 3)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|rings: &Vec<Vec<Point>>| !rings.is_empty())
+            .collect();
     }
 
     /// The centroid of the whole geometry (Mapnik's `geometry::centroid`):
@@ -363,7 +386,10 @@ pub(crate) fn draw_markers(
             }
         }
     };
-    let parts = Parts::of(canvas, feature);
+    let mut parts = Parts::of(canvas, feature);
+    if sym.clip {
+        parts.clip_to(ctx.collisions.extent());
+    }
     let try_at = |canvas: &mut Canvas, anchor: Anchor, ctx: &mut LabelContext<'_, '_>| {
         let bbox = prepared.collision_box(&anchor);
         if place(

@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn other_filters_are_refused_by_name() {
         let e = parse("scale-hsla(0,1,0,1,0,1,0,1) blur").unwrap_err();
-        assert!(e.contains("`blur`") && e.contains("`scale-hsla` only"), "{e}");
+        assert!(
+            e.contains("`blur`") && e.contains("`scale-hsla` only"),
+            "{e}"
+        );
         assert!(parse("wobble").unwrap_err().contains("not an image filter"));
         assert!(parse("scale-hsla(1,2)")
             .unwrap_err()

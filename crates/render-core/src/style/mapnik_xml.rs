@@ -1059,6 +1059,7 @@ impl Loader<'_, '_> {
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
                 "comp-op" => s.comp_op = self.comp_op(node, &a)?,
+                "clip" => s.clip = self.attr_bool(node, &a)?,
                 "avoid-edges" => s.avoid_edges = self.attr_bool(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
                 "direction" => {

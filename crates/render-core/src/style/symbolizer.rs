@@ -458,6 +458,10 @@ pub struct MarkersSymbolizer {
     pub ignore_placement: bool,
     /// `transform`, default identity.
     pub transform: Affine,
+    /// `clip`, default false (as in Mapnik): when true, lines and polygons
+    /// are cut to the buffered image before markers are placed on them
+    /// (line markers then start from the cut).
+    pub clip: bool,
     /// `comp-op`, default src-over: how the marker is composited.
     pub comp_op: CompOp,
 }
@@ -479,6 +483,7 @@ impl Default for MarkersSymbolizer {
             allow_overlap: false,
             ignore_placement: false,
             transform: Affine::IDENTITY,
+            clip: false,
             comp_op: CompOp::SrcOver,
         }
     }

@@ -385,3 +385,31 @@ fn an_svg_shield_draws_its_image_under_the_text() {
     assert!((200..=392).contains(&green), "{green} green pixels");
     check("svg_shield", &image);
 }
+
+#[test]
+fn marker_clip_restarts_line_placement_at_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    // A line from far left of the tile (x = -400) to far right.
+    let features = [feat("road", 0, px.line(&[(-400.0, 128.0), (600.0, 128.0)]))];
+    let markers = |clip: &str| {
+        format!(
+            r##"<Style name="s"><Rule><MarkersSymbolizer placement="line" spacing="100" width="8" fill="#0000ff" stroke-width="0" clip="{clip}"/></Rule></Style>"##
+        )
+    };
+    let blue =
+        |image: &Image, x: u32| straight(image, x, 128)[2] > 200 && straight(image, x, 128)[0] < 50;
+    // Not clipped (Mapnik's default): markers every 100 px from the line's
+    // own start, half a spacing in: at x = -350, -250, ... so 50, 150, 250.
+    let map = scene(dir.path(), &features, &markers("false"), &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(blue(&image, 50) && blue(&image, 150) && !blue(&image, 86));
+    // Clipped: the line starts at the buffered image's edge, so the
+    // markers move (by whatever the buffer makes the cut).
+    let dir = tempfile::tempdir().unwrap();
+    let map = scene(dir.path(), &features, &markers("true"), &["s"]);
+    let clipped = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(!blue(&clipped, 50) && !blue(&clipped, 150));
+    let count = |image: &Image| (0..256).filter(|&x| blue(image, x)).count();
+    assert!(count(&clipped) >= 16, "{} blue pixels", count(&clipped));
+}

@@ -183,7 +183,7 @@ fn markers_sizes_follow_build_ellipse() {
         r##"<MarkersSymbolizer file="shape://ellipse" width="8" height="3" fill="#f00" fill-opacity="0.5"
             stroke="white" stroke-width="1" stroke-opacity="0.8" opacity="0.9" placement="line"
             multi-policy="largest" spacing="50" allow-overlap="true" ignore-placement="yes"
-            max-error="0.5" offset="-2" avoid-edges="true" transform="rotate(90)"/>"##,
+            max-error="0.5" offset="-2" avoid-edges="true" transform="rotate(90)" clip="true"/>"##,
     );
     assert_eq!(
         s,
@@ -208,6 +208,7 @@ fn markers_sizes_follow_build_ellipse() {
             allow_overlap: true,
             ignore_placement: true,
             transform: Affine::parse("rotate(90)").unwrap(),
+            clip: true,
             comp_op: CompOp::SrcOver,
         })
     );
