@@ -1,3 +1,6 @@
+// Test helpers: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use render_core::{
