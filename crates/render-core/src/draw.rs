@@ -1,27 +1,38 @@
 //! Drawing one metatile with tiny-skia: antialiased fills, strokes and
 //! markers, in pixel space of the buffered metatile image.
 //!
-//! Two details follow Mapnik (AGG) rather than Skia, because users compare
-//! our tiles with Mapnik's:
+//! These details follow Mapnik (AGG) rather than Skia, because users
+//! compare our tiles with Mapnik's:
 //! - **Thin strokes.** Skia draws a stroke narrower than a pixel as a
 //!   faint one-pixel hairline. AGG draws the true thin outline. We always
 //!   turn the stroke into its outline and fill that, so a 0.8 px border
 //!   covers 0.8 px.
 //! - **Miter joins.** Mapnik's `miter` clips a miter that is longer than the
 //!   limit; Skia's bevels it. We use tiny-skia's `MiterClip`.
+//! - **Gamma.** A fill's or stroke's `gamma` other than 1 adjusts each
+//!   edge pixel's coverage as AGG's rasteriser does ([`coverage`]); gamma
+//!   1 is tiny-skia's own fill, unchanged.
+//!
+//! Every paint is composited with its symbolizer's `comp-op`; a style with
+//! a `comp-op` or an opacity is drawn apart and composited whole
+//! ([`Canvas::composite`]).
 //!
 //! Geometry is clipped to the image (plus a margin) in `f64` before it is
 //! converted to `f32` pixels: at zoom 18 a coastline spans millions of
 //! pixels, beyond what `f32` places exactly.
 
+mod coverage;
+
 use tiny_skia::{
     FillRule, LineCap as SkCap, LineJoin as SkJoin, Paint, PathBuilder, PathStroker, Pixmap,
-    Stroke, StrokeDash, Transform,
+    PixmapRef, Stroke, StrokeDash, Transform,
 };
 
 use crate::source::geometry::Point;
 use crate::style::color::Color;
-use crate::style::symbolizer::{LineCap, LineJoin, LineSymbolizer, PolygonSymbolizer};
+use crate::style::composite::CompOp;
+use crate::style::symbolizer::{GammaMethod, LineCap, LineJoin, LineSymbolizer, PolygonSymbolizer};
+use coverage::CoverageTable;
 use tile_math::{MercatorBbox, MercatorPoint, PixelTransform};
 
 /// A metatile image being drawn, and where it lies in the world.
@@ -31,6 +42,9 @@ pub(crate) struct Canvas {
     /// Multiplies stroke widths and marker sizes (HiDPI).
     scale_factor: f64,
     stroker: PathStroker,
+    /// The coverage table last asked for (`None` in it: it changes
+    /// nothing), since consecutive symbolizers usually share one.
+    last_table: Option<(GammaMethod, f64, Option<CoverageTable>)>,
 }
 
 impl std::fmt::Debug for Canvas {
@@ -54,7 +68,25 @@ impl Canvas {
             transform,
             scale_factor,
             stroker: PathStroker::new(),
+            last_table: None,
         })
+    }
+
+    /// The coverage table of a gamma, or `None` when it changes nothing
+    /// (then tiny-skia's own fill draws exactly that).
+    fn coverage_table(&mut self, method: GammaMethod, gamma: f64) -> Option<CoverageTable> {
+        if method == GammaMethod::Power && gamma == 1.0 {
+            return None;
+        }
+        match &self.last_table {
+            Some((m, g, table)) if *m == method && *g == gamma => table.clone(),
+            _ => {
+                let table = CoverageTable::new(method, gamma);
+                let table = (!table.is_identity()).then_some(table);
+                self.last_table = Some((method, gamma, table.clone()));
+                table
+            }
+        }
     }
 
     /// The world area the image shows, buffer included.
@@ -95,22 +127,35 @@ impl Canvas {
             add_polyline(&mut builder, &clipped, true);
         }
         let Some(path) = builder.finish() else { return };
-        let paint = paint(style.fill, style.fill_opacity);
-        self.pixmap.fill_path(
-            &path,
-            &paint,
-            FillRule::EvenOdd,
-            Transform::identity(),
-            None,
-        );
+        let mut paint = paint(style.fill, style.fill_opacity);
+        paint.blend_mode = style.comp_op.blend_mode();
+        match self.coverage_table(style.gamma_method, style.gamma) {
+            None => self.pixmap.fill_path(
+                &path,
+                &paint,
+                FillRule::EvenOdd,
+                Transform::identity(),
+                None,
+            ),
+            Some(table) => coverage::fill_through_table(
+                &mut self.pixmap,
+                &[(&path, FillRule::EvenOdd)],
+                &paint,
+                style.comp_op,
+                &table,
+            ),
+        }
     }
 
-    /// Fills polygons (even-odd) with any paint (patterns).
+    /// Fills polygons (even-odd) with any paint (patterns), through a
+    /// gamma as `fill_polygons`.
     pub(crate) fn fill_polygons_with(
         &mut self,
         polygons: &[Vec<Vec<Point>>],
         x_shift: f64,
         paint: &Paint<'_>,
+        op: CompOp,
+        (gamma_method, gamma): (GammaMethod, f64),
     ) {
         let clip = self.clip_rect(0.0);
         let mut builder = PathBuilder::new();
@@ -119,8 +164,19 @@ impl Canvas {
             add_polyline(&mut builder, &clip_ring(&px, clip), true);
         }
         let Some(path) = builder.finish() else { return };
-        self.pixmap
-            .fill_path(&path, paint, FillRule::EvenOdd, Transform::identity(), None);
+        match self.coverage_table(gamma_method, gamma) {
+            None => {
+                self.pixmap
+                    .fill_path(&path, paint, FillRule::EvenOdd, Transform::identity(), None)
+            }
+            Some(table) => coverage::fill_through_table(
+                &mut self.pixmap,
+                &[(&path, FillRule::EvenOdd)],
+                paint,
+                op,
+                &table,
+            ),
+        }
     }
 
     /// Strokes lines, or polygon outlines (pass each ring as a closed line).
@@ -149,7 +205,16 @@ impl Canvas {
         else {
             return;
         };
-        let paint = paint(style.stroke, style.stroke_opacity);
+        let mut paint = paint(style.stroke, style.stroke_opacity);
+        paint.blend_mode = style.comp_op.blend_mode();
+        let tips = miter_tips;
+        if let Some(table) = self.coverage_table(style.stroke_gamma_method, style.stroke_gamma) {
+            // Outline and tips in one coverage, as AGG rasterises them.
+            let mut paths = vec![(&outline, FillRule::Winding)];
+            paths.extend(tips.as_ref().map(|t| (t, FillRule::Winding)));
+            coverage::fill_through_table(&mut self.pixmap, &paths, &paint, style.comp_op, &table);
+            return;
+        }
         self.pixmap.fill_path(
             &outline,
             &paint,
@@ -157,7 +222,7 @@ impl Canvas {
             Transform::identity(),
             None,
         );
-        if let Some(tips) = miter_tips {
+        if let Some(tips) = tips {
             self.pixmap.fill_path(
                 &tips,
                 &paint,
@@ -237,39 +302,62 @@ impl Canvas {
         Some((outline, miter_tips.finish()))
     }
 
-    /// Draws another canvas of the same size on top with an opacity (a
-    /// style with `opacity` < 1 is drawn apart, then blended).
-    pub(crate) fn blend(&mut self, layer: &Canvas, opacity: f64) {
-        let paint = tiny_skia::PixmapPaint {
-            opacity: opacity as f32,
-            ..Default::default()
-        };
-        self.pixmap.draw_pixmap(
-            0,
-            0,
-            layer.pixmap.as_ref(),
-            &paint,
-            Transform::identity(),
-            None,
-        );
+    /// Runs a style's image filters over this (the style's own) image.
+    pub(crate) fn filter(&mut self, filters: &[crate::style::image_filter::ImageFilter]) {
+        for f in filters {
+            f.apply(self.pixmap.data_mut());
+        }
     }
 
-    /// Draws an image of the canvas's size (premultiplied RGBA, row by row)
-    /// on top with an opacity: a warped raster layer. `false` when the
-    /// pixels do not fit the canvas (nothing is drawn then).
-    pub(crate) fn blend_rgba(&mut self, premultiplied: Vec<u8>, opacity: f64) -> bool {
+    /// Composites another canvas of the same size onto this one with a
+    /// mode and an opacity (a style with a `comp-op` or an `opacity` < 1 is
+    /// drawn apart, then composited: Mapnik's style-level compositing).
+    pub(crate) fn composite(&mut self, layer: &Canvas, op: CompOp, opacity: f64) {
+        self.draw_image(layer.pixmap.as_ref(), op, opacity);
+    }
+
+    /// Composites an image of the canvas's size (premultiplied RGBA, row by
+    /// row) with a mode and an opacity: a warped raster layer. `false` when
+    /// the pixels do not fit the canvas (nothing is drawn then).
+    pub(crate) fn blend_rgba(&mut self, premultiplied: Vec<u8>, op: CompOp, opacity: f64) -> bool {
         let Some(image) = tiny_skia::IntSize::from_wh(self.pixmap.width(), self.pixmap.height())
             .and_then(|size| Pixmap::from_vec(premultiplied, size))
         else {
             return false;
         };
+        self.draw_image(image.as_ref(), op, opacity);
+        true
+    }
+
+    /// Every pixel of `image` composited onto the canvas, as Mapnik's
+    /// `composite()` does: AGG's `blend_from` with the opacity as coverage.
+    fn draw_image(&mut self, image: PixmapRef<'_>, op: CompOp, opacity: f64) {
+        let opacity = opacity.clamp(0.0, 1.0);
+        if op.lerps_coverage() && opacity < 1.0 {
+            // These modes take coverage by moving the destination towards
+            // the result; tiny-skia's opacity would scale the source.
+            let mut blended = self.pixmap.clone();
+            let paint = tiny_skia::PixmapPaint {
+                blend_mode: op.blend_mode(),
+                ..Default::default()
+            };
+            blended.draw_pixmap(0, 0, image, &paint, Transform::identity(), None);
+            // AGG's cover is `255 * opacity`, truncated.
+            let cover = (255.0 * opacity) as u8;
+            coverage::lerp_row(
+                self.pixmap.data_mut(),
+                blended.data(),
+                std::iter::repeat(cover),
+            );
+            return;
+        }
         let paint = tiny_skia::PixmapPaint {
-            opacity: opacity.clamp(0.0, 1.0) as f32,
+            opacity: opacity as f32,
+            blend_mode: op.blend_mode(),
             ..Default::default()
         };
         self.pixmap
-            .draw_pixmap(0, 0, image.as_ref(), &paint, Transform::identity(), None);
-        true
+            .draw_pixmap(0, 0, image, &paint, Transform::identity(), None);
     }
 }
 

@@ -45,8 +45,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not well-formed XML (or uses an XML feature that the
-    /// parser refuses, such as an external entity).
+    /// The file (or a file it includes through an entity or XInclude) is
+    /// not well-formed XML, uses an XML feature that is not supported (a
+    /// conditional section, `xi:fallback`), or names an entity or file that
+    /// cannot be used (undeclared, missing, a URL, outside the style's
+    /// folder, a loop, over the expansion limits).
     #[error("{location}: XML error: {message}")]
     Xml {
         /// Where the parser stopped.

@@ -366,6 +366,8 @@ fn draw_line_glyphs(
             halo_radius: (sym.halo_radius * ctx.scale_factor) as f32,
             halo_fill: rgba(sym.halo_fill, sym.halo_opacity),
             opacity: 1.0,
+            blend: sym.comp_op.blend_mode(),
+            halo_blend: sym.halo_comp_op.blend_mode(),
         };
         draw_text_path(&mut canvas.pixmap, &path, &paint);
     }
@@ -447,7 +449,8 @@ fn place_at(
                 let paint = tiny_skia::PixmapPaint {
                     opacity: m.opacity,
                     quality: tiny_skia::FilterQuality::Bilinear,
-                    ..tiny_skia::PixmapPaint::default()
+                    // Mapnik draws a shield's image with the comp-op too.
+                    blend_mode: sym.comp_op.blend_mode(),
                 };
                 let t = tiny_skia::Transform::from_row(
                     m.scale as f32,
@@ -477,6 +480,8 @@ fn place_at(
                     halo_radius: (sym.halo_radius * sf) as f32,
                     halo_fill: rgba(sym.halo_fill, sym.halo_opacity),
                     opacity: 1.0,
+                    blend: sym.comp_op.blend_mode(),
+                    halo_blend: sym.halo_comp_op.blend_mode(),
                 };
                 draw_text_path(&mut canvas.pixmap, &path, &paint);
             }

@@ -15,6 +15,8 @@
 //!     over any [`FeatureView`].
 //!   - [`style::symbolizer`]: symbolizers with Mapnik's defaults.
 //!   - [`style::color`]: CSS colours as Mapnik parses them.
+//!   - [`style::composite`]: `comp-op` ([`CompOp`]), Mapnik's compositing
+//!     modes that tiny-skia draws alike.
 //! - [`source`]: map data read through GDAL.
 //!   - [`source::vector`]: vector data reprojected to EPSG:3857 once,
 //!     indexed and simplified per zoom: [`VectorLayer`].
@@ -65,9 +67,10 @@ pub use text::{FontBook, FontChain, TextCaches};
 
 pub use error::{ColorError, Error, FilterError, Location, Result};
 pub use style::color::Color;
+pub use style::composite::CompOp;
 pub use style::filter::{CompareOp, Expr, FeatureView, GeometryType, Value};
 pub use style::symbolizer::{
-    Affine, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer, LineSymbolizer,
+    Affine, GammaMethod, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer, LineSymbolizer,
     MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride, PatternAlignment,
     PointPlacement, PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer, RasterSymbolizer,
     ScalingMethod, Symbolizer,

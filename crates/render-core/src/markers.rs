@@ -21,7 +21,7 @@
 //!   unturned image is a cached raster copied into place (see
 //!   [`crate::image`]); turned ones are painted from the vector.
 
-use crate::draw::{offset_path, Canvas};
+use crate::draw::{clip_polyline, clip_ring, offset_path, Canvas};
 use crate::image::{sk_transform, Symbol};
 use crate::labels::{bbox_area, centroid, interior, middle_of_line, LabelContext};
 use crate::place::{tolerance_offsets, LinePath, Rect};
@@ -31,7 +31,7 @@ use crate::style::symbolizer::{
     Affine, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride, PointPlacement,
     PointSymbolizer,
 };
-use tiny_skia::{FillRule, Paint, PathBuilder, PixmapPaint, Stroke, Transform};
+use tiny_skia::{BlendMode, FillRule, Paint, PathBuilder, PixmapPaint, Stroke, Transform};
 
 /// A feature's drawn geometry in pixels of the metatile image.
 struct Parts {
@@ -61,6 +61,29 @@ impl Parts {
                 .map(|rings| rings.iter().map(px).collect())
                 .collect(),
         }
+    }
+
+    /// Cuts lines and polygons to `r` (a marker's `clip`).
+    fn clip_to(&mut self, r: Rect) {
+        let rect = [r.x0, r.y0, r.x1, r.y1];
+        self.lines = self
+            .lines
+            .iter()
+            .flat_map(|l| clip_polyline(l, rect))
+            .filter(|l| l.len() >= 2)
+            .collect();
+        self.polygons = self
+            .polygons
+            .iter()
+            .map(|rings| {
+                rings
+                    .iter()
+                    .map(|ring| clip_ring(ring, rect))
+                    .filter(|ring| ring.len() >= 3)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|rings: &Vec<Vec<Point>>| !rings.is_empty())
+            .collect();
     }
 
     /// The centroid of the whole geometry (Mapnik's `geometry::centroid`):
@@ -151,6 +174,7 @@ struct Prepared<'a> {
     file: Option<&'a std::path::Path>,
     paint: PaintOverride,
     opacity: f64,
+    blend: BlendMode,
 }
 
 impl Prepared<'_> {
@@ -190,7 +214,9 @@ impl Prepared<'_> {
     fn draw(&self, canvas: &mut Canvas, anchor: &Anchor, ctx: &mut LabelContext<'_, '_>) {
         let mut t = self.transform_at(anchor);
         match &self.shape {
-            Shape::Ellipse { w, h, paint } => draw_ellipse(canvas, &t, *w, *h, paint, self.opacity),
+            Shape::Ellipse { w, h, paint } => {
+                draw_ellipse(canvas, &t, (*w, *h), paint, self.opacity, self.blend)
+            }
             Shape::Image(symbol) => {
                 // Mapnik's snapping of file markers (mapnik#1316).
                 t.0[4] = (t.0[4] + 0.5).floor();
@@ -203,7 +229,10 @@ impl Prepared<'_> {
                                 t.0[4] as i32 + sprite.offset.0,
                                 t.0[5] as i32 + sprite.offset.1,
                                 sprite.pixmap.as_ref(),
-                                &PixmapPaint::default(),
+                                &PixmapPaint {
+                                    blend_mode: self.blend,
+                                    ..PixmapPaint::default()
+                                },
                                 Transform::identity(),
                                 None,
                             );
@@ -216,7 +245,7 @@ impl Prepared<'_> {
                     sk_transform(&t),
                     &self.paint,
                     self.opacity as f32,
-                    tiny_skia::BlendMode::SourceOver,
+                    self.blend,
                 );
             }
         }
@@ -228,10 +257,10 @@ impl Prepared<'_> {
 fn draw_ellipse(
     canvas: &mut Canvas,
     t: &Affine,
-    w: f64,
-    h: f64,
+    (w, h): (f64, f64),
     paint: &PaintOverride,
     opacity: f64,
+    blend: BlendMode,
 ) {
     let Some(rect) =
         tiny_skia::Rect::from_xywh((-w / 2.0) as f32, (-h / 2.0) as f32, w as f32, h as f32)
@@ -252,6 +281,7 @@ fn draw_ellipse(
         let mut p = Paint::default();
         p.set_color_rgba8(c.r, c.g, c.b, a);
         p.anti_alias = true;
+        p.blend_mode = blend;
         p
     };
     canvas.pixmap.fill_path(
@@ -331,6 +361,7 @@ pub(crate) fn draw_markers(
                 file: None,
                 paint,
                 opacity: sym.opacity,
+                blend: sym.comp_op.blend_mode(),
             }
         }
         Some(file) => {
@@ -351,10 +382,14 @@ pub(crate) fn draw_markers(
                 file: Some(file.as_path()),
                 paint: sym.paint,
                 opacity: sym.opacity,
+                blend: sym.comp_op.blend_mode(),
             }
         }
     };
-    let parts = Parts::of(canvas, feature);
+    let mut parts = Parts::of(canvas, feature);
+    if sym.clip {
+        parts.clip_to(ctx.collisions.extent());
+    }
     let try_at = |canvas: &mut Canvas, anchor: Anchor, ctx: &mut LabelContext<'_, '_>| {
         let bbox = prepared.collision_box(&anchor);
         if place(
@@ -538,6 +573,7 @@ pub(crate) fn draw_point(
         file: sym.file.as_deref(),
         paint: PaintOverride::default(),
         opacity: sym.opacity,
+        blend: sym.comp_op.blend_mode(),
     };
     let anchor = Anchor {
         at,

@@ -27,6 +27,7 @@ use crate::draw::{offset_path, Canvas};
 use crate::labels::LabelContext;
 use crate::source::geometry::Point;
 use crate::source::vector::Found;
+use crate::style::composite::CompOp;
 use crate::style::symbolizer::{
     Affine, LinePatternKind, LinePatternSymbolizer, PatternAlignment, PolygonPatternSymbolizer,
 };
@@ -67,17 +68,19 @@ fn reference(
     }
 }
 
-fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64) -> Paint<'_> {
-    let mut paint = Paint::default();
-    paint.shader = tiny_skia::Pattern::new(
-        tile.as_ref(),
-        SpreadMode::Repeat,
-        FilterQuality::Nearest,
-        opacity.clamp(0.0, 1.0) as f32,
-        Transform::from_translate(-shift.0, -shift.1),
-    );
-    paint.anti_alias = true;
-    paint
+fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64, op: CompOp) -> Paint<'_> {
+    Paint {
+        shader: tiny_skia::Pattern::new(
+            tile.as_ref(),
+            SpreadMode::Repeat,
+            FilterQuality::Nearest,
+            opacity.clamp(0.0, 1.0) as f32,
+            Transform::from_translate(-shift.0, -shift.1),
+        ),
+        anti_alias: true,
+        blend_mode: op.blend_mode(),
+        ..Paint::default()
+    }
 }
 
 /// Fills a feature's polygons with a `PolygonPatternSymbolizer`.
@@ -101,8 +104,14 @@ pub(crate) fn fill_polygons(
         .and_then(|r| r.first())
         .map(|p| canvas.to_px(*p, feature.x_shift));
     let reference = reference(canvas, feature, sym.alignment, first);
-    let paint = pattern_paint(&tile, pattern_shift(reference, &tile), sym.opacity);
-    canvas.fill_polygons_with(&g.polygons, feature.x_shift, &paint);
+    let paint = pattern_paint(
+        &tile,
+        pattern_shift(reference, &tile),
+        sym.opacity,
+        sym.comp_op,
+    );
+    let gamma = (sym.gamma_method, sym.gamma);
+    canvas.fill_polygons_with(&g.polygons, feature.x_shift, &paint, sym.comp_op, gamma);
 }
 
 /// Draws a feature's lines (and polygon outlines) with a
@@ -134,7 +143,12 @@ pub(crate) fn stroke_lines(
                 .and_then(|l| l.first())
                 .map(|p| canvas.to_px(*p, feature.x_shift));
             let reference = reference(canvas, feature, sym.alignment, first);
-            let paint = pattern_paint(&tile, pattern_shift(reference, &tile), sym.opacity);
+            let paint = pattern_paint(
+                &tile,
+                pattern_shift(reference, &tile),
+                sym.opacity,
+                sym.comp_op,
+            );
             let rings: Vec<Vec<Point>> = g.polygons.iter().flatten().cloned().collect();
             for (lines, closed) in [(&g.lines, false), (&rings, true)] {
                 if lines.is_empty() {
@@ -164,7 +178,7 @@ pub(crate) fn stroke_lines(
                     px = offset_path(&px, sym.offset * sf, closed);
                 }
                 px.dedup();
-                warp(canvas, &px, &tile, sym.opacity);
+                warp(canvas, &px, &tile, sym.opacity, sym.comp_op);
             }
         }
     }
@@ -204,7 +218,7 @@ fn padded_flipped(tile: &Pixmap) -> Option<Pixmap> {
 /// centre (AGG's `dist_pict`) at the image's pixel centres, so half a
 /// pixel later than area sampling; its y is the distance to the right of
 /// the line plus half the height.
-fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
+fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64, op: CompOp) {
     if line.len() < 2 {
         return;
     }
@@ -293,15 +307,18 @@ fn warp(canvas: &mut Canvas, line: &[Point], tile: &Pixmap, opacity: f64) {
                     origin[0] as f32,
                     origin[1] as f32,
                 );
-                let mut paint = Paint::default();
-                paint.shader = tiny_skia::Pattern::new(
-                    padded.as_ref(),
-                    SpreadMode::Repeat,
-                    FilterQuality::Bilinear,
-                    opacity.clamp(0.0, 1.0) as f32,
-                    shader_transform,
-                );
-                paint.anti_alias = false;
+                let paint = Paint {
+                    shader: tiny_skia::Pattern::new(
+                        padded.as_ref(),
+                        SpreadMode::Repeat,
+                        FilterQuality::Bilinear,
+                        opacity.clamp(0.0, 1.0) as f32,
+                        shader_transform,
+                    ),
+                    anti_alias: false,
+                    blend_mode: op.blend_mode(),
+                    ..Paint::default()
+                };
                 canvas.pixmap.fill_path(
                     &path,
                     &paint,

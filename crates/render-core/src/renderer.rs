@@ -21,6 +21,7 @@ use crate::labels::LabelContext;
 use crate::place::{Collisions, Rect};
 use crate::source::geometry::Point;
 use crate::source::{Found, RasterLayer, RasterSource, VectorLayer};
+use crate::style::composite::CompOp;
 use crate::style::filter::{FeatureView, GeometryType, Value};
 use crate::style::symbolizer::{RasterSymbolizer, ScalingMethod, Symbolizer};
 use crate::style::{Datasource, Layer, LoadedMap, Map, Rule, Style, StyleWarning};
@@ -431,24 +432,42 @@ impl Renderer {
             if found.is_empty() {
                 continue;
             }
-            for style_name in &layer.styles {
-                let Some(style) = map.style(style_name) else {
-                    continue;
-                };
-                let rules = style.active_rules(scale);
-                if rules.is_empty() {
-                    continue;
-                }
-                if style.opacity < 1.0 {
-                    let mut apart =
-                        Canvas::new(transform, opts.scale_factor).ok_or_else(|| Error::Render {
-                            what: format!("metatile {meta}"),
-                            message: "the image size is not possible".into(),
-                        })?;
-                    draw_features(&mut apart, &found, &rules, &mut labels);
-                    canvas.blend(&apart, style.opacity);
-                } else {
-                    draw_features(&mut canvas, &found, &rules, &mut labels);
+            // `group-by`: consecutive runs of features with one value of
+            // the field are drawn style by style, run by run (Mapnik's
+            // feature_style_processor), so that e.g. road casings and fills
+            // interleave by layer. Without it the whole set is one run.
+            let runs: Vec<&[Found<'_>]> = match &layer.group_by {
+                Some(field) => found
+                    .chunk_by(|a, b| {
+                        (a as &dyn FeatureView).attribute(field)
+                            == (b as &dyn FeatureView).attribute(field)
+                    })
+                    .collect(),
+                None => vec![&found[..]],
+            };
+            for run in runs {
+                for style_name in &layer.styles {
+                    let Some(style) = map.style(style_name) else {
+                        continue;
+                    };
+                    let rules = style.active_rules(scale);
+                    if rules.is_empty() {
+                        continue;
+                    }
+                    if drawn_apart(style) {
+                        let mut apart =
+                            Canvas::new(transform, opts.scale_factor).ok_or_else(|| {
+                                Error::Render {
+                                    what: format!("metatile {meta}"),
+                                    message: "the image size is not possible".into(),
+                                }
+                            })?;
+                        draw_features(&mut apart, run, &rules, &mut labels);
+                        apart.filter(&style.image_filters);
+                        canvas.composite(&apart, style.comp_op, style.opacity);
+                    } else {
+                        draw_features(&mut canvas, run, &rules, &mut labels);
+                    }
                 }
             }
         }
@@ -459,6 +478,14 @@ impl Renderer {
             premultiplied_rgba: canvas.pixmap.take(),
         })
     }
+}
+
+/// Whether a style is drawn on its own transparent image, then composited
+/// (Mapnik's `start_style_processing`): with a `comp-op` other than
+/// src-over, or an opacity below 1. Otherwise it draws straight onto the
+/// metatile, which is the same as compositing with src-over at opacity 1.
+fn drawn_apart(style: &Style) -> bool {
+    style.opacity < 1.0 || style.comp_op != CompOp::SrcOver || !style.image_filters.is_empty()
 }
 
 /// Where a raster layer is drawn.
@@ -517,9 +544,9 @@ fn draw_raster_layer(
     }
     let (width, height) = target.transform.image_size();
     for (style, symbolizers) in &passes {
-        // A style with opacity < 1 is drawn apart, then blended (as for
-        // vector layers).
-        let mut apart = if style.opacity < 1.0 {
+        // A style with a comp-op or an opacity is drawn apart, then
+        // composited (as for vector layers).
+        let mut apart = if drawn_apart(style) {
             let c = Canvas::new(target.transform, target.scale_factor)
                 .ok_or_else(|| render_error("the image size is not possible"))?;
             Some(c)
@@ -549,12 +576,13 @@ fn draw_raster_layer(
                 None => continue,
             };
             let target_canvas = apart.as_mut().unwrap_or(&mut *canvas);
-            if !target_canvas.blend_rgba(image, symbolizer.opacity) {
+            if !target_canvas.blend_rgba(image, symbolizer.comp_op, symbolizer.opacity) {
                 return Err(render_error("the warped raster does not fit the image"));
             }
         }
-        if let Some(apart) = apart {
-            canvas.blend(&apart, style.opacity);
+        if let Some(mut apart) = apart {
+            apart.filter(&style.image_filters);
+            canvas.composite(&apart, style.comp_op, style.opacity);
         }
     }
     Ok(())

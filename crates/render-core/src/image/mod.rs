@@ -297,6 +297,58 @@ impl ImageCache {
     }
 }
 
+/// How [`draw_marker`] draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A raster made once per (file, transform, paint, opacity) and copied
+    /// (what the renderer does for markers that do not turn).
+    Cache,
+    /// Painted from the vector every time (markers turned with a line).
+    Vector,
+}
+
+/// Draws one marker image centred on `at` (Mapnik's whole-pixel snapping)
+/// into a transparent `size` image and returns its premultiplied RGBA
+/// pixels: the renderer's marker drawing alone, for benchmarks and
+/// previews. `None` when the file cannot be used.
+pub fn draw_marker(
+    cache: &mut ImageCache,
+    file: &Path,
+    over: &PaintOverride,
+    scale: f64,
+    size: (u32, u32),
+    at: (f64, f64),
+    via: Via,
+) -> Option<Vec<u8>> {
+    let symbol = cache.symbol(file)?;
+    let [x0, y0, x1, y1] = symbol.bbox();
+    let (cx, cy) = ((x0 + x1) / 2.0 * scale, (y0 + y1) / 2.0 * scale);
+    let (tx, ty) = ((at.0 - cx + 0.5).floor(), (at.1 - cy + 0.5).floor());
+    let mut target = Pixmap::new(size.0, size.1)?;
+    let linear = Affine([scale, 0.0, 0.0, scale, tx, ty]);
+    match via {
+        Via::Cache => {
+            let sprite = cache.sprite(file, &linear, over, 1.0)?;
+            target.draw_pixmap(
+                tx as i32 + sprite.offset.0,
+                ty as i32 + sprite.offset.1,
+                sprite.pixmap.as_ref(),
+                &PixmapPaint::default(),
+                Transform::identity(),
+                None,
+            );
+        }
+        Via::Vector => symbol.draw(
+            &mut target.as_mut(),
+            sk_transform(&linear),
+            over,
+            1.0,
+            BlendMode::SourceOver,
+        ),
+    }
+    Some(target.take())
+}
+
 /// Tiny-skia's transform of an [`Affine`].
 pub(crate) fn sk_transform(t: &Affine) -> Transform {
     let [a, b, c, d, e, f] = t.0;

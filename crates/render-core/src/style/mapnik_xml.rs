@@ -7,9 +7,12 @@
 //! element (when ignoring it would draw a visibly different picture). The
 //! lists are in `docs/styles.md`.
 //!
-//! The XML is parsed with `roxmltree` with DTD support on, so internal
-//! entities (`<!ENTITY name "...">`) work; external entities (`SYSTEM
-//! "file"`) are refused by the parser with a clear error.
+//! A document with a DOCTYPE or XInclude first goes through [`entities`]:
+//! internal and external entities (`<!ENTITY name "...">`, `<!ENTITY name
+//! SYSTEM "file">`, parameter entities) and `<xi:include>` are expanded into
+//! one text, with a source map so that every error and warning names the
+//! file and line the element came from. A document with neither is parsed
+//! by `roxmltree` as it is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,12 +20,13 @@ use std::path::{Path, PathBuf};
 use roxmltree::{Attribute, Document, Node, ParsingOptions};
 
 use super::color::Color;
+use super::composite::CompOp;
 use super::filter::{parse_with_notes, Expr};
 use super::symbolizer::{
-    parse_dasharray, Affine, LineCap, LineJoin, LinePatternKind, LinePatternSymbolizer,
-    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
-    PatternAlignment, PointPlacement, PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer,
-    RasterSymbolizer, ScalingMethod, Symbolizer,
+    parse_dasharray, Affine, GammaMethod, LineCap, LineJoin, LinePatternKind,
+    LinePatternSymbolizer, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer,
+    PaintOverride, PatternAlignment, PointPlacement, PointSymbolizer, PolygonPatternSymbolizer,
+    PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer,
 };
 use super::text::FontSet;
 use super::{
@@ -32,6 +36,7 @@ use super::{
 use crate::error::{Error, Location, Result};
 use crate::image::ImageInfo;
 
+mod entities;
 mod text_xml;
 
 /// Loads a style file; relative paths resolve against its folder unless the
@@ -45,54 +50,75 @@ pub(crate) fn load_file(path: &Path) -> Result<LoadedMap> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    load(&xml, base, Some(path.to_path_buf()), false)
+    // Entity files must stay in the style's folder, shown as it was given.
+    let root = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    load(&xml, base, &root, Some(path.to_path_buf()), false)
 }
 
 /// Loads a style from a string; `base_dir` wins over `<Map base>`, as in
-/// Mapnik's `load_map_string`.
+/// Mapnik's `load_map_string`, and is the folder entity files must stay in.
 pub(crate) fn load_str(xml: &str, base_dir: &Path, file: Option<PathBuf>) -> Result<LoadedMap> {
-    load(xml, base_dir.to_path_buf(), file, true)
+    load(xml, base_dir.to_path_buf(), base_dir, file, true)
 }
 
 fn load(
     xml: &str,
     base_dir: PathBuf,
+    root: &Path,
     file: Option<PathBuf>,
     explicit_base: bool,
 ) -> Result<LoadedMap> {
     let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
+    let (text, expanded_map, warnings) = match entities::expand(xml, file.as_deref(), root)? {
+        Some(e) => (std::borrow::Cow::Owned(e.text), Some(e.map), e.warnings),
+        None => (std::borrow::Cow::Borrowed(xml), None, Vec::new()),
+    };
     let options = ParsingOptions {
         allow_dtd: true,
         ..ParsingOptions::default()
     };
-    let doc = Document::parse_with_options(xml, options).map_err(|e| {
+    let doc = Document::parse_with_options(&text, options).map_err(|e| {
         let pos = e.pos();
         let mut message = e.to_string();
         if matches!(e, roxmltree::Error::UnknownEntityReference(..)) {
             message.push_str(
-                " (only entities declared inline in the DTD are supported; \
-                 external entities such as <!ENTITY x SYSTEM \"file.xml\"> are not)",
+                " (declare it in a DOCTYPE: <!ENTITY name \"value\"> or \
+                 <!ENTITY name SYSTEM \"file.xml\">)",
             );
         }
-        Error::Xml {
-            location: Location {
+        let location = match &expanded_map {
+            Some(map) => {
+                // roxmltree's position is in the expanded text: the map
+                // names the real file and line instead.
+                message = message.replace(&format!(" at {pos}"), "");
+                map.location(entities::offset_of(&text, pos.row, pos.col))
+            }
+            None => Location {
                 file: file.clone(),
                 line: pos.row,
                 column: pos.col,
             },
-            message,
-        }
+        };
+        Error::Xml { location, message }
     })?;
+    // A line index of the file itself when nothing was expanded: positions
+    // cost a binary search instead of a scan from the start of the text.
+    let source_map = match expanded_map {
+        Some(map) => map,
+        None => entities::SourceMap::of_text(xml, file.clone()),
+    };
     let mut loader = Loader {
         doc: &doc,
         file,
+        source_map,
         base_dir,
         explicit_base,
         relative_to_xml: true,
-        warnings: Vec::new(),
+        warnings,
         templates: HashMap::new(),
         fontsets: Vec::new(),
         text_faces: Vec::new(),
+        layer_locations: Vec::new(),
     };
     let map = loader.parse_map(doc.root_element())?;
     Ok(LoadedMap {
@@ -107,6 +133,9 @@ type Params = HashMap<String, (String, usize)>;
 struct Loader<'d, 'i> {
     doc: &'d Document<'i>,
     file: Option<PathBuf>,
+    /// Where the bytes of the parsed text came from: files, lines and
+    /// columns.
+    source_map: entities::SourceMap,
     base_dir: PathBuf,
     /// `base_dir` came from the caller (`Map::from_str`) and wins over
     /// `<Map base>`.
@@ -121,6 +150,9 @@ struct Loader<'d, 'i> {
     fontsets: Vec<FontSet>,
     /// Each distinct face list of a text symbolizer, where first used.
     text_faces: Vec<(Vec<String>, Location)>,
+    /// Where each layer of `Map::layers` is (its file may be an included
+    /// one).
+    layer_locations: Vec<Location>,
 }
 
 /// The concatenated text content of an element (text and CDATA children).
@@ -148,12 +180,7 @@ impl Loader<'_, '_> {
     // ------------------------------------------------------------ helpers
 
     fn location(&self, pos: usize) -> Location {
-        let p = self.doc.text_pos_at(pos);
-        Location {
-            file: self.file.clone(),
-            line: p.row,
-            column: p.col,
-        }
+        self.source_map.location(pos)
     }
 
     fn node_loc(&self, node: Node<'_, '_>) -> Location {
@@ -379,19 +406,19 @@ impl Loader<'_, '_> {
 
         // Layers naming styles that do not exist draw nothing, in Mapnik too.
         let mut missing = Vec::new();
-        for layer in &map.layers {
+        for (i, layer) in map.layers.iter().enumerate() {
             for style in &layer.styles {
                 if !map.styles.contains_key(style) {
-                    missing.push((layer.line, layer.name.clone(), style.clone()));
+                    let location = self.layer_locations.get(i).cloned().unwrap_or(Location {
+                        file: self.file.clone(),
+                        line: layer.line,
+                        column: 1,
+                    });
+                    missing.push((location, layer.name.clone(), style.clone()));
                 }
             }
         }
-        for (line, layer, style) in missing {
-            let location = Location {
-                file: self.file.clone(),
-                line,
-                column: 1,
-            };
+        for (location, layer, style) in missing {
             self.warn(
                 location,
                 "Layer",
@@ -408,7 +435,10 @@ impl Loader<'_, '_> {
         for child in node.children().filter(|c| c.is_element()) {
             if let Some(ns) = child.tag_name().namespace() {
                 let msg = if ns.contains("XInclude") {
-                    "XInclude is not supported".to_string()
+                    format!(
+                        "<{}>: only <xi:include> is supported from the XInclude namespace",
+                        name_of(child)
+                    )
                 } else {
                     format!("element in namespace `{ns}` is not supported")
                 };
@@ -429,6 +459,7 @@ impl Loader<'_, '_> {
                 }
                 "Layer" => {
                     let layer = self.parse_layer(child, &map.srs)?;
+                    self.layer_locations.push(self.node_loc(child));
                     map.layers.push(layer);
                 }
                 "Include" => self.parse_map_children(child, map)?,
@@ -472,7 +503,9 @@ impl Loader<'_, '_> {
             name: String::new(),
             filter_mode: FilterMode::All,
             opacity: 1.0,
+            comp_op: CompOp::SrcOver,
             rules: Vec::new(),
+            image_filters: Vec::new(),
             line: self.line_of(node),
         };
         let mut named = false;
@@ -495,8 +528,12 @@ impl Loader<'_, '_> {
                     )?
                 }
                 "opacity" => style.opacity = self.attr_opacity(node, &a)?,
-                "comp-op" => self.comp_op(node, &a)?,
-                "image-filters" | "direct-image-filters" => {
+                "comp-op" => style.comp_op = self.comp_op(node, &a)?,
+                "image-filters" => {
+                    style.image_filters = super::image_filter::parse(a.value())
+                        .map_err(|e| self.error_attr(node, &a, e))?;
+                }
+                "direct-image-filters" => {
                     if a.value().trim().is_empty() {
                         let msg = format!("empty `{}` ignored", a.name());
                         self.warn_attr(node, &a, msg);
@@ -508,7 +545,7 @@ impl Loader<'_, '_> {
                 "image-filters-inflate" => self.warn_attr(
                     node,
                     &a,
-                    "`image-filters-inflate` ignored (no image filters)",
+                    "`image-filters-inflate` ignored (it matters to blurs, which are not run)",
                 ),
                 _ => self.unknown_attr(node, &a),
             }
@@ -532,20 +569,41 @@ impl Loader<'_, '_> {
         Ok(style)
     }
 
-    fn comp_op(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
-        if a.value().trim() == "src-over" {
-            self.warn_attr(node, a, "`comp-op=\"src-over\"` is the default; ignored");
-            Ok(())
-        } else {
-            Err(self.error_attr(
+    /// A compositing mode (`comp-op`, `halo-comp-op`): one of Mapnik's
+    /// modes that tessera draws, else an error naming it and listing them.
+    fn comp_op(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<CompOp> {
+        CompOp::parse(a.value()).map_err(|e| {
+            if a.value().contains('[') || a.value().contains('@') {
+                self.bad_value(node, a, "a compositing mode")
+            } else {
+                self.error_attr(node, a, format!("`{}`: {e}", a.name()))
+            }
+        })
+    }
+
+    /// `comp-op` where only the default is drawn.
+    fn src_over_only(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
+        match self.comp_op(node, a)? {
+            CompOp::SrcOver => Ok(()),
+            other => Err(self.error_attr(
                 node,
                 a,
                 format!(
-                    "`comp-op=\"{}\"` is not supported (only src-over)",
-                    a.value()
+                    "`{}=\"{other}\"` is not supported on <{}> (only src-over)",
+                    a.name(),
+                    name_of(node)
                 ),
-            ))
+            )),
         }
+    }
+
+    fn gamma_method(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<GammaMethod> {
+        self.attr_keyword(
+            node,
+            a,
+            GammaMethod::from_keyword,
+            "`power`, `linear`, `none`, `threshold`, `multiply`",
+        )
     }
 
     // --------------------------------------------------------------- Rule
@@ -722,10 +780,11 @@ impl Loader<'_, '_> {
     // -------------------------------------------------------- symbolizers
 
     /// Attributes every symbolizer accepts (Mapnik's `symbolizer_base`).
-    /// Returns false when `a` is not one of them.
+    /// Returns false when `a` is not one of them. Symbolizers that draw
+    /// `comp-op` read it before they get here.
     fn common_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<bool> {
         match a.name() {
-            "comp-op" => self.comp_op(node, a)?,
+            "comp-op" => self.src_over_only(node, a)?,
             "clip" => self.warn_attr(
                 node,
                 a,
@@ -769,15 +828,6 @@ impl Loader<'_, '_> {
         Ok(true)
     }
 
-    fn gamma(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<f64> {
-        let g = self.attr_f64(node, a)?;
-        if g != 1.0 {
-            let msg = format!("`{}=\"{g}\"`: tessera draws with gamma 1", a.name());
-            self.warn_attr(node, a, msg);
-        }
-        Ok(g)
-    }
-
     fn no_children(&mut self, node: Node<'_, '_>) {
         self.stray_text(node);
         for child in node.children().filter(|c| c.is_element()) {
@@ -792,8 +842,9 @@ impl Loader<'_, '_> {
             match a.name() {
                 "fill" => s.fill = self.attr_color(node, &a)?,
                 "fill-opacity" => s.fill_opacity = self.attr_opacity(node, &a)?,
-                "gamma" => s.gamma = self.gamma(node, &a)?,
-                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                "gamma" => s.gamma = self.attr_f64(node, &a)?,
+                "gamma-method" => s.gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 _ => {
                     if !self.common_attr(node, &a)? {
                         self.unknown_attr(node, &a);
@@ -840,8 +891,9 @@ impl Loader<'_, '_> {
                 }
                 "stroke-dashoffset" => s.stroke_dashoffset = self.attr_f64(node, &a)?,
                 "offset" => s.offset = self.attr_f64(node, &a)?,
-                "stroke-gamma" => s.stroke_gamma = self.gamma(node, &a)?,
-                "stroke-gamma-method" => self.warn_attr(node, &a, "`stroke-gamma-method` ignored"),
+                "stroke-gamma" => s.stroke_gamma = self.attr_f64(node, &a)?,
+                "stroke-gamma-method" => s.stroke_gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "rasterizer" => match a.value().trim() {
                     "full" => {}
                     "fast" => self.warn_attr(
@@ -1006,6 +1058,8 @@ impl Loader<'_, '_> {
                 "offset" => s.offset = self.attr_f64(node, &a)?,
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
+                "clip" => s.clip = self.attr_bool(node, &a)?,
                 "avoid-edges" => s.avoid_edges = self.attr_bool(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
                 "direction" => {
@@ -1062,6 +1116,7 @@ impl Loader<'_, '_> {
                 "allow-overlap" => s.allow_overlap = self.attr_bool(node, &a)?,
                 "ignore-placement" => s.ignore_placement = self.attr_bool(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "placement" => {
                     s.placement = self.attr_keyword(
                         node,
@@ -1115,13 +1170,15 @@ impl Loader<'_, '_> {
         let mut file = None;
         let (mut alignment, mut opacity, mut gamma, mut transform) =
             (PatternAlignment::Global, 1.0, 1.0, Affine::IDENTITY);
+        let (mut gamma_method, mut comp_op) = (GammaMethod::Power, CompOp::SrcOver);
         for a in node.attributes() {
             match a.name() {
                 "file" => file = Some(self.image_file(node, &a)?),
                 "alignment" => alignment = self.pattern_alignment(node, &a)?,
                 "opacity" => opacity = self.attr_opacity(node, &a)?,
-                "gamma" => gamma = self.gamma(node, &a)?,
-                "gamma-method" => self.warn_attr(node, &a, "`gamma-method` ignored"),
+                "gamma" => gamma = self.attr_f64(node, &a)?,
+                "gamma-method" => gamma_method = self.gamma_method(node, &a)?,
+                "comp-op" => comp_op = self.comp_op(node, &a)?,
                 "transform" => transform = self.attr_transform(node, &a)?,
                 "base" => self.warn_attr(
                     node,
@@ -1145,7 +1202,9 @@ impl Loader<'_, '_> {
             alignment,
             opacity,
             gamma,
+            gamma_method,
             transform,
+            comp_op,
         })
     }
 
@@ -1159,6 +1218,7 @@ impl Loader<'_, '_> {
             transform: Affine::IDENTITY,
             stroke: LineSymbolizer::default(),
             alignment: PatternAlignment::Global,
+            comp_op: CompOp::SrcOver,
         };
         for a in node.attributes() {
             match a.name() {
@@ -1178,6 +1238,7 @@ impl Loader<'_, '_> {
                 "opacity" => s.opacity = self.attr_opacity(node, &a)?,
                 "offset" => s.offset = self.attr_f64(node, &a)?,
                 "transform" => s.transform = self.attr_transform(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "alignment" => s.alignment = self.pattern_alignment(node, &a)?,
                 "stroke-width" => s.stroke.stroke_width = self.attr_non_negative(node, &a)?,
                 "stroke-linecap" => {
@@ -1245,6 +1306,7 @@ impl Loader<'_, '_> {
                          `sinc`, `lanczos`, `blackman`",
                     )?
                 }
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "mode" => {
                     return Err(self.error_attr(node, &a, "`mode` (raster compositing) is not supported"))
                 }
@@ -1281,6 +1343,7 @@ impl Loader<'_, '_> {
             max_scale_denominator: f64::MAX,
             buffer_size: None,
             styles: Vec::new(),
+            group_by: None,
             datasource: None,
             line: self.line_of(node),
         };
@@ -1305,13 +1368,10 @@ impl Loader<'_, '_> {
                         ));
                     }
                 }
-                "comp-op" => self.comp_op(node, &a)?,
+                "comp-op" => self.src_over_only(node, &a)?,
                 "group-by" => {
-                    return Err(self.error_attr(
-                        node,
-                        &a,
-                        "`group-by` (changes the drawing order) is not supported",
-                    ))
+                    let field = a.value().trim();
+                    layer.group_by = (!field.is_empty()).then(|| field.to_string());
                 }
                 "maximum-extent" | "queryable" | "clear-label-cache" | "cache-features"
                 | "title" | "abstract" => {
@@ -1623,6 +1683,29 @@ fn conninfo_value(v: &str) -> String {
     out
 }
 
+/// How a marker image is scaled by `width`/`height` (Mapnik's
+/// `setup_transform_scaling`): both given scale each axis; one alone
+/// scales both, keeping proportions.
+pub(crate) fn marker_scale(
+    width: Option<f64>,
+    height: Option<f64>,
+    image: ImageInfo,
+) -> (f64, f64) {
+    let ratio = |want: f64, have: f64| if have > 0.0 { want / have } else { 1.0 };
+    match (width.filter(|w| *w > 0.0), height.filter(|h| *h > 0.0)) {
+        (Some(w), Some(h)) => (ratio(w, image.width), ratio(h, image.height)),
+        (Some(w), None) => {
+            let s = ratio(w, image.width);
+            (s, s)
+        }
+        (None, Some(h)) => {
+            let s = ratio(h, image.height);
+            (s, s)
+        }
+        (None, None) => (1.0, 1.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1644,28 +1727,5 @@ mod tests {
             assert_eq!(parse_bool(f), Some(false));
         }
         assert_eq!(parse_bool("maybe"), None);
-    }
-}
-
-/// How a marker image is scaled by `width`/`height` (Mapnik's
-/// `setup_transform_scaling`): both given scale each axis; one alone
-/// scales both, keeping proportions.
-pub(crate) fn marker_scale(
-    width: Option<f64>,
-    height: Option<f64>,
-    image: ImageInfo,
-) -> (f64, f64) {
-    let ratio = |want: f64, have: f64| if have > 0.0 { want / have } else { 1.0 };
-    match (width.filter(|w| *w > 0.0), height.filter(|h| *h > 0.0)) {
-        (Some(w), Some(h)) => (ratio(w, image.width), ratio(h, image.height)),
-        (Some(w), None) => {
-            let s = ratio(w, image.width);
-            (s, s)
-        }
-        (None, Some(h)) => {
-            let s = ratio(h, image.height);
-            (s, s)
-        }
-        (None, None) => (1.0, 1.0),
     }
 }

@@ -9,6 +9,7 @@
 //! - [`text`]: text labels, shields, fontsets and the text expression
 //!   language.
 //! - [`color`]: CSS colours.
+//! - [`composite`]: `comp-op`, Mapnik's compositing modes.
 //!
 //! # Scale denominators
 //! Rules and layers are chosen by scale denominator, computed in Mapnik's
@@ -20,7 +21,9 @@
 #![forbid(unsafe_code)]
 
 pub mod color;
+pub mod composite;
 pub mod filter;
+pub mod image_filter;
 pub mod mapnik_xml;
 pub mod symbolizer;
 pub mod text;
@@ -151,9 +154,18 @@ pub struct Style {
     /// `opacity` of the whole style, applied when its layer image is
     /// composited; default 1.
     pub opacity: f64,
+    /// `comp-op` of the whole style, default src-over: with any other mode
+    /// (or an opacity below 1) the style is drawn apart on a transparent
+    /// image, then composited with this mode and its opacity (Mapnik's
+    /// style-level compositing).
+    pub comp_op: composite::CompOp,
     /// The rules, in document order.
     pub rules: Vec<Rule>,
-    /// Line of the `<Style>` element.
+    /// `image-filters`, run over the style's own image before it is
+    /// composited; empty by default.
+    pub image_filters: Vec<image_filter::ImageFilter>,
+    /// Line of the `<Style>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -257,7 +269,8 @@ pub struct Rule {
     pub max_scale_denominator: f64,
     /// The symbolizers, drawn in this order for each matching feature.
     pub symbolizers: Vec<Symbolizer>,
-    /// Line of the `<Rule>` element.
+    /// Line of the `<Rule>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 
@@ -299,9 +312,13 @@ pub struct Layer {
     /// `<StyleName>`s, in drawing order: each style is a full pass over the
     /// layer's features.
     pub styles: Vec<String>,
+    /// `group-by`: the field whose consecutive runs of equal values are
+    /// drawn style by style, run by run (Mapnik's group rendering).
+    pub group_by: Option<String>,
     /// `<Datasource>`; `None` for a layer without one (drawn as empty).
     pub datasource: Option<Datasource>,
-    /// Line of the `<Layer>` element.
+    /// Line of the `<Layer>` element, in the file that holds it (an
+    /// included file for a style split over files).
     pub line: u32,
 }
 

@@ -5,6 +5,7 @@
 //! defaults itself. Opacity attributes multiply the colour's own alpha.
 
 use super::color::Color;
+use super::composite::CompOp;
 use super::text::{ShieldSymbolizer, TextSymbolizer};
 
 /// One way of drawing a feature. A rule holds a list of them, drawn in order.
@@ -39,9 +40,15 @@ pub struct PolygonSymbolizer {
     pub fill: Color,
     /// `fill-opacity`, default 1.
     pub fill_opacity: f64,
-    /// `gamma`, default 1. Recorded for completeness; the loader warns when it
-    /// is not 1 because tessera draws with gamma 1.
+    /// `gamma`, default 1: how each edge pixel's coverage is adjusted
+    /// before it is painted (see [`GammaMethod`]). Below 1 (with `power`)
+    /// edges are painted more solidly, so that adjacent polygons leave no
+    /// hairline seam between them.
     pub gamma: f64,
+    /// `gamma-method`, default power.
+    pub gamma_method: GammaMethod,
+    /// `comp-op`, default src-over: how the fill is composited.
+    pub comp_op: CompOp,
 }
 
 impl Default for PolygonSymbolizer {
@@ -50,6 +57,77 @@ impl Default for PolygonSymbolizer {
             fill: Color::GRAY,
             fill_opacity: 1.0,
             gamma: 1.0,
+            gamma_method: GammaMethod::Power,
+            comp_op: CompOp::SrcOver,
+        }
+    }
+}
+
+/// `gamma-method` (and `stroke-gamma-method`): the function AGG's
+/// rasteriser maps each pixel's coverage `x` (0 to 1) through, with the
+/// symbolizer's `gamma` as its parameter `g` (Mapnik's `set_gamma_method`,
+/// AGG's `agg_gamma_functions.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GammaMethod {
+    /// `power` (default): `x^g` (0 stays 0).
+    #[default]
+    Power,
+    /// `linear`: `x / g`, 0 below 0 and 1 above `g` (0 when `g <= 0`).
+    Linear,
+    /// `none`: `x`; `gamma` is not used.
+    None,
+    /// `threshold`: 0 below `g`, else 1 (no antialiasing).
+    Threshold,
+    /// `multiply`: `min(x·g, 1)`.
+    Multiply,
+}
+
+impl GammaMethod {
+    /// Parses Mapnik's keyword.
+    pub fn from_keyword(s: &str) -> Option<Self> {
+        match s {
+            "power" => Some(GammaMethod::Power),
+            "linear" => Some(GammaMethod::Linear),
+            "none" => Some(GammaMethod::None),
+            "threshold" => Some(GammaMethod::Threshold),
+            "multiply" => Some(GammaMethod::Multiply),
+            _ => None,
+        }
+    }
+
+    /// The adjusted coverage of coverage `x` (both 0 to 1) with parameter
+    /// `gamma`, as AGG computes it in `double`.
+    pub fn apply(self, gamma: f64, x: f64) -> f64 {
+        match self {
+            GammaMethod::Power => {
+                if x == 0.0 {
+                    0.0
+                } else {
+                    x.powf(gamma)
+                }
+            }
+            GammaMethod::Linear => {
+                // agg::gamma_linear(0, gamma), with Mapnik's guard against
+                // a zero-width ramp (mapnik issue 761).
+                if x < 0.0 {
+                    0.0
+                } else if x > gamma {
+                    1.0
+                } else if gamma <= 0.0 {
+                    0.0
+                } else {
+                    x / gamma
+                }
+            }
+            GammaMethod::None => x,
+            GammaMethod::Threshold => {
+                if x < gamma {
+                    0.0
+                } else {
+                    1.0
+                }
+            }
+            GammaMethod::Multiply => (x * gamma).min(1.0),
         }
     }
 }
@@ -130,8 +208,13 @@ pub struct LineSymbolizer {
     /// `offset`: a parallel offset in pixels (positive = left of the line
     /// direction, as in Mapnik), default 0.
     pub offset: f64,
-    /// `stroke-gamma`, default 1 (the loader warns when it is not 1).
+    /// `stroke-gamma`, default 1: the outline's coverage adjustment, as
+    /// [`PolygonSymbolizer::gamma`].
     pub stroke_gamma: f64,
+    /// `stroke-gamma-method`, default power.
+    pub stroke_gamma_method: GammaMethod,
+    /// `comp-op`, default src-over: how the stroke is composited.
+    pub comp_op: CompOp,
 }
 
 impl Default for LineSymbolizer {
@@ -147,6 +230,8 @@ impl Default for LineSymbolizer {
             stroke_dashoffset: 0.0,
             offset: 0.0,
             stroke_gamma: 1.0,
+            stroke_gamma_method: GammaMethod::Power,
+            comp_op: CompOp::SrcOver,
         }
     }
 }
@@ -373,6 +458,12 @@ pub struct MarkersSymbolizer {
     pub ignore_placement: bool,
     /// `transform`, default identity.
     pub transform: Affine,
+    /// `clip`, default false (as in Mapnik): when true, lines and polygons
+    /// are cut to the buffered image before markers are placed on them
+    /// (line markers then start from the cut).
+    pub clip: bool,
+    /// `comp-op`, default src-over: how the marker is composited.
+    pub comp_op: CompOp,
 }
 
 impl Default for MarkersSymbolizer {
@@ -392,6 +483,8 @@ impl Default for MarkersSymbolizer {
             allow_overlap: false,
             ignore_placement: false,
             transform: Affine::IDENTITY,
+            clip: false,
+            comp_op: CompOp::SrcOver,
         }
     }
 }
@@ -445,6 +538,8 @@ pub struct PointSymbolizer {
     pub placement: PointPlacement,
     /// `transform`, default identity.
     pub transform: Affine,
+    /// `comp-op`, default src-over.
+    pub comp_op: CompOp,
 }
 
 impl Default for PointSymbolizer {
@@ -456,6 +551,7 @@ impl Default for PointSymbolizer {
             ignore_placement: false,
             placement: PointPlacement::Centroid,
             transform: Affine::IDENTITY,
+            comp_op: CompOp::SrcOver,
         }
     }
 }
@@ -480,10 +576,14 @@ pub struct PolygonPatternSymbolizer {
     pub alignment: PatternAlignment,
     /// `opacity`, default 1.
     pub opacity: f64,
-    /// `gamma`, default 1.
+    /// `gamma`, default 1 (as [`PolygonSymbolizer::gamma`]).
     pub gamma: f64,
+    /// `gamma-method`, default power.
+    pub gamma_method: GammaMethod,
     /// `transform` of the image, default identity.
     pub transform: Affine,
+    /// `comp-op`, default src-over.
+    pub comp_op: CompOp,
 }
 
 /// `line-pattern` of `<LinePatternSymbolizer>`.
@@ -516,6 +616,8 @@ pub struct LinePatternSymbolizer {
     pub stroke: LineSymbolizer,
     /// `alignment` of the `repeat` form, default global.
     pub alignment: PatternAlignment,
+    /// `comp-op`, default src-over.
+    pub comp_op: CompOp,
 }
 
 /// `scaling` of `<RasterSymbolizer>`: the resampling filter.
@@ -577,6 +679,8 @@ pub struct RasterSymbolizer {
     pub opacity: f64,
     /// `scaling`, default near.
     pub scaling: ScalingMethod,
+    /// `comp-op`, default src-over: how the warped raster is composited.
+    pub comp_op: CompOp,
 }
 
 impl Default for RasterSymbolizer {
@@ -584,6 +688,7 @@ impl Default for RasterSymbolizer {
         RasterSymbolizer {
             opacity: 1.0,
             scaling: ScalingMethod::Near,
+            comp_op: CompOp::SrcOver,
         }
     }
 }
@@ -668,5 +773,31 @@ mod tests {
             MarkerMultiPolicy::from_keyword("whole"),
             Some(MarkerMultiPolicy::Whole)
         );
+        assert_eq!(
+            GammaMethod::from_keyword("threshold"),
+            Some(GammaMethod::Threshold)
+        );
+        assert_eq!(GammaMethod::from_keyword("Power"), None);
+    }
+
+    #[test]
+    fn gamma_functions_are_aggs() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // power: x^g, and 0 stays 0 even for g = 0.
+        assert!(close(GammaMethod::Power.apply(0.5, 0.25), 0.5));
+        assert_eq!(GammaMethod::Power.apply(0.0, 0.0), 0.0);
+        assert_eq!(GammaMethod::Power.apply(0.0, 0.3), 1.0);
+        // linear: a ramp from 0 to g.
+        assert!(close(GammaMethod::Linear.apply(0.5, 0.25), 0.5));
+        assert_eq!(GammaMethod::Linear.apply(0.5, 0.75), 1.0);
+        assert_eq!(GammaMethod::Linear.apply(0.0, 0.0), 0.0);
+        // none: unchanged whatever g is.
+        assert_eq!(GammaMethod::None.apply(7.0, 0.3), 0.3);
+        // threshold: a step at g.
+        assert_eq!(GammaMethod::Threshold.apply(0.5, 0.49), 0.0);
+        assert_eq!(GammaMethod::Threshold.apply(0.5, 0.5), 1.0);
+        // multiply: x·g, at most 1.
+        assert!(close(GammaMethod::Multiply.apply(2.0, 0.3), 0.6));
+        assert_eq!(GammaMethod::Multiply.apply(2.0, 0.8), 1.0);
     }
 }

@@ -34,6 +34,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::color::Color;
+use super::composite::CompOp;
 use super::filter::{FeatureView, Value};
 use crate::error::FilterError;
 
@@ -722,6 +723,11 @@ pub struct TextSymbolizer {
     pub halo_opacity: f64,
     /// `opacity` of the text (for shields: `text-opacity`), default 1.
     pub opacity: f64,
+    /// `comp-op`, default src-over: how the glyphs (and a shield's image)
+    /// are composited.
+    pub comp_op: CompOp,
+    /// `halo-comp-op`, default src-over: how the halo is composited.
+    pub halo_comp_op: CompOp,
     /// `placement`, default point.
     pub placement: TextPlacement,
     /// Positions to try, in order: `[Exact]` unless `placement-type="simple"`
@@ -822,6 +828,8 @@ impl Default for TextSymbolizer {
             halo_radius: 0.0,
             halo_opacity: 1.0,
             opacity: 1.0,
+            comp_op: CompOp::SrcOver,
+            halo_comp_op: CompOp::SrcOver,
             placement: TextPlacement::Point,
             placements: vec![PlacementPosition::Exact],
             placement_sizes: Vec::new(),

@@ -80,6 +80,8 @@ pub fn draw_line(
             halo_radius: style.halo_radius,
             halo_fill: style.halo_fill,
             opacity: style.opacity,
+            blend: tiny_skia::BlendMode::SourceOver,
+            halo_blend: tiny_skia::BlendMode::SourceOver,
         };
         paint::draw_text_path(&mut pixmap, &path, &text_paint);
     }

@@ -2,7 +2,8 @@
 //! then the fill, both antialiased by tiny-skia like the map's geometry.
 
 use tiny_skia::{
-    Color as SkColor, FillRule, LineJoin, Paint, Path, PathBuilder, Pixmap, Stroke, Transform,
+    BlendMode, Color as SkColor, FillRule, LineJoin, Paint, Path, PathBuilder, Pixmap, Stroke,
+    Transform,
 };
 
 use super::layout::TextBlock;
@@ -19,6 +20,10 @@ pub(crate) struct TextPaint {
     pub halo_fill: [u8; 4],
     /// Multiplies the alpha of fill and halo.
     pub opacity: f32,
+    /// How the glyphs are composited.
+    pub blend: BlendMode,
+    /// How the halo is composited.
+    pub halo_blend: BlendMode,
 }
 
 fn sk_color(rgba: [u8; 4], opacity: f32) -> SkColor {
@@ -116,6 +121,7 @@ pub(crate) fn draw_text_path(pixmap: &mut Pixmap, path: &Path, paint: &TextPaint
         let mut halo = Paint::default();
         halo.set_color(sk_color(paint.halo_fill, paint.opacity));
         halo.anti_alias = true;
+        halo.blend_mode = paint.halo_blend;
         let stroke = Stroke {
             width: paint.halo_radius * 2.0,
             line_join: LineJoin::Round,
@@ -126,5 +132,6 @@ pub(crate) fn draw_text_path(pixmap: &mut Pixmap, path: &Path, paint: &TextPaint
     let mut fill = Paint::default();
     fill.set_color(sk_color(paint.fill, paint.opacity));
     fill.anti_alias = true;
+    fill.blend_mode = paint.blend;
     pixmap.fill_path(path, &fill, FillRule::Winding, Transform::identity(), None);
 }

@@ -359,3 +359,57 @@ fn an_svg_usvg_cannot_read_names_the_file_and_the_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn an_svg_shield_draws_its_image_under_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "shield.svg",
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="30" height="16"><rect x="0.5" y="0.5" width="29" height="15" rx="3" fill="#2a6f2a" stroke="#ffffff"/></svg>"##,
+    );
+    let px = Px::new(base_tile());
+    let features = [feat("E75", 0, px.point(128.2, 128.2))];
+    let styles = r##"<Style name="s"><Rule>
+<ShieldSymbolizer file="shield.svg" face-name="DejaVu Sans Book" size="9" fill="#ffffff">[kind]</ShieldSymbolizer>
+</Rule></Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    check("svg_shield", &image);
+    let green = image
+        .rgba
+        .chunks_exact(4)
+        .filter(|p| *p == [0x2a, 0x6f, 0x2a, 255])
+        .count();
+    // 28×14 px of green inside the outline, less the white text.
+    assert!((200..=392).contains(&green), "{green} green pixels");
+    check("svg_shield", &image);
+}
+
+#[test]
+fn marker_clip_restarts_line_placement_at_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    // A line from far left of the tile (x = -400) to far right.
+    let features = [feat("road", 0, px.line(&[(-400.0, 128.0), (600.0, 128.0)]))];
+    let markers = |clip: &str| {
+        format!(
+            r##"<Style name="s"><Rule><MarkersSymbolizer placement="line" spacing="100" width="8" fill="#0000ff" stroke-width="0" clip="{clip}"/></Rule></Style>"##
+        )
+    };
+    let blue =
+        |image: &Image, x: u32| straight(image, x, 128)[2] > 200 && straight(image, x, 128)[0] < 50;
+    // Not clipped (Mapnik's default): markers every 100 px from the line's
+    // own start, half a spacing in: at x = -350, -250, ... so 50, 150, 250.
+    let map = scene(dir.path(), &features, &markers("false"), &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(blue(&image, 50) && blue(&image, 150) && !blue(&image, 86));
+    // Clipped: the line starts at the buffered image's edge, so the
+    // markers move (by whatever the buffer makes the cut).
+    let dir = tempfile::tempdir().unwrap();
+    let map = scene(dir.path(), &features, &markers("true"), &["s"]);
+    let clipped = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    assert!(!blue(&clipped, 50) && !blue(&clipped, 150));
+    let count = |image: &Image| (0..256).filter(|&x| blue(image, x)).count();
+    assert!(count(&clipped) >= 16, "{} blue pixels", count(&clipped));
+}

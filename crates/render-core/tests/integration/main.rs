@@ -21,6 +21,12 @@ mod golden;
 // line), a PNG point icon, line patterns, a seamless polygon pattern; and
 // the load errors of bad image files.
 mod golden_images;
+// Style image filters (scale-hsla) and layer group-by, in numbers.
+mod layer_order;
+// More goldens, each also checked in numbers: polygon gamma 0.3 against
+// 1 (the seam between adjacent polygons), line offsets around corners, and
+// comp-op on a symbolizer and on a style.
+mod golden_compositing;
 // The text engine alone: a Latin and a Japanese line with halos, drawn
 // through render_core::text::draw_line and compared with goldens.
 mod text;
@@ -33,6 +39,10 @@ mod raster;
 mod ogr_sources;
 // The throwaway PostgreSQL + PostGIS cluster of the PostGIS test.
 mod pg_cluster;
+// Styles split over files: DOCTYPE entities (external, parameter) and
+// XInclude render like one file; loops, entity bombs, paths outside the
+// style folder, URLs and missing files are errors naming file and line.
+mod includes;
 
 use std::path::Path;
 

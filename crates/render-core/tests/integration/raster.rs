@@ -206,6 +206,19 @@ fn opacity_blends_the_raster() {
 }
 
 #[test]
+fn comp_op_composites_the_raster() {
+    let dir = tempfile::tempdir().unwrap();
+    let grey = grey_4326(dir.path());
+    let rule = r#"<RasterSymbolizer comp-op="multiply"/>"#;
+    let xml = style(dir.path(), &[(&grey, r#"srs="epsg:4326""#, "", rule)]);
+    let image = draw(&xml, 0, 0, 0);
+    // Grey multiplied onto blue: (0, 0, 255 · grey / 255).
+    assert_eq!(px(&image, 96, 100), [0, 0, 200, 255]);
+    assert_eq!(px(&image, 32, 100), [0, 0, 50, 255]);
+    assert_eq!(px(&image, 32, 164), BLUE, "nodata stays transparent");
+}
+
+#[test]
 fn band_and_nodata_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let rgb = quad_3857(dir.path(), "rgb.tif", &[255, 0, 0], &[0, 128, 0]);

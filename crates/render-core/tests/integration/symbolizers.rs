@@ -1,10 +1,15 @@
+// Test helpers: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use render_core::{
-    Affine, Color, FontSet, HorizontalAlignment, JustifyAlignment, LineCap, LineJoin,
-    LineSymbolizer, MarkerMultiPolicy, MarkerPlacement, MarkersSymbolizer, PaintOverride,
-    PlacementPosition, PolygonSymbolizer, RasterSymbolizer, ScalingMethod, Symbolizer, TextExpr,
-    TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright, VerticalAlignment,
+    Affine, Color, CompOp, FontSet, GammaMethod, HorizontalAlignment, JustifyAlignment, LineCap,
+    LineJoin, LinePatternKind, LineSymbolizer, MarkerMultiPolicy, MarkerPlacement,
+    MarkersSymbolizer, PaintOverride, PatternAlignment, PlacementPosition, PointPlacement,
+    PointSymbolizer, PolygonPatternSymbolizer, PolygonSymbolizer, RasterSymbolizer, ScalingMethod,
+    Symbolizer, TextExpr, TextPart, TextPlacement, TextSymbolizer, TextTransform, Upright,
+    VerticalAlignment,
 };
 
 use crate::{load, one_rule};
@@ -53,7 +58,8 @@ fn line_attributes() {
     let s = only(
         r#"<LineSymbolizer stroke="rgba(255,0,0,0.5)" stroke-width="2.5" stroke-opacity="0.7"
             stroke-linecap="square" stroke-linejoin="bevel" stroke-miterlimit="10"
-            stroke-dasharray="4 2" stroke-dashoffset="1" offset="-3" stroke-gamma="1"/>"#,
+            stroke-dasharray="4 2" stroke-dashoffset="1" offset="-3" stroke-gamma="0.7"
+            stroke-gamma-method="linear" comp-op="multiply"/>"#,
     );
     assert_eq!(
         s,
@@ -67,7 +73,9 @@ fn line_attributes() {
             stroke_dasharray: vec![(4.0, 2.0)],
             stroke_dashoffset: 1.0,
             offset: -3.0,
-            stroke_gamma: 1.0,
+            stroke_gamma: 0.7,
+            stroke_gamma_method: GammaMethod::Linear,
+            comp_op: CompOp::Multiply,
         })
     );
 }
@@ -80,9 +88,87 @@ fn polygon_attributes() {
         Symbolizer::Polygon(PolygonSymbolizer {
             fill: Color::rgb(70, 130, 180),
             fill_opacity: 0.25,
-            gamma: 1.0
+            gamma: 1.0,
+            gamma_method: GammaMethod::Power,
+            comp_op: CompOp::SrcOver,
         })
     );
+    let s = only(
+        r#"<PolygonSymbolizer fill="steelblue" gamma="0.3" gamma-method="threshold" comp-op="dst-out"/>"#,
+    );
+    assert_eq!(
+        s,
+        Symbolizer::Polygon(PolygonSymbolizer {
+            fill: Color::rgb(70, 130, 180),
+            fill_opacity: 1.0,
+            gamma: 0.3,
+            gamma_method: GammaMethod::Threshold,
+            comp_op: CompOp::DstOut,
+        })
+    );
+}
+
+#[test]
+fn every_gamma_method_and_drawn_comp_op_is_read() {
+    for (keyword, method) in [
+        ("power", GammaMethod::Power),
+        ("linear", GammaMethod::Linear),
+        ("none", GammaMethod::None),
+        ("threshold", GammaMethod::Threshold),
+        ("multiply", GammaMethod::Multiply),
+    ] {
+        let Symbolizer::Polygon(p) =
+            only(&format!(r#"<PolygonSymbolizer gamma-method="{keyword}"/>"#))
+        else {
+            panic!()
+        };
+        assert_eq!(p.gamma_method, method);
+        let Symbolizer::Line(l) = only(&format!(
+            r#"<LineSymbolizer stroke-gamma-method="{keyword}"/>"#
+        )) else {
+            panic!()
+        };
+        assert_eq!(l.stroke_gamma_method, method);
+    }
+    let drawn = "clear src dst src-over dst-over src-in dst-in src-out dst-out src-atop dst-atop \
+        xor plus multiply screen overlay darken lighten hard-light difference exclusion";
+    for name in drawn.split_whitespace() {
+        let s = symbolizers(&format!(
+            r#"<PolygonSymbolizer comp-op="{name}"/><LineSymbolizer comp-op="{name}"/>
+               <MarkersSymbolizer comp-op="{name}"/><RasterSymbolizer comp-op="{name}"/>"#
+        ));
+        let ops: Vec<CompOp> = s
+            .iter()
+            .map(|s| match s {
+                Symbolizer::Polygon(p) => p.comp_op,
+                Symbolizer::Line(l) => l.comp_op,
+                Symbolizer::Markers(m) => m.comp_op,
+                Symbolizer::Raster(r) => r.comp_op,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ops.len(), 4);
+        assert!(ops.iter().all(|op| op.name() == name), "{name}: {ops:?}");
+    }
+}
+
+#[test]
+fn style_comp_op_is_read_and_defaults_to_src_over() {
+    let map = load(
+        r#"<Map>
+<Style name="plain"><Rule><PolygonSymbolizer/></Rule></Style>
+<Style name="lit" comp-op="screen" opacity="0.5"><Rule><PolygonSymbolizer/></Rule></Style>
+<Style name="over" comp-op="src-over"><Rule><PolygonSymbolizer/></Rule></Style>
+</Map>"#,
+    );
+    assert!(map.warnings.is_empty(), "{:?}", map.warnings);
+    let styles = &map.map.styles;
+    assert_eq!(styles["plain"].comp_op, CompOp::SrcOver);
+    assert_eq!(
+        (styles["lit"].comp_op, styles["lit"].opacity),
+        (CompOp::Screen, 0.5)
+    );
+    assert_eq!(styles["over"].comp_op, CompOp::SrcOver);
 }
 
 #[test]
@@ -100,7 +186,7 @@ fn markers_sizes_follow_build_ellipse() {
         r##"<MarkersSymbolizer file="shape://ellipse" width="8" height="3" fill="#f00" fill-opacity="0.5"
             stroke="white" stroke-width="1" stroke-opacity="0.8" opacity="0.9" placement="line"
             multi-policy="largest" spacing="50" allow-overlap="true" ignore-placement="yes"
-            max-error="0.5" offset="-2" avoid-edges="true" transform="rotate(90)"/>"##,
+            max-error="0.5" offset="-2" avoid-edges="true" transform="rotate(90)" clip="true"/>"##,
     );
     assert_eq!(
         s,
@@ -125,6 +211,8 @@ fn markers_sizes_follow_build_ellipse() {
             allow_overlap: true,
             ignore_placement: true,
             transform: Affine::parse("rotate(90)").unwrap(),
+            clip: true,
+            comp_op: CompOp::SrcOver,
         })
     );
     let Symbolizer::Markers(_) = only(r#"<MarkersSymbolizer marker-type="ellipse"/>"#) else {
@@ -134,12 +222,13 @@ fn markers_sizes_follow_build_ellipse() {
 
 #[test]
 fn raster_attributes() {
-    let s = only(r#"<RasterSymbolizer opacity="0.5" scaling="bilinear"/>"#);
+    let s = only(r#"<RasterSymbolizer opacity="0.5" scaling="bilinear" comp-op="multiply"/>"#);
     assert_eq!(
         s,
         Symbolizer::Raster(RasterSymbolizer {
             opacity: 0.5,
-            scaling: ScalingMethod::Bilinear
+            scaling: ScalingMethod::Bilinear,
+            comp_op: CompOp::Multiply,
         })
     );
     let Symbolizer::Raster(r) = only(r#"<RasterSymbolizer scaling="fast"/>"#) else {
@@ -237,7 +326,7 @@ fn every_text_attribute_is_read() {
             repeat-distance="250" margin="3" minimum-padding="2" minimum-path-length="40"
             max-char-angle-delta="20" upright="left-only" label-position-tolerance="10"
             allow-overlap="true" avoid-edges="true" largest-bbox-only="false" clip="true"
-            rotate-displacement="true"
+            rotate-displacement="true" comp-op="multiply" halo-comp-op="screen"
             >[name] + '\n' + [ele]</TextSymbolizer>"##,
     );
     let expect = TextSymbolizer {
@@ -250,6 +339,8 @@ fn every_text_attribute_is_read() {
         halo_radius: 1.5,
         halo_opacity: 0.8,
         opacity: 0.9,
+        comp_op: CompOp::Multiply,
+        halo_comp_op: CompOp::Screen,
         placement: TextPlacement::Line,
         placements: vec![PlacementPosition::Exact],
         placement_sizes: vec![],
@@ -460,4 +551,94 @@ fn text_attributes_not_drawn_yet_are_errors_naming_them() {
         );
         assert!(err.contains(":4:"), "names the line: {err}");
     }
+}
+
+/// A style in a temp dir with one tiny PNG and SVG, for the image
+/// symbolizers (their files are read when the style loads).
+fn with_images(body: &str) -> (tempfile::TempDir, Symbolizer) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("i.svg"),
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6"><rect width="8" height="6"/></svg>"#,
+    )
+    .unwrap();
+    let xml = one_rule(body);
+    let map = render_core::Map::from_str(&xml, dir.path()).unwrap().map;
+    let s = map.styles["s"].rules[0].symbolizers[0].clone();
+    (dir, s)
+}
+
+#[test]
+fn point_symbolizer_attributes() {
+    let (dir, s) = with_images(
+        r#"<PointSymbolizer file="i.svg" opacity="0.5" allow-overlap="true" ignore-placement="true"
+            placement="interior" transform="scale(2)" comp-op="multiply"/>"#,
+    );
+    assert_eq!(
+        s,
+        Symbolizer::Point(PointSymbolizer {
+            file: Some(dir.path().join("i.svg")),
+            opacity: 0.5,
+            allow_overlap: true,
+            ignore_placement: true,
+            placement: PointPlacement::Interior,
+            transform: Affine([2.0, 0.0, 0.0, 2.0, 0.0, 0.0]),
+            comp_op: CompOp::Multiply,
+        })
+    );
+    let Symbolizer::Point(p) = only("<PointSymbolizer/>") else {
+        panic!()
+    };
+    assert_eq!(p, PointSymbolizer::default());
+}
+
+#[test]
+fn pattern_symbolizer_attributes() {
+    let (dir, s) = with_images(
+        r#"<PolygonPatternSymbolizer file="i.svg" alignment="local" opacity="0.4" gamma="0.5" gamma-method="linear" comp-op="screen"/>"#,
+    );
+    assert_eq!(
+        s,
+        Symbolizer::PolygonPattern(PolygonPatternSymbolizer {
+            file: dir.path().join("i.svg"),
+            alignment: PatternAlignment::Local,
+            opacity: 0.4,
+            gamma: 0.5,
+            gamma_method: GammaMethod::Linear,
+            transform: Affine::IDENTITY,
+            comp_op: CompOp::Screen,
+        })
+    );
+    let (dir, s) = with_images(
+        r#"<LinePatternSymbolizer file="i.svg" line-pattern="repeat" stroke-width="6"
+            stroke-linecap="round" stroke-linejoin="round" alignment="global" offset="2"/>"#,
+    );
+    let Symbolizer::LinePattern(l) = s else {
+        panic!("{s:?}")
+    };
+    assert_eq!(l.file, dir.path().join("i.svg"));
+    assert_eq!(l.kind, LinePatternKind::Repeat);
+    assert_eq!(
+        (
+            l.stroke.stroke_width,
+            l.stroke.stroke_linecap,
+            l.stroke.stroke_linejoin
+        ),
+        (6.0, LineCap::Round, LineJoin::Round)
+    );
+    assert_eq!((l.offset, l.alignment), (2.0, PatternAlignment::Global));
+    let (_dir, s) = with_images(r#"<LinePatternSymbolizer file="i.svg"/>"#);
+    let Symbolizer::LinePattern(l) = s else {
+        panic!()
+    };
+    assert_eq!(l.kind, LinePatternKind::Warp);
+}
+
+#[test]
+fn marker_files_resolve_against_the_style_folder() {
+    let (dir, s) = with_images(r##"<MarkersSymbolizer file="i.svg" width="16" fill="#00ff00"/>"##);
+    let Symbolizer::Markers(m) = s else { panic!() };
+    assert_eq!(m.file, Some(dir.path().join("i.svg")));
+    assert_eq!(m.paint.fill, Some(Color::rgb(0, 255, 0)));
+    assert_eq!((m.width, m.height), (Some(16.0), None));
 }

@@ -377,7 +377,8 @@ impl Loader<'_, '_> {
                     ),
                     _ => return Err(self.bad_value(node, &a, "`full` or `fast`")),
                 },
-                "halo-comp-op" => self.comp_op(node, &a)?,
+                "halo-comp-op" => s.halo_comp_op = self.comp_op(node, &a)?,
+                "comp-op" => s.comp_op = self.comp_op(node, &a)?,
                 "halo-transform" => {
                     if a.value().trim().is_empty() {
                         self.warn_attr(node, &a, "empty `halo-transform` ignored");
@@ -538,6 +539,7 @@ mod tests {
         let mut loader = Loader {
             doc: &doc,
             file: None,
+            source_map: crate::style::mapnik_xml::entities::SourceMap::of_text(xml, None),
             base_dir: PathBuf::from("/styles"),
             explicit_base: true,
             relative_to_xml: true,
@@ -548,6 +550,7 @@ mod tests {
                 faces: vec!["A".into(), "B".into()],
             }],
             text_faces: Vec::new(),
+            layer_locations: Vec::new(),
         };
         let node = doc
             .descendants()

@@ -1,0 +1,93 @@
+//! Style-level features openstreetmap-carto needs, checked in numbers:
+//! `image-filters="scale-hsla(...)"` on a style, and `group-by` on a layer
+//! (features drawn style by style within runs of one field value).
+#![allow(clippy::unwrap_used)]
+
+use render_core::TileFormat;
+
+use crate::golden::{base_tile, feat, options, rect, render_tile, scene, Image, Px};
+
+fn pixel(image: &Image, x: u32, y: u32) -> [u8; 4] {
+    let i = ((y * image.width + x) * 4) as usize;
+    image.rgba[i..i + 4].try_into().unwrap()
+}
+
+#[test]
+fn scale_hsla_lightens_a_style_as_mapnik_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [feat(
+        "area",
+        0,
+        px.polygon(&[&rect(40.0, 40.0, 200.0, 200.0)]),
+    )];
+    let styles = r##"<Style name="s" image-filters="scale-hsla(0,1,0,1,0.2,1,0,1)">
+<Rule><PolygonSymbolizer fill="#000000"/></Rule></Style>"##;
+    let map = scene(dir.path(), &features, styles, &["s"]);
+    let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
+    // Black has lightness 0, mapped to 0.2: grey 51. The background (not
+    // part of the style's image) is untouched.
+    assert_eq!(pixel(&image, 100, 100), [51, 51, 51, 255]);
+    assert_eq!(pixel(&image, 20, 20), [0xf4, 0xf1, 0xea, 255]);
+}
+
+#[test]
+fn an_image_filter_tessera_does_not_run_is_a_load_error() {
+    let xml = r#"<Map><Style name="s" image-filters="agg-stack-blur(2,2)"><Rule><PolygonSymbolizer/></Rule></Style></Map>"#;
+    let e = crate::load_err(xml);
+    assert!(
+        e.contains("`agg-stack-blur`") && e.contains("`scale-hsla` only"),
+        "{e}"
+    );
+}
+
+/// Two roads crossing, on layers 0 and 1, each with a wide grey casing
+/// and a narrow fill, drawn by two styles (casing, then fill).
+fn crossing_roads(group_by: bool) -> Image {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    let features = [
+        feat("road", 0, px.line(&[(20.0, 128.0), (236.0, 128.0)])),
+        feat("road", 1, px.line(&[(128.0, 20.0), (128.0, 236.0)])),
+    ];
+    let styles = r##"<Style name="casing"><Rule><LineSymbolizer stroke="#444444" stroke-width="14"/></Rule></Style>
+<Style name="fill"><Rule><LineSymbolizer stroke="#ffcc00" stroke-width="8"/></Rule></Style>"##;
+    let map = scene(dir.path(), &features, styles, &["casing", "fill"]);
+    let mut m = map.map().clone();
+    if group_by {
+        m.layers[0].group_by = Some("n".into());
+    }
+    let source = render_core::MapSource::from_loaded(
+        render_core::LoadedMap {
+            map: m,
+            warnings: vec![],
+        },
+        None,
+    )
+    .unwrap();
+    render_tile(&source, base_tile(), options(TileFormat::Png32))
+}
+
+#[test]
+fn group_by_draws_each_run_of_a_field_style_by_style() {
+    // Without group-by both casings go under both fills: the crossing is
+    // all fill. With group-by on `n` the upper road (n = 1) is drawn after
+    // the lower one's fill: its casing cuts across the lower road's fill.
+    let flat = crossing_roads(false);
+    let grouped = crossing_roads(true);
+    let yellow = [0xff, 0xcc, 0x00, 255];
+    let casing = [0x44, 0x44, 0x44, 255];
+    // Beside the vertical road, on the horizontal road's fill line.
+    assert_eq!(pixel(&flat, 122, 128), yellow);
+    assert_eq!(pixel(&grouped, 122, 128), casing);
+    // The crossing itself is the upper road's fill in both.
+    assert_eq!(pixel(&grouped, 128, 128), yellow);
+}
+
+#[test]
+fn group_by_is_read_from_the_layer() {
+    let xml = r#"<Map><Style name="s"><Rule><LineSymbolizer/></Rule></Style>
+<Layer name="roads" group-by="layernotnull"><StyleName>s</StyleName></Layer></Map>"#;
+    let map = crate::load(xml).map;
+    assert_eq!(map.layers[0].group_by.as_deref(), Some("layernotnull"));
+}
