@@ -20,7 +20,9 @@ use crate::image::ImageCache;
 use crate::labels::LabelContext;
 use crate::place::{Collisions, Rect};
 use crate::source::geometry::Point;
-use crate::source::{Found, RasterLayer, RasterSource, VectorLayer};
+use crate::source::{
+    Found, PostgisConnections, PostgisLayer, QueryArea, RasterLayer, RasterSource, VectorLayer,
+};
 use crate::style::composite::CompOp;
 use crate::style::filter::{FeatureView, GeometryType, Value};
 use crate::style::symbolizer::{RasterSymbolizer, ScalingMethod, Symbolizer};
@@ -52,6 +54,10 @@ pub struct RenderOptions {
     /// sets it, and a later one asking for a different size logs a warning
     /// and changes nothing.
     pub gdal_cache_mb: Option<u32>,
+    /// PostgreSQL's `statement_timeout` for every PostGIS query, in
+    /// milliseconds: a query running longer fails its tile. `None`: no
+    /// limit.
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl Default for RenderOptions {
@@ -63,6 +69,7 @@ impl Default for RenderOptions {
             format: TileFormat::Png8 { colours: 256 },
             compression: Compression::Fast,
             gdal_cache_mb: None,
+            statement_timeout_ms: None,
         }
     }
 }
@@ -118,6 +125,8 @@ enum LayerData {
     None,
     /// Vector data, in memory.
     Vector(VectorLayer),
+    /// A PostGIS layer, queried per metatile by each worker.
+    Postgis(PostgisLayer),
     /// A raster, checked; each renderer opens its own dataset.
     Raster(RasterSource),
 }
@@ -149,6 +158,10 @@ impl MapSource {
                     let raster = RasterSource::load(ds, &layer.srs).map_err(data_error)?;
                     LayerData::Raster(raster)
                 }
+                Some(ds @ Datasource::PostGis { .. }) => match PostgisLayer::new(ds, &layer.srs) {
+                    Some(pg) => LayerData::Postgis(pg),
+                    None => LayerData::None,
+                },
                 Some(ds) => {
                     if let Datasource::Shape { file, .. } | Datasource::Ogr { file, .. } = ds {
                         files.push(file.clone());
@@ -195,6 +208,14 @@ impl MapSource {
     pub fn layer_data(&self, index: usize) -> Option<&VectorLayer> {
         match self.inner.layers.get(index) {
             Some(LayerData::Vector(data)) => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The PostGIS query of the style's layer `index`, if it is one.
+    pub fn postgis_layer(&self, index: usize) -> Option<&PostgisLayer> {
+        match self.inner.layers.get(index) {
+            Some(LayerData::Postgis(pg)) => Some(pg),
             _ => None,
         }
     }
@@ -282,6 +303,8 @@ pub struct Renderer {
     text: TextCaches,
     /// This worker's decoded images (shields).
     images: ImageCache,
+    /// This worker's PostGIS connections.
+    postgis: PostgisConnections,
 }
 
 impl Renderer {
@@ -303,6 +326,7 @@ impl Renderer {
         let rasters = std::iter::repeat_with(|| None)
             .take(source.map().layers.len())
             .collect();
+        let statement_timeout_ms = options.statement_timeout_ms;
         Renderer {
             source,
             options,
@@ -310,7 +334,14 @@ impl Renderer {
             rasters,
             text: TextCaches::default(),
             images: ImageCache::default(),
+            postgis: PostgisConnections::new(statement_timeout_ms),
         }
+    }
+
+    /// This worker's PostGIS connections (their counters count queries and
+    /// connections).
+    pub fn postgis(&self) -> &PostgisConnections {
+        &self.postgis
     }
 
     /// This worker's text caches (their counters measure them).
@@ -421,13 +452,39 @@ impl Renderer {
                 draw_raster_layer(&mut canvas, &target, map, layer, raster, open)?;
                 continue;
             }
-            let Some(data) = source.layer_data(index) else {
+            // A layer none of whose styles has a rule at this scale is not
+            // read at all (Mapnik does not query it either).
+            let drawn = layer.styles.iter().any(|name| {
+                map.style(name)
+                    .is_some_and(|style| !style.active_rules(scale).is_empty())
+            });
+            if !drawn {
                 continue;
-            };
+            }
             let buffer_px = opts
                 .buffer
                 .unwrap_or(layer.buffer_size.unwrap_or(map.buffer_size));
             let query = canvas.area().expanded(f64::from(buffer_px) * mpp);
+            let queried;
+            let data = match (source.layer_data(index), source.postgis_layer(index)) {
+                (Some(data), _) => data,
+                (None, Some(pg)) => {
+                    let area = QueryArea {
+                        bbox: query,
+                        scale_denominator: scale,
+                        pixel_size: (mpp, mpp),
+                    };
+                    queried = self
+                        .postgis
+                        .query(pg, &area)
+                        .map_err(|source| Error::Data {
+                            layer: layer.name.clone(),
+                            source,
+                        })?;
+                    &queried
+                }
+                (None, None) => continue,
+            };
             let found = data.query(&query, mpp);
             if found.is_empty() {
                 continue;

@@ -328,7 +328,7 @@ fn open(file: &Path) -> Result<Dataset, SourceError> {
 }
 
 /// Opens a dataset with GDAL's vector drivers only.
-fn open_vector(name: &Path) -> gdal::errors::Result<Dataset> {
+pub(super) fn open_vector(name: &Path) -> gdal::errors::Result<Dataset> {
     Dataset::open_ex(
         name,
         gdal::DatasetOptions {
@@ -339,7 +339,7 @@ fn open_vector(name: &Path) -> gdal::errors::Result<Dataset> {
 }
 
 /// A PG: connection string with the password hidden, for messages.
-fn redact(connection: &str) -> String {
+pub(super) fn redact(connection: &str) -> String {
     connection
         .split_whitespace()
         .map(|part| {
@@ -382,7 +382,7 @@ fn expand_postgis_tokens(table: &str, srid: Option<i32>) -> String {
 
 /// The EPSG code of a layer `srs` such as `epsg:4326`, `+init=epsg:3857` or
 /// a PROJ string GDAL recognises; `None` when it has none.
-fn srs_epsg(srs: &str) -> Option<i32> {
+pub(super) fn srs_epsg(srs: &str) -> Option<i32> {
     let normalised = srs.trim().to_ascii_lowercase();
     let code = normalised
         .strip_prefix("+init=")
@@ -414,7 +414,7 @@ fn srs_epsg(srs: &str) -> Option<i32> {
 }
 
 /// How coordinates get from the layer's srs to Web Mercator metres.
-enum Reprojection {
+pub(super) enum Reprojection {
     /// Already EPSG:3857.
     Identity,
     /// WGS84 longitude/latitude: tile-math's spherical formulas, which clamp
@@ -426,7 +426,7 @@ enum Reprojection {
 }
 
 impl Reprojection {
-    fn new(srs: &str) -> Result<Self, SourceError> {
+    pub(super) fn new(srs: &str) -> Result<Self, SourceError> {
         let bad = |e: gdal::errors::GdalError| SourceError::BadSrs {
             srs: srs.to_owned(),
             message: e.to_string(),
@@ -447,10 +447,29 @@ impl Reprojection {
         source.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         let mut target = SpatialRef::from_epsg(3857).map_err(bad)?;
         target.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        if source.auth_code().ok() == Some(3857) {
+        // Web Mercator written as a PROJ string (openstreetmap-carto's
+        // `+proj=merc +a=6378137 ... +nadgrids=@null`) is EPSG:3857: no
+        // transformation, instead of a PROJ call per coordinate.
+        if source.auth_code().ok() == Some(3857) || source == target {
             return Ok(Reprojection::Identity);
         }
         Ok(Reprojection::Gdal(source, target))
+    }
+
+    /// A Web Mercator area in the source srs (its corners and edge
+    /// midpoints transformed, then their box); `None` when GDAL cannot.
+    pub(super) fn bbox_from_mercator(&self, a: &MercatorBbox) -> Option<[f64; 4]> {
+        let Reprojection::Gdal(source, target) = self else {
+            return None;
+        };
+        let back = CoordTransform::new(target, source).ok()?;
+        let (mx, my) = ((a.left + a.right) / 2.0, (a.bottom + a.top) / 2.0);
+        let mut xs = [a.left, mx, a.right, a.right, a.right, mx, a.left, a.left];
+        let mut ys = [a.bottom, a.bottom, a.bottom, my, a.top, a.top, a.top, my];
+        back.transform_coords(&mut xs, &mut ys, &mut []).ok()?;
+        let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some([min(&xs), min(&ys), max(&xs), max(&ys)])
     }
 
     /// Reprojects a path in place; points that cannot be projected are
@@ -493,7 +512,7 @@ impl Reprojection {
 /// Reads every feature of a layer. `geometry_field` picks one of several
 /// geometry columns by name (Mapnik's PostGIS `geometry_field`); without it
 /// the first one is read.
-fn read_layer<L: LayerAccess>(
+pub(super) fn read_layer<L: LayerAccess>(
     layer: &mut L,
     geometry_field: Option<&str>,
     to_mercator: &Reprojection,

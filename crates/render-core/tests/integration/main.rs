@@ -37,8 +37,10 @@ mod raster;
 // across the antimeridian), OSM XML and PBF (tests/data/osm/), and PostGIS
 // on a throwaway cluster the test starts (pg_cluster.rs).
 mod ogr_sources;
-// The throwaway PostgreSQL + PostGIS cluster of the PostGIS test.
+// The throwaway PostgreSQL + PostGIS cluster of the PostGIS tests.
 mod pg_cluster;
+// PostGIS per metatile: tokens, query counts, an SQL error, a restart.
+mod postgis_per_metatile;
 // Styles split over files: DOCTYPE entities (external, parameter) and
 // XInclude render like one file; loops, entity bombs, paths outside the
 // style folder, URLs and missing files are errors naming file and line.

@@ -527,9 +527,27 @@ fn postgis_tables_and_subqueries() {
             )),
     );
     let loaded = source(&xml, Path::new("/"));
+    // PostGIS layers are read per metatile: here one query covering the
+    // whole world, with tiny pixels.
+    let world_query = |i: usize| {
+        let pg = loaded.postgis_layer(i).unwrap();
+        let area = render_core::source::QueryArea {
+            bbox: tile_math::MercatorBbox::new(
+                -tile_math::MAX_MERCATOR,
+                -tile_math::MAX_MERCATOR,
+                tile_math::MAX_MERCATOR,
+                tile_math::MAX_MERCATOR,
+            ),
+            scale_denominator: 1000.0,
+            pixel_size: (1e-6, 1e-6),
+        };
+        render_core::source::PostgisConnections::default()
+            .query(pg, &area)
+            .unwrap()
+    };
     let result = std::panic::catch_unwind(|| {
         // A plain table: every row with a geometry, attributes typed.
-        let t = loaded.layer_data(0).unwrap();
+        let t = &world_query(0);
         assert_eq!(t.features().len(), 4, "the row without geometry is skipped");
         assert_eq!(attr(t, 0, "name"), string("helsinki"));
         assert_eq!(attr(t, 0, "rank"), Value::Int(1));
@@ -551,7 +569,7 @@ fn postgis_tables_and_subqueries() {
         assert_eq!(t.features()[3].kind, GeometryType::LineString);
         assert!(t.features()[3].geometry.lines[0].len() > 10);
         // A subquery with `geom && !bbox!`.
-        let sub = loaded.layer_data(1).unwrap();
+        let sub = &world_query(1);
         assert_eq!(sub.fields(), ["id", "name", "rank"]);
         let names: Vec<Value> = (0..sub.features().len())
             .map(|i| attr(sub, i, "name"))
@@ -559,16 +577,16 @@ fn postgis_tables_and_subqueries() {
         assert_eq!(names, [string("street"), Value::Null, string("arc")]);
         // ST_Intersects needs `!bbox!` in the table's SRID (here from the
         // layer's PROJ srs), and the other tokens are filled in.
-        let inter = loaded.layer_data(2).unwrap();
+        let inter = &world_query(2);
         assert_eq!(inter.features().len(), 1, "only the polygon has an area");
         assert_eq!(inter.features()[0].kind, GeometryType::Polygon);
         // `geometry_field` picks the second geometry column.
-        let centre = loaded.layer_data(3).unwrap();
+        let centre = &world_query(3);
         assert_eq!(centre.features().len(), 2);
         assert_eq!(centre.features()[0].geometry.points[0], [100.0, 200.0]);
         assert_eq!(centre.features()[1].geometry.points[0], [300.0, 400.0]);
         // A schema-qualified table name.
-        assert_eq!(loaded.layer_data(4).unwrap().features().len(), 4);
+        assert_eq!(world_query(4).features().len(), 4);
         // A query that fails when its rows are read is an error, not an
         // empty layer.
         let postgis = |table: String, geometry_field: Option<&str>| Datasource::PostGis {

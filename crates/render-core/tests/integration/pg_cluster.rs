@@ -25,6 +25,8 @@ pub struct PgCluster {
 
 struct Server {
     bindir: PathBuf,
+    /// `pg_ctl start -o` options (to start it again after `stop`).
+    options: String,
     /// `Some("postgres")` when we are root.
     run_as: Option<&'static str>,
     dir: tempfile::TempDir,
@@ -106,6 +108,26 @@ impl Server {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
+
+    fn start(&self) {
+        let data = self.path("data");
+        self.run(
+            60,
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                &self.path("server.log"),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &self.options,
+                "start",
+            ],
+        );
+    }
 }
 
 impl PgCluster {
@@ -141,8 +163,9 @@ impl PgCluster {
                 dir.path().display()
             );
         }
-        let server = Server {
+        let mut server = Server {
             bindir,
+            options: String::new(),
             run_as,
             dir,
         };
@@ -165,26 +188,11 @@ impl PgCluster {
                 "--locale=C",
             ],
         );
-        let options = format!(
+        server.options = format!(
             "-c listen_addresses='' -k {socket_dir} -p 5432 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off"
         );
-        server.run(
-            60,
-            "pg_ctl",
-            &[
-                "-D",
-                &data,
-                "-l",
-                &server.path("server.log"),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                &options,
-                "start",
-            ],
-        );
+        server.start();
         server.run(
             60,
             "psql",
@@ -209,6 +217,31 @@ impl PgCluster {
             conninfo: format!("dbname=postgres host={socket_dir} port=5432 user=postgres"),
             _server: Some(server),
         }
+    }
+}
+
+impl PgCluster {
+    /// Stops the server (fast shutdown: open connections are cut), as a
+    /// database restart begins. Panics for a `TESSERA_TEST_PG` database,
+    /// which is not ours to stop.
+    pub fn stop(&self) {
+        let Some(server) = &self._server else {
+            panic!("PostGIS test: cannot stop the TESSERA_TEST_PG database");
+        };
+        let data = server.path("data");
+        server.run(
+            60,
+            "pg_ctl",
+            &["-D", &data, "stop", "-m", "fast", "-w", "-t", "30"],
+        );
+    }
+
+    /// Starts the server again after `stop`.
+    pub fn start_again(&self) {
+        let Some(server) = &self._server else {
+            panic!("PostGIS test: cannot start the TESSERA_TEST_PG database");
+        };
+        server.start();
     }
 }
 
