@@ -145,6 +145,7 @@ impl MapSource {
         let LoadedMap { map, mut warnings } = loaded;
         let (fonts, chains) = load_fonts(&map, &mut warnings);
         let mut layers = Vec::with_capacity(map.layers.len());
+        let style_path = style_file.clone();
         let mut files: Vec<PathBuf> = style_file.into_iter().collect();
         for layer in &map.layers {
             let data_error = |source| Error::Data {
@@ -172,6 +173,7 @@ impl MapSource {
             };
             layers.push(data);
         }
+        check_databases(&map, &layers, &style_path, &mut warnings);
         Ok(MapSource {
             inner: Arc::new(MapSourceInner {
                 map,
@@ -225,6 +227,46 @@ impl MapSource {
         match self.inner.layers.get(index) {
             Some(LayerData::Raster(raster)) => Some(raster),
             _ => None,
+        }
+    }
+}
+
+/// Says at load when a PostGIS database cannot be reached: the map loads
+/// anyway (its layers are read per metatile), and tiles that need the
+/// database fail until it is back.
+fn check_databases(
+    map: &Map,
+    layers: &[LayerData],
+    style_file: &Option<PathBuf>,
+    warnings: &mut Vec<StyleWarning>,
+) {
+    let mut probe = PostgisConnections::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (layer, data) in map.layers.iter().zip(layers) {
+        let LayerData::Postgis(pg) = data else {
+            continue;
+        };
+        let connection = pg.connection_for_display();
+        if seen.contains(&connection) {
+            continue;
+        }
+        seen.push(connection.clone());
+        if let Err(e) = probe.probe(pg) {
+            let w = StyleWarning {
+                location: crate::error::Location {
+                    file: style_file.clone(),
+                    line: layer.line,
+                    column: 1,
+                },
+                element: "Layer".into(),
+                message: format!(
+                    "the database of layer `{}` cannot be reached now ({e}); tiles that need it \
+                     fail until it can",
+                    layer.name
+                ),
+            };
+            tracing::warn!("{w}");
+            warnings.push(w);
         }
     }
 }

@@ -142,6 +142,9 @@ pub struct RenderSection {
     pub format: String,
     /// GDAL's raster block cache in MiB; unset keeps GDAL's default.
     pub gdal_cache_mb: Option<u32>,
+    /// PostgreSQL `statement_timeout` of every PostGIS query, in
+    /// milliseconds (a longer query fails its tile); 0 means no limit.
+    pub statement_timeout_ms: u64,
 }
 
 /// `[store]`
@@ -201,6 +204,7 @@ impl Default for RenderSection {
             buffer: None,
             format: "png8".into(),
             gdal_cache_mb: None,
+            statement_timeout_ms: 60_000,
         }
     }
 }

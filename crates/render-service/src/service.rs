@@ -266,6 +266,7 @@ impl ServiceOptions {
                 buffer: raw.render.buffer,
                 format: config.format,
                 gdal_cache_mb: raw.render.gdal_cache_mb,
+                statement_timeout_ms: Some(raw.render.statement_timeout_ms).filter(|ms| *ms > 0),
                 ..RenderOptions::default()
             },
             max_backlog_bytes: raw.server.max_queued_bytes_per_client,

@@ -214,6 +214,16 @@ impl PostgisConnections {
         }
     }
 
+    /// Connects to `layer`'s database (or finds the connection open):
+    /// whether it can be reached now.
+    pub fn probe(&mut self, layer: &PostgisLayer) -> Result<(), SourceError> {
+        let result = self.connection(layer).map(|_| ());
+        if result.is_err() {
+            self.open.remove(&layer.connection);
+        }
+        result
+    }
+
     /// The features of `layer` in `area`.
     pub fn query(
         &mut self,

@@ -190,3 +190,38 @@ fn a_database_restart_fails_the_tiles_in_between_and_rendering_resumes() {
     assert_eq!(rgb(&mut renderer, a, 128, 128), RED);
     assert!(renderer.postgis().connects >= 2, "{:?}", renderer.postgis());
 }
+
+#[test]
+fn a_map_loads_while_its_database_is_down_and_renders_once_it_is_up() {
+    let cluster = PgCluster::start();
+    let db = &cluster.conninfo;
+    let (a, _) = tiles();
+    exec(db, "DROP TABLE IF EXISTS roads");
+    exec(
+        db,
+        "CREATE TABLE roads (osm_id bigint, geom geometry(LineString, 3857))",
+    );
+    let wkt = Px::new(a).line(&[(0.0, 128.0), (256.0, 128.0)]);
+    exec(
+        db,
+        &format!("INSERT INTO roads VALUES (1, ST_GeomFromText('{wkt}', 3857))"),
+    );
+    cluster.stop();
+    let table = "(SELECT geom FROM roads WHERE geom && !bbox!) AS data";
+    let map = style(db, table, "roads");
+    let said: Vec<String> = map.warnings().iter().map(|w| w.to_string()).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("layer `roads` cannot be reached now")),
+        "{said:?}"
+    );
+    let mut renderer = Renderer::new(map, RenderOptions::default());
+    let meta = Metatile::containing(a, 1).unwrap();
+    let e = renderer.draw_metatile(&meta).unwrap_err().to_string();
+    assert!(
+        e.contains("layer `roads`") && e.contains("connecting to PostGIS"),
+        "{e}"
+    );
+    cluster.start_again();
+    assert_eq!(rgb(&mut renderer, a, 128, 128), [0, 0, 255]);
+}
