@@ -53,6 +53,8 @@ pub struct PostgisLayer {
     srid: i32,
     /// The layer's `srs`, for reprojecting to Web Mercator.
     srs: String,
+    /// `extent` in Web Mercator metres, when given in a Mercator SRID.
+    extent: Option<MercatorBbox>,
 }
 
 /// What one metatile asks of a layer.
@@ -75,6 +77,7 @@ impl PostgisLayer {
             table,
             geometry_field,
             srid,
+            extent,
         } = datasource
         else {
             return None;
@@ -83,18 +86,35 @@ impl PostgisLayer {
             .filter(|s| *s > 0)
             .or_else(|| srs_epsg(srs))
             .unwrap_or(3857);
+        // Only a Mercator extent is used to skip metatiles (others would
+        // need reprojecting, and skipping is just a saving).
+        let extent = extent
+            .filter(|_| matches!(srid, 3857 | 900_913))
+            .map(|[x0, y0, x1, y1]| MercatorBbox::new(x0, y0, x1, y1));
         Some(PostgisLayer {
             connection: with_default_connect_timeout(connection),
             table: table.clone(),
             geometry_field: geometry_field.clone(),
             srid,
             srs: srs.to_owned(),
+            extent,
         })
     }
 
     /// The connection string with its password hidden (for messages).
     pub fn connection_for_display(&self) -> String {
         redact(&self.connection)
+    }
+
+    /// Whether the layer's `extent` (if any) meets `area`: a metatile
+    /// outside it has nothing to ask the database.
+    pub fn may_have_data_in(&self, area: &MercatorBbox) -> bool {
+        self.extent.is_none_or(|e| {
+            e.left <= area.right
+                && area.left <= e.right
+                && e.bottom <= area.top
+                && area.bottom <= e.top
+        })
     }
 
     /// The table or subquery as written.
@@ -230,6 +250,9 @@ impl PostgisConnections {
         layer: &PostgisLayer,
         area: &QueryArea,
     ) -> Result<VectorLayer, SourceError> {
+        if !layer.may_have_data_in(&area.bbox) {
+            return Ok(VectorLayer::from_features(Vec::new(), Vec::new()));
+        }
         let geometry_column = if layer.table.contains("!bbox!") || layer.geometry_field.is_some() {
             None
         } else {
@@ -353,6 +376,7 @@ mod tests {
                 table: table.into(),
                 geometry_field: None,
                 srid,
+                extent: None,
             },
             srs,
         )

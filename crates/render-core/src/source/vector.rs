@@ -159,6 +159,7 @@ impl VectorLayer {
                 table,
                 geometry_field,
                 srid,
+                ..
             } => {
                 // Vector drivers only: with rasters allowed too, GDAL tries
                 // the PostGIS Raster driver first, which fails on a database

@@ -1632,11 +1632,46 @@ impl DatasourceBuilder<'_, '_, '_, '_, '_> {
                     Some(v) => Some(self.parse_num("srid", &v, "an integer")?),
                     None => None,
                 };
+                let extent = match self.take("extent") {
+                    Some((v, pos)) => {
+                        let numbers: Option<Vec<f64>> = v
+                            .split(|c: char| c == ',' || c.is_whitespace())
+                            .filter(|p| !p.is_empty())
+                            .map(|p| p.parse::<f64>().ok().filter(|n| n.is_finite()))
+                            .collect();
+                        match numbers.as_deref() {
+                            Some(&[a, b, c, d]) => Some([a, b, c, d]),
+                            _ => {
+                                return Err(self.error(
+                                    Some(pos),
+                                    format!("`extent` must be `minx,miny,maxx,maxy`, found `{v}`"),
+                                ))
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                // Parameters that tune Mapnik's connection and cursor, or
+                // estimate an extent: nothing to draw differently.
+                for quiet in [
+                    "estimate_extent",
+                    "key_field",
+                    "key_field_as_attribute",
+                    "max_size",
+                    "initial_size",
+                    "cursor_size",
+                    "persist_connection",
+                    "simplify_geometries",
+                    "max_async_connection",
+                ] {
+                    self.take(quiet);
+                }
                 Datasource::PostGis {
                     connection,
                     table,
                     geometry_field,
                     srid,
+                    extent,
                 }
             }
             other => {

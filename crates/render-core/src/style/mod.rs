@@ -376,6 +376,9 @@ pub enum Datasource {
         geometry_field: Option<String>,
         /// `srid`, if given.
         srid: Option<i32>,
+        /// `extent` (`minx,miny,maxx,maxy` in the data's SRID), if given:
+        /// metatiles that do not meet it do not query the layer.
+        extent: Option<[f64; 4]>,
     },
 }
 

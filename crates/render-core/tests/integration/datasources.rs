@@ -172,14 +172,21 @@ fn gdal_and_postgis() {
         + &p("password", "se cret")
         + &p("table", "(SELECT way FROM planet_osm_line) AS roads")
         + &p("geometry_field", "way")
-        + &p("srid", "3857")));
+        + &p("srid", "3857")
+        + &p("extent", "-20037508,-19929239,20037508,19929239")
+        + &p("estimate_extent", "false")
+        + &p("key_field", "osm_id")
+        + &p("max_size", "4")
+        + &p("cursor_size", "1000")
+        + &p("simplify_geometries", "true")));
     assert_eq!(
         d,
         Datasource::PostGis {
             connection: "PG:dbname=gis host=localhost port=5432 user=osm password='se cret'".into(),
             table: "(SELECT way FROM planet_osm_line) AS roads".into(),
             geometry_field: Some("way".into()),
-            srid: Some(3857)
+            srid: Some(3857),
+            extent: Some([-20037508.0, -19929239.0, 20037508.0, 19929239.0]),
         }
     );
 }
@@ -206,7 +213,8 @@ fn datasource_templates() {
             connection: "PG:dbname=gis".into(),
             table: "roads".into(),
             geometry_field: None,
-            srid: None
+            srid: None,
+            extent: None,
         })
     );
     let err = load_err(r#"<Map><Layer name="l"><Datasource base="nope"/></Layer></Map>"#);

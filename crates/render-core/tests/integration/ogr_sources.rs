@@ -594,6 +594,7 @@ fn postgis_tables_and_subqueries() {
             table,
             geometry_field: geometry_field.map(str::to_owned),
             srid: None,
+            extent: None,
         };
         let bad = postgis(
             format!(

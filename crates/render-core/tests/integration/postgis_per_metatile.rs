@@ -44,6 +44,15 @@ fn tiles() -> (TileCoord, TileCoord) {
 }
 
 fn style(conninfo: &str, table: &str, layer: &str) -> MapSource {
+    style_with_extent(
+        conninfo,
+        table,
+        layer,
+        "-20037508,-20037508,20037508,20037508",
+    )
+}
+
+fn style_with_extent(conninfo: &str, table: &str, layer: &str, extent: &str) -> MapSource {
     let xml = format!(
         r##"<Map srs="epsg:3857" background-color="#ffffff">
 <Style name="roads">
@@ -64,7 +73,7 @@ fn style(conninfo: &str, table: &str, layer: &str) -> MapSource {
 <Parameter name="type">postgis</Parameter>
 {params}
 <Parameter name="table">{table}</Parameter>
-<Parameter name="extent">-20037508,-20037508,20037508,20037508</Parameter>
+<Parameter name="extent">{extent}</Parameter>
 <Parameter name="estimate_extent">false</Parameter>
 <Parameter name="key_field">osm_id</Parameter>
 </Datasource>
@@ -128,6 +137,21 @@ fn postgis_is_queried_per_metatile_with_mapnik_s_tokens() {
     let z10 = TileCoord::new(10, 582, 296).unwrap();
     assert_eq!(rgb(&mut renderer, z10, 128, 128), WHITE);
     assert_eq!(renderer.postgis().queries, 3);
+
+    // A layer `extent` that misses a metatile: no query for it.
+    let bounds = pa.0.area();
+    let extent = format!(
+        "{},{},{},{}",
+        bounds.left, bounds.bottom, bounds.right, bounds.top
+    );
+    let mut bounded = Renderer::new(
+        style_with_extent(db, table, "roads", &extent),
+        RenderOptions::default(),
+    );
+    assert_eq!(rgb(&mut bounded, b, 30, 128), WHITE);
+    assert_eq!(bounded.postgis().queries, 0);
+    assert_eq!(rgb(&mut bounded, a, 128, 128), RED);
+    assert_eq!(bounded.postgis().queries, 1);
 
     // A plain table name: filtered on its geometry column, found by itself.
     let mut plain = Renderer::new(style(db, "roads", "plain"), RenderOptions::default());
