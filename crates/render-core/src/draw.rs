@@ -248,6 +248,11 @@ impl Canvas {
         let offset = style.offset * self.scale_factor;
         let mut builder = PathBuilder::new();
         let mut miter_tips = PathBuilder::new();
+        let dashes = dash(
+            &style.stroke_dasharray,
+            style.stroke_dashoffset,
+            self.scale_factor,
+        );
         for line in lines {
             let mut px: Vec<[f64; 2]> = line.iter().map(|p| self.to_px(*p, x_shift)).collect();
             if offset != 0.0 {
@@ -258,10 +263,9 @@ impl Canvas {
                     px.push(first);
                 }
             }
-            for part in clip_polyline(&px, clip) {
+            for (start, part) in clip_polyline_along(&px, clip) {
                 // A ring that stays whole keeps its join at the start.
                 let whole = closed && part.len() == px.len();
-                add_polyline(&mut builder, &part, whole);
                 if clip_miters {
                     add_miter_clips(
                         &mut miter_tips,
@@ -271,17 +275,34 @@ impl Canvas {
                         style.stroke_miterlimit,
                     );
                 }
+                match &dashes {
+                    None => add_polyline(&mut builder, &part, whole),
+                    Some((intervals, phase)) => {
+                        // Dashes run from the line's own start (Mapnik's
+                        // default `clip="false"` draws the whole line), or
+                        // from the cut with `clip="true"`.
+                        let mut one = PathBuilder::new();
+                        add_polyline(&mut one, &part, whole);
+                        let phase = if style.clip {
+                            *phase
+                        } else {
+                            // In f64, modulo the pattern: a part may start
+                            // millions of pixels along a coastline.
+                            let period: f64 = intervals.iter().map(|v| f64::from(*v)).sum();
+                            ((f64::from(*phase) + start) % period) as f32
+                        };
+                        let dashed = one.finish().and_then(|path| {
+                            StrokeDash::new(intervals.clone(), phase)
+                                .and_then(|d| path.dash(&d, 1.0))
+                        });
+                        if let Some(dashed) = dashed {
+                            builder.push_path(&dashed);
+                        }
+                    }
+                }
             }
         }
         let path = builder.finish()?;
-        let path = match dash(
-            &style.stroke_dasharray,
-            style.stroke_dashoffset,
-            self.scale_factor,
-        ) {
-            Some(dash) => path.dash(&dash, 1.0)?,
-            None => path,
-        };
         let stroke = Stroke {
             width: width as f32,
             miter_limit: style.stroke_miterlimit as f32,
@@ -374,7 +395,8 @@ fn paint(colour: Color, opacity: f64) -> Paint<'static> {
     paint
 }
 
-fn dash(array: &[(f64, f64)], offset: f64, scale: f64) -> Option<StrokeDash> {
+/// A dash array's intervals and phase in pixels; `None` for a solid line.
+fn dash(array: &[(f64, f64)], offset: f64, scale: f64) -> Option<(Vec<f32>, f32)> {
     if array.is_empty() {
         return None;
     }
@@ -382,7 +404,9 @@ fn dash(array: &[(f64, f64)], offset: f64, scale: f64) -> Option<StrokeDash> {
         .iter()
         .flat_map(|(on, off)| [(on * scale) as f32, (off * scale) as f32])
         .collect();
-    StrokeDash::new(intervals, (offset * scale) as f32)
+    // An array StrokeDash refuses (all zero) draws solid.
+    StrokeDash::new(intervals.clone(), (offset * scale) as f32)?;
+    Some((intervals, (offset * scale) as f32))
 }
 
 fn add_polyline(builder: &mut PathBuilder, points: &[[f64; 2]], close: bool) {
@@ -531,34 +555,48 @@ fn cross(a: [f64; 2], b: [f64; 2], axis: usize, bound: f64) -> [f64; 2] {
 
 /// Liang–Barsky on each segment: the parts of a polyline inside a rectangle.
 pub(crate) fn clip_polyline(line: &[[f64; 2]], rect: [f64; 4]) -> Vec<Vec<[f64; 2]>> {
-    let mut parts: Vec<Vec<[f64; 2]>> = Vec::new();
+    clip_polyline_along(line, rect)
+        .into_iter()
+        .map(|(_, part)| part)
+        .collect()
+}
+
+/// `clip_polyline`, with each part's distance from the line's start (so
+/// that dashes keep the phase they have on the whole line).
+pub(crate) fn clip_polyline_along(line: &[[f64; 2]], rect: [f64; 4]) -> Vec<(f64, Vec<[f64; 2]>)> {
+    let mut parts: Vec<(f64, Vec<[f64; 2]>)> = Vec::new();
     let mut current: Vec<[f64; 2]> = Vec::new();
+    let mut current_start = 0.0;
+    let mut travelled = 0.0;
+    let dist = |p: [f64; 2], q: [f64; 2]| (q[0] - p[0]).hypot(q[1] - p[1]);
     for pair in line.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         match clip_segment(a, b, rect) {
             Some((p, q, a_kept, b_kept)) => {
                 if current.is_empty() || !a_kept {
                     if current.len() >= 2 {
-                        parts.push(std::mem::take(&mut current));
+                        parts.push((current_start, std::mem::take(&mut current)));
                     }
                     current.clear();
                     current.push(p);
+                    current_start = travelled + dist(a, p);
                 }
                 current.push(q);
                 if !b_kept {
-                    parts.push(std::mem::take(&mut current));
+                    parts.push((current_start, std::mem::take(&mut current)));
                 }
             }
             None => {
                 if current.len() >= 2 {
-                    parts.push(std::mem::take(&mut current));
+                    parts.push((current_start, std::mem::take(&mut current)));
                 }
                 current.clear();
             }
         }
+        travelled += dist(a, b);
     }
     if current.len() >= 2 {
-        parts.push(current);
+        parts.push((current_start, current));
     }
     parts
 }

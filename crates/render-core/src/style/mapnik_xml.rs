@@ -785,11 +785,12 @@ impl Loader<'_, '_> {
     fn common_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<bool> {
         match a.name() {
             "comp-op" => self.src_over_only(node, a)?,
-            "clip" => self.warn_attr(
-                node,
-                a,
-                "`clip` ignored: tessera always clips to the buffered metatile",
-            ),
+            // Fills and images come out the same clipped or not (tessera
+            // cuts geometry to the buffered image, with a margin, only to
+            // keep f32 pixels exact).
+            "clip" => {
+                self.attr_bool(node, a)?;
+            }
             "simplify" => {
                 let v = self.attr_f64(node, a)?;
                 let msg = if v == 0.0 {
@@ -890,6 +891,7 @@ impl Loader<'_, '_> {
                     })?
                 }
                 "stroke-dashoffset" => s.stroke_dashoffset = self.attr_f64(node, &a)?,
+                "clip" => s.clip = self.attr_bool(node, &a)?,
                 "offset" => s.offset = self.attr_f64(node, &a)?,
                 "stroke-gamma" => s.stroke_gamma = self.attr_f64(node, &a)?,
                 "stroke-gamma-method" => s.stroke_gamma_method = self.gamma_method(node, &a)?,

@@ -208,6 +208,10 @@ pub struct LineSymbolizer {
     /// `offset`: a parallel offset in pixels (positive = left of the line
     /// direction, as in Mapnik), default 0.
     pub offset: f64,
+    /// `clip`, default false (as in Mapnik): dashes run from each line's
+    /// own start; with `true` the line is cut to the buffered image first
+    /// and its dashes start at the cut.
+    pub clip: bool,
     /// `stroke-gamma`, default 1: the outline's coverage adjustment, as
     /// [`PolygonSymbolizer::gamma`].
     pub stroke_gamma: f64,
@@ -229,6 +233,7 @@ impl Default for LineSymbolizer {
             stroke_dasharray: Vec::new(),
             stroke_dashoffset: 0.0,
             offset: 0.0,
+            clip: false,
             stroke_gamma: 1.0,
             stroke_gamma_method: GammaMethod::Power,
             comp_op: CompOp::SrcOver,

@@ -419,7 +419,6 @@ fn harmless_things_are_warnings_with_lines() {
         (3, "Map", "`maximum-extent` ignored"),
         (3, "Map", "unknown attribute `frobnicate`"),
         (5, "Parameters", "ignored"),
-        (8, "PolygonSymbolizer", "`clip` ignored"),
         (8, "PolygonSymbolizer", "simplify"),
         (8, "PolygonSymbolizer", "smooth"),
         (9, "LineSymbolizer", "rasterizer"),

@@ -91,3 +91,57 @@ fn group_by_is_read_from_the_layer() {
     let map = crate::load(xml).map;
     assert_eq!(map.layers[0].group_by.as_deref(), Some("layernotnull"));
 }
+
+/// Renders one long dashed line (starting 1000 px west, so its dashes enter
+/// every tile mid-pattern) as one 2×2 metatile and as 1×1 metatiles, and
+/// counts the pixels of the two left tiles that differ.
+fn dash_seam_differences(clip: bool) -> (usize, Image) {
+    use tile_math::{Metatile, TileCoord};
+    let dir = tempfile::tempdir().unwrap();
+    let left = TileCoord::new(10, 582, 296).unwrap();
+    let right = TileCoord::new(10, 583, 296).unwrap();
+    let px = Px::new(left);
+    let features = [feat(
+        "road",
+        0,
+        px.line(&[(-1000.3, 100.0), (700.0, 140.0)]),
+    )];
+    let styles = format!(
+        r##"<Style name="s"><Rule><LineSymbolizer stroke="#000000" stroke-width="3" stroke-dasharray="11,7" clip="{clip}"/></Rule></Style>"##
+    );
+    let map = scene(dir.path(), &features, &styles, &["s"]);
+    let opts = || options(TileFormat::Png32);
+    let both = crate::golden::render(&map, Metatile::containing(left, 2).unwrap(), opts());
+    let a = render_tile(&map, left, opts());
+    let b = render_tile(&map, right, opts());
+    let mut differing = 0;
+    for y in 0..256 {
+        for x in 0..256 {
+            differing += usize::from(pixel(&both, x, y) != pixel(&a, x, y));
+            differing += usize::from(pixel(&both, 256 + x, y) != pixel(&b, x, y));
+        }
+    }
+    (differing, a)
+}
+
+/// Dashes run from the line's own start (Mapnik's default `clip="false"`),
+/// so a metatile and its tiles draw the same dashes; with `clip="true"`
+/// they start at each image's cut and do not.
+#[test]
+fn dashes_keep_their_phase_across_metatiles() {
+    let (differing, a) = dash_seam_differences(false);
+    assert_eq!(
+        differing, 0,
+        "pixels differ between the metatile and its tiles"
+    );
+    // And the line is dashed: along it, dark and light alternate.
+    let dark = (0..256)
+        .filter(|&x| (115..140).any(|y| pixel(&a, x, y)[0] < 100))
+        .count();
+    assert!(dark > 60 && dark < 220, "{dark}");
+    let (differing, _) = dash_seam_differences(true);
+    assert!(
+        differing > 100,
+        "clip=\"true\" restarts dashes at the cut: {differing}"
+    );
+}

@@ -59,7 +59,7 @@ fn line_attributes() {
         r#"<LineSymbolizer stroke="rgba(255,0,0,0.5)" stroke-width="2.5" stroke-opacity="0.7"
             stroke-linecap="square" stroke-linejoin="bevel" stroke-miterlimit="10"
             stroke-dasharray="4 2" stroke-dashoffset="1" offset="-3" stroke-gamma="0.7"
-            stroke-gamma-method="linear" comp-op="multiply"/>"#,
+            stroke-gamma-method="linear" comp-op="multiply" clip="true"/>"#,
     );
     assert_eq!(
         s,
@@ -73,6 +73,7 @@ fn line_attributes() {
             stroke_dasharray: vec![(4.0, 2.0)],
             stroke_dashoffset: 1.0,
             offset: -3.0,
+            clip: true,
             stroke_gamma: 0.7,
             stroke_gamma_method: GammaMethod::Linear,
             comp_op: CompOp::Multiply,
