@@ -21,7 +21,8 @@ use crate::labels::LabelContext;
 use crate::place::{Collisions, Rect};
 use crate::source::geometry::Point;
 use crate::source::{
-    Found, PostgisConnections, PostgisLayer, QueryArea, RasterLayer, RasterSource, VectorLayer,
+    FileLayer, FileReaders, Found, PostgisConnections, PostgisLayer, QueryArea, RasterLayer,
+    RasterSource, VectorLayer,
 };
 use crate::style::composite::CompOp;
 use crate::style::filter::{FeatureView, GeometryType, Value};
@@ -127,21 +128,57 @@ enum LayerData {
     Vector(VectorLayer),
     /// A PostGIS layer, queried per metatile by each worker.
     Postgis(PostgisLayer),
+    /// A vector file above the in-memory limit, read per metatile by each
+    /// worker.
+    File(FileLayer),
     /// A raster, checked; each renderer opens its own dataset.
     Raster(RasterSource),
 }
 
+/// How a map's data is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Vector files larger than this (bytes; a Shapefile's `.shp` and
+    /// `.dbf` together) are not read into memory but per metatile, through
+    /// OGR's spatial filter. Default 256 MiB.
+    pub in_memory_limit_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            in_memory_limit_bytes: 256 << 20,
+        }
+    }
+}
+
 impl MapSource {
-    /// Loads a Mapnik-XML style file and all its data (vector data is read
-    /// into memory; rasters are opened once to check them).
+    /// Loads a Mapnik-XML style file and its data (vector files up to the
+    /// default in-memory limit are read into memory; larger ones and
+    /// PostGIS are read per metatile; rasters are opened once to check
+    /// them).
     pub fn load(style: impl AsRef<Path>) -> Result<MapSource> {
+        Self::load_with(style, &LoadOptions::default())
+    }
+
+    /// [`MapSource::load`] with options.
+    pub fn load_with(style: impl AsRef<Path>, options: &LoadOptions) -> Result<MapSource> {
         let style = style.as_ref();
         let loaded = Map::load(style)?;
-        Self::from_loaded(loaded, Some(style.to_path_buf()))
+        Self::from_loaded_with(loaded, Some(style.to_path_buf()), options)
     }
 
     /// Loads the data of a style that is already parsed.
     pub fn from_loaded(loaded: LoadedMap, style_file: Option<PathBuf>) -> Result<MapSource> {
+        Self::from_loaded_with(loaded, style_file, &LoadOptions::default())
+    }
+
+    /// [`MapSource::from_loaded`] with options.
+    pub fn from_loaded_with(
+        loaded: LoadedMap,
+        style_file: Option<PathBuf>,
+        options: &LoadOptions,
+    ) -> Result<MapSource> {
         let LoadedMap { map, mut warnings } = loaded;
         let (fonts, chains) = load_fonts(&map, &mut warnings);
         let mut layers = Vec::with_capacity(map.layers.len());
@@ -167,8 +204,15 @@ impl MapSource {
                     if let Datasource::Shape { file, .. } | Datasource::Ogr { file, .. } = ds {
                         files.push(file.clone());
                     }
-                    let data = VectorLayer::load(ds, &layer.srs).map_err(data_error)?;
-                    LayerData::Vector(data)
+                    let large = crate::source::file_tiles::data_size(ds)
+                        .is_some_and(|bytes| bytes > options.in_memory_limit_bytes);
+                    match FileLayer::new(ds, &layer.srs).filter(|_| large) {
+                        Some(file) => LayerData::File(file),
+                        None => {
+                            let data = VectorLayer::load(ds, &layer.srs).map_err(data_error)?;
+                            LayerData::Vector(data)
+                        }
+                    }
                 }
             };
             layers.push(data);
@@ -210,6 +254,14 @@ impl MapSource {
     pub fn layer_data(&self, index: usize) -> Option<&VectorLayer> {
         match self.inner.layers.get(index) {
             Some(LayerData::Vector(data)) => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The file of the style's layer `index`, if it is read per metatile.
+    pub fn file_layer(&self, index: usize) -> Option<&FileLayer> {
+        match self.inner.layers.get(index) {
+            Some(LayerData::File(file)) => Some(file),
             _ => None,
         }
     }
@@ -347,6 +399,8 @@ pub struct Renderer {
     images: ImageCache,
     /// This worker's PostGIS connections.
     postgis: PostgisConnections,
+    /// This worker's open files of layers read per metatile.
+    files: FileReaders,
 }
 
 impl Renderer {
@@ -377,6 +431,7 @@ impl Renderer {
             text: TextCaches::default(),
             images: ImageCache::default(),
             postgis: PostgisConnections::new(statement_timeout_ms),
+            files: FileReaders::default(),
         }
     }
 
@@ -384,6 +439,12 @@ impl Renderer {
     /// connections).
     pub fn postgis(&self) -> &PostgisConnections {
         &self.postgis
+    }
+
+    /// This worker's files of layers read per metatile (their counter
+    /// counts reads).
+    pub fn files(&self) -> &FileReaders {
+        &self.files
     }
 
     /// This worker's text caches (their counters measure them).
@@ -525,7 +586,19 @@ impl Renderer {
                         })?;
                     &queried
                 }
-                (None, None) => continue,
+                (None, None) => match source.file_layer(index) {
+                    Some(file) => {
+                        queried = self
+                            .files
+                            .read(file, &query)
+                            .map_err(|source| Error::Data {
+                                layer: layer.name.clone(),
+                                source,
+                            })?;
+                        &queried
+                    }
+                    None => continue,
+                },
             };
             let found = data.query(&query, mpp);
             if found.is_empty() {

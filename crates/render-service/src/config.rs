@@ -145,6 +145,9 @@ pub struct RenderSection {
     /// PostgreSQL `statement_timeout` of every PostGIS query, in
     /// milliseconds (a longer query fails its tile); 0 means no limit.
     pub statement_timeout_ms: u64,
+    /// Vector files larger than this (MiB) are read per metatile instead
+    /// of held in memory.
+    pub in_memory_limit_mb: u64,
 }
 
 /// `[store]`
@@ -205,6 +208,7 @@ impl Default for RenderSection {
             format: "png8".into(),
             gdal_cache_mb: None,
             statement_timeout_ms: 60_000,
+            in_memory_limit_mb: 256,
         }
     }
 }

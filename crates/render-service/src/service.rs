@@ -279,10 +279,14 @@ impl TileService {
     pub fn start(config: &ValidConfig) -> Result<TileService, ServiceError> {
         let mut maps = Vec::new();
         for map in &config.raw.maps {
-            let source = MapSource::load(&map.style).map_err(|source| ServiceError::Map {
-                map: map.name.clone(),
-                source,
-            })?;
+            let load = render_core::LoadOptions {
+                in_memory_limit_bytes: config.raw.render.in_memory_limit_mb.saturating_mul(1 << 20),
+            };
+            let source =
+                MapSource::load_with(&map.style, &load).map_err(|source| ServiceError::Map {
+                    map: map.name.clone(),
+                    source,
+                })?;
             for warning in source.warnings() {
                 tracing::warn!(map = %map.name, "{warning}");
             }

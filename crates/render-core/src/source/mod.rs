@@ -5,17 +5,21 @@
 //!   fix for rings that jump from +180° to -180°.
 //! - [`vector`]: OGR sources (Shapefile, GeoPackage, GeoJSON, PostGIS, ...)
 //!   loaded once, reprojected, indexed with an R-tree.
+//! - [`file_tiles`]: vector files too large to hold, read per metatile
+//!   through OGR's spatial filter.
 //! - [`postgis`]: PostGIS layers queried per metatile (Mapnik's tokens,
 //!   one connection per worker, reconnection after failures).
 //! - [`raster`]: GDAL rasters (`type=gdal`): a [`RasterSource`] checked once
 //!   and shared, and a [`RasterLayer`] per worker that warps the raster into
 //!   each metatile with `GDALWarp`.
 
+pub mod file_tiles;
 pub mod geometry;
 pub mod postgis;
 pub mod raster;
 pub mod vector;
 
+pub use file_tiles::{FileLayer, FileReaders};
 pub use geometry::{Geometry, Point};
 pub use postgis::{PostgisConnections, PostgisLayer, QueryArea};
 pub use raster::{gdal_resampling, RasterLayer, RasterSource};

@@ -145,3 +145,40 @@ fn dashes_keep_their_phase_across_metatiles() {
         "clip=\"true\" restarts dashes at the cut: {differing}"
     );
 }
+
+/// The benchmark style over its shipped Shapefile extract, with every file
+/// read per metatile (an in-memory limit of 0 bytes): the same picture as
+/// the in-memory golden, and one read per layer and metatile.
+#[test]
+fn large_files_read_per_metatile_draw_the_same_picture() {
+    use render_core::{LoadOptions, MapSource, Renderer};
+    use tile_math::Metatile;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/mapnik_style_extract.xml");
+    let tiled = MapSource::load_with(
+        &path,
+        &LoadOptions {
+            in_memory_limit_bytes: 0,
+        },
+    )
+    .unwrap();
+    let layers = tiled.map().layers.len();
+    assert!((0..layers).all(|i| tiled.file_layer(i).is_some() && tiled.layer_data(i).is_none()));
+    let held = MapSource::load(&path).unwrap();
+    assert!((0..layers).all(|i| held.layer_data(i).is_some()));
+    let z13 =
+        tile_math::tile_for_lnglat(tile_math::LngLat::new(24.944, 60.171), 13, false).unwrap();
+    let meta = Metatile::containing(z13, 8).unwrap();
+    let mut a = Renderer::new(tiled, options(TileFormat::Png32));
+    let mut b = Renderer::new(held, options(TileFormat::Png32));
+    let ia = a.draw_metatile(&meta).unwrap();
+    let ib = b.draw_metatile(&meta).unwrap();
+    assert!(
+        ia.premultiplied_rgba == ib.premultiplied_rgba,
+        "pictures differ"
+    );
+    // Something is drawn: more than one colour.
+    let first = &ia.premultiplied_rgba[..4];
+    assert!(ia.premultiplied_rgba.chunks_exact(4).any(|p| p != first));
+    assert_eq!(a.files().reads as usize, layers);
+}
