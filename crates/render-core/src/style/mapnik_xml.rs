@@ -471,9 +471,9 @@ impl Loader<'_, '_> {
                         "<FileSource> is not supported: give image files as paths relative to the style",
                     ))
                 }
-                "Parameters" => {
-                    self.warn_node(child, "<Parameters> ignored (map metadata)");
-                }
+                // Map metadata (a TileJSON's name, centre, ...): nothing
+                // to draw, as in Mapnik.
+                "Parameters" => {}
                 other => {
                     let msg = format!("unknown element <{other}> ignored");
                     self.warn_node(child, msg);
@@ -1375,8 +1375,13 @@ impl Loader<'_, '_> {
                     let field = a.value().trim();
                     layer.group_by = (!field.is_empty()).then(|| field.to_string());
                 }
-                "maximum-extent" | "queryable" | "clear-label-cache" | "cache-features"
-                | "title" | "abstract" => {
+                // Mapnik's feature cache for layers drawn by several styles:
+                // a speed setting (tessera reads a layer once per metatile
+                // whatever its styles).
+                "cache-features" => {
+                    self.attr_bool(node, &a)?;
+                }
+                "maximum-extent" | "queryable" | "clear-label-cache" | "title" | "abstract" => {
                     let msg = format!("`{}` ignored (no effect on tessera's drawing)", a.name());
                     self.warn_attr(node, &a, msg);
                 }

@@ -418,7 +418,6 @@ fn harmless_things_are_warnings_with_lines() {
     let expect: &[(u32, &str, &str)] = &[
         (3, "Map", "`maximum-extent` ignored"),
         (3, "Map", "unknown attribute `frobnicate`"),
-        (5, "Parameters", "ignored"),
         (8, "PolygonSymbolizer", "simplify"),
         (8, "PolygonSymbolizer", "smooth"),
         (9, "LineSymbolizer", "rasterizer"),
