@@ -198,17 +198,8 @@ impl Prepared<'_> {
 
     /// The box the marker covers at an anchor.
     fn collision_box(&self, anchor: &Anchor) -> Rect {
-        let t = self.transform_at(anchor);
-        let [x0, y0, x1, y1] = self.bbox;
-        let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].map(|(x, y)| t.apply(x, y));
-        let xs = corners.map(|p| p.0);
-        let ys = corners.map(|p| p.1);
-        Rect::new(
-            xs.iter().copied().fold(f64::INFINITY, f64::min),
-            ys.iter().copied().fold(f64::INFINITY, f64::min),
-            xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        )
+        let [x0, y0, x1, y1] = self.transform_at(anchor).bounds(self.bbox);
+        Rect::new(x0, y0, x1, y1)
     }
 
     fn draw(&self, canvas: &mut Canvas, anchor: &Anchor, ctx: &mut LabelContext<'_, '_>) {

@@ -54,18 +54,35 @@ fn pattern_shift(reference: Point, tile: &Pixmap) -> (f32, f32) {
     (ox as f32, oy as f32)
 }
 
-/// Where a pattern starts for a feature: the map's origin, or the first
-/// vertex of the feature (in pixels).
-fn reference(
+/// Where a pattern starts for a feature, in pixels: the map's origin
+/// (`global`), or the first vertex of its first line or ring (`local`).
+fn reference(canvas: &Canvas, feature: &Found<'_>, alignment: PatternAlignment) -> Point {
+    let g = feature.geometry;
+    let first = || {
+        g.lines
+            .first()
+            .or_else(|| g.polygons.first().and_then(|p| p.first()))
+            .and_then(|l| l.first())
+            .map(|p| canvas.to_px(*p, feature.x_shift))
+    };
+    match alignment {
+        PatternAlignment::Local => first(),
+        PatternAlignment::Global => None,
+    }
+    .unwrap_or_else(|| canvas.to_px([0.0, 0.0], feature.x_shift))
+}
+
+/// The paint of a pattern aligned for a feature.
+fn aligned_paint<'t>(
     canvas: &Canvas,
     feature: &Found<'_>,
     alignment: PatternAlignment,
-    first_vertex: Option<Point>,
-) -> Point {
-    match (alignment, first_vertex) {
-        (PatternAlignment::Local, Some(p)) => p,
-        _ => canvas.to_px([0.0, 0.0], feature.x_shift),
-    }
+    tile: &'t Pixmap,
+    opacity: f64,
+    op: CompOp,
+) -> Paint<'t> {
+    let shift = pattern_shift(reference(canvas, feature, alignment), tile);
+    pattern_paint(tile, shift, opacity, op)
 }
 
 fn pattern_paint(tile: &Pixmap, shift: (f32, f32), opacity: f64, op: CompOp) -> Paint<'_> {
@@ -97,16 +114,11 @@ pub(crate) fn fill_polygons(
     let Some(tile) = tile(&sym.file, &sym.transform, ctx) else {
         return;
     };
-    let first = g
-        .polygons
-        .first()
-        .and_then(|p| p.first())
-        .and_then(|r| r.first())
-        .map(|p| canvas.to_px(*p, feature.x_shift));
-    let reference = reference(canvas, feature, sym.alignment, first);
-    let paint = pattern_paint(
+    let paint = aligned_paint(
+        canvas,
+        feature,
+        sym.alignment,
         &tile,
-        pattern_shift(reference, &tile),
         sym.opacity,
         sym.comp_op,
     );
@@ -136,16 +148,11 @@ pub(crate) fn stroke_lines(
                 offset: sym.offset,
                 ..sym.stroke.clone()
             };
-            let first = g
-                .lines
-                .first()
-                .or_else(|| g.polygons.first().and_then(|p| p.first()))
-                .and_then(|l| l.first())
-                .map(|p| canvas.to_px(*p, feature.x_shift));
-            let reference = reference(canvas, feature, sym.alignment, first);
-            let paint = pattern_paint(
+            let paint = aligned_paint(
+                canvas,
+                feature,
+                sym.alignment,
                 &tile,
-                pattern_shift(reference, &tile),
                 sym.opacity,
                 sym.comp_op,
             );

@@ -367,29 +367,11 @@ fn make_sprite(
     // An overriding stroke may be wider than the file's own.
     let scale = (a * a + b * b).sqrt().max((c * c + d * d).sqrt());
     let pad = 1.0 + over.stroke_width.map_or(0.0, |w| w * scale / 2.0);
-    let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].map(|(x, y)| linear.apply(x, y));
-    let min_x = corners.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) - pad;
-    let min_y = corners.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) - pad;
-    let max_x = corners
-        .iter()
-        .map(|p| p.0)
-        .fold(f64::NEG_INFINITY, f64::max)
-        + pad;
-    let max_y = corners
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::NEG_INFINITY, f64::max)
-        + pad;
+    let [min_x, min_y, max_x, max_y] = linear.bounds([x0, y0, x1, y1]);
+    let (min_x, min_y, max_x, max_y) = (min_x - pad, min_y - pad, max_x + pad, max_y + pad);
     let (left, top) = (min_x.floor(), min_y.floor());
     let (width, height) = (max_x.ceil() - left, max_y.ceil() - top);
-    if !(width.is_finite() && height.is_finite())
-        || width > f64::from(MAX_IMAGE_SIDE)
-        || height > f64::from(MAX_IMAGE_SIDE)
-    {
-        return Err(ImageError::TooLarge { width, height });
-    }
-    let (w, h) = (width.max(1.0) as u32, height.max(1.0) as u32);
-    let mut pixmap = Pixmap::new(w, h).ok_or(ImageError::Size(w, h))?;
+    let mut pixmap = bounded_pixmap(width, height)?;
     let shifted = Affine([a, b, c, d, -left, -top]);
     symbol.draw(
         &mut pixmap.as_mut(),
@@ -404,24 +386,8 @@ fn make_sprite(
     })
 }
 
-fn make_tile(symbol: &Symbol, linear: &Affine) -> Result<Pixmap, ImageError> {
-    if let (Symbol::Raster(p), true) = (symbol, *linear == Affine::IDENTITY) {
-        return Ok(p.as_ref().clone());
-    }
-    let [x0, y0, x1, y1] = symbol.bbox();
-    let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].map(|(x, y)| linear.apply(x, y));
-    let min_x = corners.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let min_y = corners.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let max_x = corners
-        .iter()
-        .map(|p| p.0)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let max_y = corners
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::NEG_INFINITY, f64::max);
-    // Mapnik makes an image of the box's size, truncated.
-    let (width, height) = ((max_x - min_x).trunc(), (max_y - min_y).trunc());
+/// A transparent pixmap of a size, refused above [`MAX_IMAGE_SIDE`].
+fn bounded_pixmap(width: f64, height: f64) -> Result<Pixmap, ImageError> {
     if !(width.is_finite() && height.is_finite())
         || width > f64::from(MAX_IMAGE_SIDE)
         || height > f64::from(MAX_IMAGE_SIDE)
@@ -429,7 +395,18 @@ fn make_tile(symbol: &Symbol, linear: &Affine) -> Result<Pixmap, ImageError> {
         return Err(ImageError::TooLarge { width, height });
     }
     let (w, h) = (width.max(1.0) as u32, height.max(1.0) as u32);
-    let mut pixmap = Pixmap::new(w, h).ok_or(ImageError::Size(w, h))?;
+    Pixmap::new(w, h).ok_or(ImageError::Size(w, h))
+}
+
+fn make_tile(symbol: &Symbol, linear: &Affine) -> Result<Pixmap, ImageError> {
+    if let (Symbol::Raster(p), true) = (symbol, *linear == Affine::IDENTITY) {
+        return Ok(p.as_ref().clone());
+    }
+    let [x0, y0, x1, y1] = symbol.bbox();
+    let [min_x, min_y, max_x, max_y] = linear.bounds([x0, y0, x1, y1]);
+    // Mapnik makes an image of the box's size, truncated.
+    let (width, height) = ((max_x - min_x).trunc(), (max_y - min_y).trunc());
+    let mut pixmap = bounded_pixmap(width, height)?;
     let [a, b, c, d, _, _] = linear.0;
     let shifted = Affine([a, b, c, d, -min_x, -min_y]);
     symbol.draw(

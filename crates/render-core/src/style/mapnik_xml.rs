@@ -945,6 +945,21 @@ impl Loader<'_, '_> {
         }
     }
 
+    /// What every image symbolizer takes besides its own attributes:
+    /// `base` (warned: `<FileSource>` is refused) and the common ones.
+    fn image_symbolizer_attr(&mut self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<()> {
+        if a.name() == "base" {
+            self.warn_attr(
+                node,
+                a,
+                "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
+            );
+        } else if !self.common_attr(node, a)? {
+            self.unknown_attr(node, a);
+        }
+        Ok(())
+    }
+
     fn attr_transform(&self, node: Node<'_, '_>, a: &Attribute<'_, '_>) -> Result<Affine> {
         Affine::parse(a.value()).ok_or_else(|| {
             self.bad_value(
@@ -963,14 +978,8 @@ impl Loader<'_, '_> {
         (width, height): (f64, f64),
         transform: &Affine,
     ) -> Result<()> {
-        let corners = [(0.0, 0.0), (width, 0.0), (width, height), (0.0, height)]
-            .map(|(x, y)| transform.apply(x, y));
-        let span = |f: fn(&(f64, f64)) -> f64| {
-            let v = corners.map(|c| f(&c));
-            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-                - v.iter().copied().fold(f64::INFINITY, f64::min)
-        };
-        let (w, h) = (span(|c| c.0), span(|c| c.1));
+        let [x0, y0, x1, y1] = transform.bounds([0.0, 0.0, width, height]);
+        let (w, h) = (x1 - x0, y1 - y0);
         let max = f64::from(crate::image::MAX_IMAGE_SIDE);
         if w > max || h > max || !w.is_finite() || !h.is_finite() {
             let e = crate::image::ImageError::TooLarge {
@@ -1131,16 +1140,7 @@ impl Loader<'_, '_> {
                         "`centroid`, `interior`",
                     )?
                 }
-                "base" => self.warn_attr(
-                    node,
-                    &a,
-                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
-                ),
-                _ => {
-                    if !self.common_attr(node, &a)? {
-                        self.unknown_attr(node, &a);
-                    }
-                }
+                _ => self.image_symbolizer_attr(node, &a)?,
             }
         }
         if let Some((path, info)) = image {
@@ -1182,16 +1182,7 @@ impl Loader<'_, '_> {
                 "gamma-method" => gamma_method = self.gamma_method(node, &a)?,
                 "comp-op" => comp_op = self.comp_op(node, &a)?,
                 "transform" => transform = self.attr_transform(node, &a)?,
-                "base" => self.warn_attr(
-                    node,
-                    &a,
-                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
-                ),
-                _ => {
-                    if !self.common_attr(node, &a)? {
-                        self.unknown_attr(node, &a);
-                    }
-                }
+                _ => self.image_symbolizer_attr(node, &a)?,
             }
         }
         let Some((file, info)) = file else {
@@ -1272,16 +1263,7 @@ impl Loader<'_, '_> {
                     })?
                 }
                 "stroke-dashoffset" => s.stroke.stroke_dashoffset = self.attr_f64(node, &a)?,
-                "base" => self.warn_attr(
-                    node,
-                    &a,
-                    "`base` ignored (<FileSource> is not supported; paths resolve against the style's folder)",
-                ),
-                _ => {
-                    if !self.common_attr(node, &a)? {
-                        self.unknown_attr(node, &a);
-                    }
-                }
+                _ => self.image_symbolizer_attr(node, &a)?,
             }
         }
         let Some((file, info)) = file else {

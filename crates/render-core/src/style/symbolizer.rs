@@ -409,6 +409,17 @@ impl Affine {
         (a * x + c * y + e, b * x + d * y + f)
     }
 
+    /// The box around a rectangle `[x0, y0, x1, y1]` once transformed.
+    pub fn bounds(&self, [x0, y0, x1, y1]: [f64; 4]) -> [f64; 4] {
+        let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].map(|(x, y)| self.apply(x, y));
+        let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for (x, y) in corners {
+            min = [min[0].min(x), min[1].min(y)];
+            max = [max[0].max(x), max[1].max(y)];
+        }
+        [min[0], min[1], max[0], max[1]]
+    }
+
     /// Parses an SVG transform list (`matrix`, `translate`, `scale`,
     /// `rotate` with an optional centre, `skewX`, `skewY`), as Mapnik
     /// accepts them; `None` when the text is not such a list.
