@@ -88,19 +88,24 @@ pub(crate) fn fill_through_table(
     let Some(mut region) = pixmap.clone_rect(rect) else {
         return;
     };
-    let Some(full) = Rect::from_xywh(0.0, 0.0, w as f32, h as f32) else {
+    // The box in the image's coordinates, drawn through a shift onto the
+    // region: the shift moves the paint's shader with it, so a pattern
+    // stays aligned to the image (Mapnik's `pattern_offset` puts a global
+    // pattern's phase on the map's origin, whatever the polygon's box).
+    let Some(full) = Rect::from_xywh(x0 as f32, y0 as f32, w as f32, h as f32) else {
         return;
     };
+    let to_region = Transform::from_translate(-(x0 as f32), -(y0 as f32));
     if op.lerps_coverage() {
         // The result where fully covered, then each pixel moved from the
         // destination towards it by its coverage (a mask would scale the
         // source instead, which these modes turn into erasing).
-        region.fill_rect(full, paint, Transform::identity(), None);
+        region.fill_rect(full, paint, to_region, None);
         lerp_back(pixmap, &region, (x0, y0), mask.data());
     } else {
         // tiny-skia scales the source by the mask, as AGG scales it by
         // the coverage; a pixel with no coverage stays as it was.
-        region.fill_rect(full, paint, Transform::identity(), Some(&mask));
+        region.fill_rect(full, paint, to_region, Some(&mask));
         copy_back(pixmap, &region, (x0, y0));
     }
 }
@@ -308,6 +313,48 @@ mod tests {
         assert_eq!(red(4, 8), 255);
         let edge = red(2, 4);
         assert!((40..=56).contains(&edge), "{edge}");
+    }
+
+    #[test]
+    fn a_pattern_keeps_the_images_phase_away_from_the_origin() {
+        // A 4 px tile with one black pixel at (1, 2), repeated from the
+        // image's origin; the polygon starts at (5, 5). Its box begins at
+        // (4, 4), which must not move the pattern (it once did: the region
+        // was painted as if it were the image).
+        let mut tile = Pixmap::new(4, 4).unwrap();
+        tile.fill_rect(
+            Rect::from_xywh(1.0, 2.0, 1.0, 1.0).unwrap(),
+            &paint(CompOp::SrcOver),
+            Transform::identity(),
+            None,
+        );
+        let pattern = Paint {
+            shader: tiny_skia::Pattern::new(
+                tile.as_ref(),
+                tiny_skia::SpreadMode::Repeat,
+                tiny_skia::FilterQuality::Nearest,
+                1.0,
+                Transform::identity(),
+            ),
+            ..Paint::default()
+        };
+        let path = PathBuilder::from_rect(Rect::from_xywh(5.0, 5.0, 5.0, 5.0).unwrap());
+        let table = CoverageTable::new(GammaMethod::Power, 0.3);
+        // src-over through the mask, src through the lerp.
+        for op in [CompOp::SrcOver, CompOp::Src] {
+            let mut pixmap = white();
+            let mut p = pattern.clone();
+            p.blend_mode = op.blend_mode();
+            fill_through_table(&mut pixmap, &[(&path, FillRule::EvenOdd)], &p, op, &table);
+            let black: Vec<(u32, u32)> = (0..10)
+                .flat_map(|y| (0..10).map(move |x| (x, y)))
+                .filter(|&(x, y)| {
+                    let c = pixmap.pixel(x, y).unwrap();
+                    (c.red(), c.alpha()) == (0, 255)
+                })
+                .collect();
+            assert_eq!(black, vec![(5, 6), (9, 6)], "{op:?}");
+        }
     }
 
     #[test]
