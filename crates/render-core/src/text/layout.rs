@@ -160,8 +160,14 @@ pub fn layout(
         }
         let line_width = shaped.width + extra;
         width = width.max(line_width);
+        // Mapnik adds `line-spacing` to a line's height per glyph
+        // (`text_line::add_glyph`), so a line without glyphs is 0 px tall:
+        // osm-carto's `name || E'\n' || ...` leaves a trailing empty line
+        // that must not move the block by half the (negative) spacing.
         let height = if i == 0 {
             shaped.max_glyph_height
+        } else if shaped.glyphs.is_empty() {
+            0.0
         } else {
             shaped.line_height + params.line_spacing
         };

@@ -227,6 +227,26 @@ fn newlines_and_wrapping_make_lines_a_line_height_apart() {
 }
 
 #[test]
+fn an_empty_line_adds_no_height_whatever_the_line_spacing() {
+    // osm-carto's text-point names end in a newline when there is no
+    // elevation: Mapnik's empty line has no glyph, so no height and no
+    // line-spacing either; the block stays where the one line puts it.
+    let mut p = params(12.0);
+    p.line_spacing = -1.8;
+    let one = block("Helsingin yliopisto", &p);
+    let trailing = block("Helsingin yliopisto\n", &p);
+    assert_eq!(trailing.lines.len(), 2);
+    assert!((trailing.height - one.height).abs() < 1e-4);
+    assert!((trailing.lines[0].baseline - one.lines[0].baseline).abs() < 1e-4);
+    // In the middle too: the lines around it are one line height apart.
+    p.line_spacing = 2.0;
+    let b = block("Kamppi\n\nKampen", &p);
+    let second = shape(&[DEJAVU, NOTO_JP], "Kampen", 12.0);
+    let gap = b.lines[2].baseline - b.lines[0].baseline;
+    assert!((gap - (second.line_height + 2.0)).abs() < 1e-4, "{gap}");
+}
+
+#[test]
 fn displacement_sets_the_automatic_alignments() {
     let mut p = params(10.0);
     p.dx = 5.0;
