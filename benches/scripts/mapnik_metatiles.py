@@ -28,11 +28,15 @@ written as empty elements, `<... />`), the scale of images_vs_mapnik.sh.
 
 Before rendering it registers the DejaVu fonts (fonts-dejavu-core) and
 refuses to run if Mapnik does not know every `face-name` of the style.
+`--non-strict` instead loads the style as renderd and generate_tiles.py do
+(`load_map(..., strict=False)`, the fonts Mapnik registers itself from the
+system's font folders): for openstreetmap-carto, whose fontsets name faces
+Debian does not ship (Noto Emoji) and a `font-directory` that does not exist.
 
 Usage (Debian's /usr/bin/python3, which sees python3-mapnik):
   mapnik_metatiles.py --style S.xml --metatiles LIST --zoom 2-6 [--bbox ...] \
       --out DIR [--workers 2] [--metatile 8] [--no-labels | --no-images] \
-      [--extent generate_tiles|renderd]
+      [--extent generate_tiles|renderd] [--non-strict]
 Prints: metatiles, tiles written, seconds.
 """
 import argparse
@@ -70,14 +74,15 @@ def check_fonts(style):
         sys.exit("Mapnik does not know the faces %s (fonts in %s?)" % (missing, FONT_DIR))
 
 
-def _init(style, out, n, wanted, drop, extent):
-    check_fonts(style)
+def _init(style, out, n, wanted, drop, extent, strict):
+    if strict:
+        check_fonts(style)
     m = mapnik.Map(256, 256)
     if drop is not None:
         xml = drop.sub("", open(style, encoding="utf-8").read())
-        mapnik.load_map_from_string(m, xml, True, os.path.dirname(style) + "/")
+        mapnik.load_map_from_string(m, xml, strict, os.path.dirname(style) + "/")
     else:
-        mapnik.load_map(m, style, True)
+        mapnik.load_map(m, style, strict)
     _state.update(m=m, out=out, n=n, wanted=wanted, prj=GoogleProjection(), extent=extent,
                   tr=mapnik.ProjTransform(mapnik.Projection("epsg:4326"), mapnik.Projection(m.srs)))
 
@@ -129,16 +134,20 @@ def main():
     ap.add_argument("--no-images", action="store_true", help="without the style's image symbolizers")
     ap.add_argument("--extent", choices=("generate_tiles", "renderd"), default="generate_tiles",
                     help="how the metatile's extent is computed (default: generate_tiles.py's way)")
+    ap.add_argument("--non-strict", action="store_true",
+                    help="load as renderd does (strict=False), without the DejaVu face check")
     a = ap.parse_args()
     drop = TEXT if a.no_labels else IMAGES if a.no_images else None
     style = os.path.abspath(a.style)
-    check_fonts(style)
+    if not a.non_strict:
+        check_fonts(style)
     zmin, zmax = (int(v) for v in a.zoom.split("-"))
     bbox = tuple(float(v) for v in a.bbox.split(",")) if a.bbox else WORLD_BBOX
     wanted = set(enumerate_tiles(bbox, zmin, zmax, GoogleProjection()))
     metas = [tuple(int(v) for v in line.split()) for line in open(a.metatiles) if line.strip()]
     t0 = time.perf_counter()
-    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted, drop, a.extent)) as pool:
+    with multiprocessing.Pool(a.workers, _init, (style, a.out, a.metatile, wanted, drop, a.extent,
+                                                not a.non_strict)) as pool:
         written = sum(pool.map(render_metatile, metas, chunksize=1))
     print("mapnik metatiles: %d metatiles, %d tiles written (%d wanted) in %.1f s" % (
         len(metas), written, len(wanted), time.perf_counter() - t0))
