@@ -527,6 +527,8 @@ pub(super) fn read_layer<L: LayerAccess>(
         )?),
         _ => None,
     };
+    // From the first feature, whatever an earlier reader left.
+    layer.reset_feature_reading();
     let defn = layer.defn();
     let fields: Vec<String> = defn.fields().map(|f| f.name()).collect();
     let geometry_index = match geometry_field {
@@ -546,7 +548,23 @@ pub(super) fn read_layer<L: LayerAccess>(
     // failed read is an error rather than a silently short layer.
     // SAFETY: resets this thread's GDAL error state; no pointers involved.
     unsafe { gdal_sys::CPLErrorReset() };
-    for feature in layer.features() {
+    // Not `layer.features()`: the gdal crate's iterator asks for the feature
+    // count first (a size hint), which GDAL's PostgreSQL driver answers by
+    // running the whole query again as `SELECT count(*) FROM (...)`:
+    // every PostGIS layer of every metatile was queried twice. Mapnik's
+    // plugin runs each layer's query once.
+    loop {
+        // SAFETY: the layer handle is valid while `layer` is borrowed;
+        // OGR_L_GetNextFeature returns a feature the caller owns, or null
+        // at the end, and `from_c_feature` takes that ownership (the
+        // feature is destroyed when dropped), with the layer's own `defn`.
+        let feature = unsafe {
+            let c_feature = gdal_sys::OGR_L_GetNextFeature(layer.c_layer());
+            if c_feature.is_null() {
+                break;
+            }
+            gdal::vector::Feature::from_c_feature(defn, c_feature)
+        };
         // Not `feature.geometry()`: for a feature without geometry it hands
         // out a wrapper around a null pointer (GDAL then complains about it
         // on every call); `geometry_by_index` says `Err` instead.
@@ -597,7 +615,11 @@ pub(super) fn read_layer<L: LayerAccess>(
             values,
         });
     }
-    if let Some(message) = read_failure() {
+    let failure = read_failure();
+    // What the iterator's drop did: GDAL's PostgreSQL driver closes its
+    // cursor here (after the error state is read, which this may touch).
+    layer.reset_feature_reading();
+    if let Some(message) = failure {
         return Err(SourceError::Gdal {
             what: format!("reading features (after {})", features.len()),
             message,
