@@ -53,6 +53,11 @@ struct Args {
     /// Metatile size.
     #[arg(long, default_value_t = 8)]
     metatile: u32,
+    /// Pixels around each metatile whose features are drawn too (default:
+    /// the style's `buffer-size`). renderd and generate_tiles.py use 128
+    /// when the style sets none, as openstreetmap-carto does not.
+    #[arg(long)]
+    buffer: Option<u32>,
     /// `png8` (palette, default), `png`/`png32`, `png8:c=N`.
     #[arg(long, default_value = "png8")]
     format: String,
@@ -113,6 +118,7 @@ fn main() -> Result<()> {
     }
     let options = RenderOptions {
         format,
+        buffer: args.buffer,
         ..RenderOptions::default()
     };
     // Workers share the cache of single-colour tiles, as a server's do.
