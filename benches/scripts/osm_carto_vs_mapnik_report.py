@@ -34,13 +34,14 @@ COMPARISONS = [
 
 # perf symbol (or library) -> bucket; the first pattern that matches wins.
 BUCKETS = [
-    ("encoding (PNG, palette)", r"png::|fdeflate|miniz|flate2|deflate|crc32|adler|encode::|quantiz|imagequant|palette|color_quant"),
+    ("encoding (PNG, palette)", r"png::|fdeflate|miniz|flate2|deflate|crc32|adler|encode::|quantiz|imagequant|palette|color_quant|NeuQuant"),
+    ("rules: filters, attribute lookups", r"style::filter|FeatureView|Expr::eval|Value::compare|hash_one|sip::Hasher|select_rules|renderer::.*rule"),
     ("text and labels", r"rustybuzz|ttf_parser|text::|labels::|place::|shape|glyph|harfbuzz|unicode_|Collisions|collision"),
-    ("images (SVG, markers, patterns)", r"usvg|resvg|image::|markers::|patterns::|svg|roxmltree|zune"),
-    ("data (libpq, GDAL, PostGIS rows, WKB)", r"libpq|libgdal|libproj|libgeos|postgis|source::|ogr|OGR|GDAL|wkb|libssl|libcrypto|sqlite|libz\b"),
-    ("drawing (tiny-skia, paths, strokes)", r"tiny_skia|draw::|coverage::|stroke|PathBuilder|pipeline|raster_pipeline|blit|scan::|hairline|edge_builder"),
-    ("rules, filters, style", r"style::|filter|Expr|evaluate|renderer::"),
-    ("memory and kernel", r"malloc|free|memcpy|memmove|memset|realloc|\[kernel|kernel\]|cfree|_int_"),
+    ("images (SVG, markers, patterns)", r"usvg|resvg|image::|markers::|patterns::|svgtypes|roxmltree|zune"),
+    ("data (libpq, GDAL, rows, WKB, reprojection)", r"libpq|libgdal|libproj|libgeos|postgis|source::vector::read|collect_geometry|read_layer|ogr|OGR|GDAL|wkb|libssl|libcrypto|sqlite|libz\b|dec2flt|field_value"),
+    ("drawing (tiny-skia, paths, strokes, compositing)", r"tiny_skia|draw::|coverage::|stroke|PathBuilder|pipeline|blit|scan::|hairline|edge_builder|composite"),
+    ("memory (malloc, memcpy, memset)", r"malloc|free|memcpy|memmove|memset|realloc|cfree|_int_|memcmp"),
+    ("kernel (reads from the socket, scheduling)", r"\[kernel|kernel\]|\[k\]"),
 ]
 
 
