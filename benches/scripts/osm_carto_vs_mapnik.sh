@@ -282,7 +282,8 @@ if [ "${SKIP_PROFILE:-0}" != 1 ]; then
     perf report -i "$RD_DIR/perf.data" --no-children --sort dso,sym --stdio -q --percent-limit 0.01 \
       2>/dev/null > "$RD_DIR/perf.txt" || true
     echo "  perf report, top 30 (self time, dso and symbol):"
-    grep -v '^$' "$RD_DIR/perf.txt" | head -30 | cut -c1-160 | sed 's/^/    /'
+    # (sed reads the whole file: head would close the pipe early, which pipefail reports)
+    grep -v '^$' "$RD_DIR/perf.txt" | sed -n '1,30p' | cut -c1-160 | sed 's/^/    /'
     python3 "$HERE/osm_carto_vs_mapnik_report.py" --buckets "$RD_DIR/perf.txt" \
       "$(awk "BEGIN { printf \"%.2f\", $p1 - $p0 }")" > "$RD_DIR/profile.line"
     json "$(cat "$RD_DIR/profile.line")"
