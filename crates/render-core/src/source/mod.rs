@@ -13,6 +13,7 @@
 //!   and shared, and a [`RasterLayer`] per worker that warps the raster into
 //!   each metatile with `GDALWarp`.
 
+mod ewkb;
 pub mod file_tiles;
 pub mod geometry;
 pub mod postgis;

@@ -457,6 +457,45 @@ impl Reprojection {
         Ok(Reprojection::Gdal(source, target))
     }
 
+    /// The transform `apply` wants: `None` unless GDAL does the work.
+    pub(super) fn transform(&self) -> Result<Option<CoordTransform>, SourceError> {
+        match self {
+            Reprojection::Gdal(source, target) => CoordTransform::new(source, target)
+                .map(Some)
+                .map_err(|e| SourceError::Gdal {
+                    what: "setting up the reprojection to EPSG:3857".into(),
+                    message: e.to_string(),
+                }),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reprojects a feature's geometry to Web Mercator in place, makes
+    /// lines and rings that jump across ±180° continuous, and drops parts
+    /// too short to draw.
+    pub(super) fn finish(&self, transform: Option<&CoordTransform>, geometry: &mut Geometry) {
+        for p in &mut geometry.points {
+            let mut one = vec![*p];
+            self.apply(transform, &mut one);
+            if let Some(q) = one.first() {
+                *p = *q;
+            }
+        }
+        for line in &mut geometry.lines {
+            self.apply(transform, line);
+            unwrap_antimeridian(line, false);
+        }
+        for polygon in &mut geometry.polygons {
+            for ring in polygon.iter_mut() {
+                self.apply(transform, ring);
+                unwrap_antimeridian(ring, true);
+            }
+            polygon.retain(|ring| ring.len() >= 3);
+        }
+        geometry.lines.retain(|l| l.len() >= 2);
+        geometry.polygons.retain(|p| !p.is_empty());
+    }
+
     /// A Web Mercator area in the source srs (its corners and edge
     /// midpoints transformed, then their box); `None` when GDAL cannot.
     pub(super) fn bbox_from_mercator(&self, a: &MercatorBbox) -> Option<[f64; 4]> {
@@ -518,15 +557,7 @@ pub(super) fn read_layer<L: LayerAccess>(
     geometry_field: Option<&str>,
     to_mercator: &Reprojection,
 ) -> Result<VectorLayer, SourceError> {
-    let transform = match to_mercator {
-        Reprojection::Gdal(source, target) => Some(CoordTransform::new(source, target).map_err(
-            |e| SourceError::Gdal {
-                what: "setting up the reprojection to EPSG:3857".into(),
-                message: e.to_string(),
-            },
-        )?),
-        _ => None,
-    };
+    let transform = to_mercator.transform()?;
     // From the first feature, whatever an earlier reader left.
     layer.reset_feature_reading();
     let defn = layer.defn();
@@ -574,26 +605,7 @@ pub(super) fn read_layer<L: LayerAccess>(
         };
         let mut geometry = Geometry::default();
         let kind = collect_geometry(gdal_geometry, &mut geometry);
-        for p in &mut geometry.points {
-            let mut one = vec![*p];
-            to_mercator.apply(transform.as_ref(), &mut one);
-            if let Some(q) = one.first() {
-                *p = *q;
-            }
-        }
-        for line in &mut geometry.lines {
-            to_mercator.apply(transform.as_ref(), line);
-            unwrap_antimeridian(line, false);
-        }
-        for polygon in &mut geometry.polygons {
-            for ring in polygon.iter_mut() {
-                to_mercator.apply(transform.as_ref(), ring);
-                unwrap_antimeridian(ring, true);
-            }
-            polygon.retain(|ring| ring.len() >= 3);
-        }
-        geometry.lines.retain(|l| l.len() >= 2);
-        geometry.polygons.retain(|p| !p.is_empty());
+        to_mercator.finish(transform.as_ref(), &mut geometry);
         if geometry.is_empty() {
             continue;
         }
