@@ -43,7 +43,11 @@
 #   file, printed at the end), SCENARIOS="A B-cancel B-demote C-demote
 #   D-cancel D-demote", FIFO="A B-demote D-demote", FIFO_C=1 (C with --fifo in
 #   run 1, bounded by FIFO_C_LIMIT=120 s), LIMIT=300 (bound on one scenario),
-#   CARGO_TARGET_DIR (where the release binaries are built; default target/).
+#   CARGO_TARGET_DIR (where the release binaries are built; default target/),
+#   RENDERD=0 (tessera only),
+#   TRACE=1 (tile-server logs its scheduling at debug level; after each tessera
+#   scenario priority_timeline.py adds a "timeline" line: the renders running
+#   at the last move and when the last screen's metatiles started and ended).
 # Every JSON line carries "runmeta" (runmeta.py); a dirty tree is refused
 # unless --allow-dirty or ALLOW_DIRTY=1.
 # Usage: bash benches/scripts/priority_osm_carto.sh [--allow-dirty]
@@ -63,12 +67,15 @@ PAN_ZOOM=${PAN_ZOOM:-17}
 # 4.5 x 3.5 z17 tiles (x 74615.28-74619.78, y 37936.25-37939.75), as the Tokyo
 # screen of service_vs_renderd.sh is 4.5 x 3.5 z12 tiles
 PAN_BBOX=${PAN_BBOX:-24.937,60.169183,24.94936,60.173965}
-SCENARIOS=${SCENARIOS:-A B-cancel B-demote C-demote D-cancel D-demote}
-FIFO=${FIFO:-A B-demote D-demote}
+SCENARIOS=${SCENARIOS-A B-cancel B-demote C-demote D-cancel D-demote}
+FIFO=${FIFO-A B-demote D-demote}
 FIFO_C=${FIFO_C:-1}
 FIFO_C_LIMIT=${FIFO_C_LIMIT:-120}
 LIMIT=${LIMIT:-300}
 RUN_PARENT=${RUN_PARENT:-/dev/shm}
+TRACE=${TRACE:-0}
+RENDERD=${RENDERD:-1}
+[ "$TRACE" = 1 ] && TRACE_ENV="RUST_LOG=info,render_service::service=debug"
 PY=/usr/bin/python3                # Debian's python, which sees python3-mapnik
 PGBIN=/usr/lib/postgresql/15/bin
 BBOX=24.935176,60.164155,24.953415,60.179113   # the extract (setup_and_render.sh's default)
@@ -180,7 +187,7 @@ ts_start() { # threads logname [extra tile-server args...]; fresh, empty tile di
   local n=$1 log=$RUN_DIR/$2; shift 2
   TS_RUN=$((TS_RUN + 1))
   rm -f "$TS_SOCK"
-  "$BIN/tile-server" --style "$STYLE" --threads "$n" --tile-dir "$RUN_DIR/tessera-tiles-$TS_RUN" \
+  env ${TRACE_ENV:-} "$BIN/tile-server" --style "$STYLE" --threads "$n" --tile-dir "$RUN_DIR/tessera-tiles-$TS_RUN" \
     --listen "unix:$TS_SOCK" "$@" > "$log" 2>&1 &
   TS_PID=$!
   for _ in $(seq 300); do            # up to ~30 s (the style takes a while to load)
@@ -223,6 +230,10 @@ tessera_pan() { # run scenario order [tile-server args...]; order = priority|fif
     json "{\"kind\":\"pan\",\"tool\":\"tessera\",\"order\":\"$order\",\"scenario\":\"$scen\",\"run\":$run,\"timeout_s\":$limit,\"load\":\"$(load)\"}"
   fi
   ts_stop
+  if [ "$TRACE" = 1 ]; then
+    out=$(python3 "$HERE/priority_timeline.py" "$RUN_DIR/tessera-pan-$scen-$order-r$run.log")
+    json "{\"kind\":\"timeline\",\"tool\":\"tessera\",\"order\":\"$order\",\"scenario\":\"$scen\",\"run\":$run,\"timeline\":$out}"
+  fi
 }
 
 # --------------------------------------------------------------------- renderd
@@ -248,8 +259,10 @@ json "{\"kind\":\"meta\",\"date\":\"$(date -u '+%Y-%m-%d %H:%M:%S UTC')\",\"load
 for run in $(seq "$PAN_RUNS"); do
   echo "--- priority run $run, load $(load)"
   : > "$RUN_DIR/pan-renderd-$run.jsonl"
-  renderd_pan "$run" A "$LAST_BBOX"
-  renderd_pan "$run" B,C,D "$PAN_BBOX"
+  if [ "$RENDERD" = 1 ]; then
+    renderd_pan "$run" A "$LAST_BBOX"
+    renderd_pan "$run" B,C,D "$PAN_BBOX"
+  fi
   while read -r line; do
     json "{\"kind\":\"pan\",\"tool\":\"renderd\",\"run\":$run,\"result\":$line,\"load\":\"$(load)\"}"
     echo "  run $run renderd: $(cut -c1-200 <<<"$line")"
