@@ -121,10 +121,38 @@ def main(path):
             print("| %s | %s | %s | %s |" % (
                 DESC[s], server, " / ".join(f3(x[0]) if x[0] is not None else "timeout" for x in runs_k),
                 "; ".join(notes)))
+    timelines(recs)
     loads = [r.get("load") for r in pans if r.get("load")]
     if loads:
         ones = [float(l.split()[0]) for l in loads]
         print("\n1-min load average at the end of each scenario: %.2f-%.2f" % (min(ones), max(ones)))
+
+
+def timelines(recs):
+    """TRACE=1 runs: what held the workers at the last move, and when the
+    last screen's metatiles started and ended (seconds after the last move)."""
+    rows = [r for r in recs if r.get("kind") == "timeline" and r["scenario"] != "A"]
+    if not rows:
+        return
+    print("\nTimelines (TRACE=1; seconds after the last move; metatiles by x, all z17 y 37936):\n")
+    print("| scenario | run | drag s | running at the last move (class it was started in): ends at "
+          "| last screen's metatiles: started / ended | then, left-behind work started |")
+    print("|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["scenario"], r["order"], r["run"])):
+        t = r["timeline"]
+        x = lambda j: j["metatile"].split("/")[1]
+        cls = lambda j: j["class"].strip('"')
+        fly = ", ".join("%s (%s%s): %s" % (x(j), cls(j), ", on the last screen" if j["last_screen"] else "",
+                                          f3(j["ends"])) for j in t["in_flight_at_last_move"]) or "nothing"
+        last = ", ".join("%s: %s / %s" % (x(j), f3(j["started"]), f3(j["ends"])) for j in t["last_screen_jobs"])
+        lastkeys = {j["metatile"] for j in t["last_screen_jobs"]}
+        after = [j for j in t["started_after_last_move"] if j["metatile"] not in lastkeys]
+        afters = ", ".join("%s (%s) at %s" % (x(j), cls(j), f3(j["started"])) for j in after[:4])
+        if len(after) > 4:
+            afters += ", ... (%d in all)" % len(after)
+        print("| %s%s | %d | %s | %s | %s | %s |" % (
+            r["scenario"], " --fifo" if r["order"] == "fifo" else "", r["run"], f3(t["drag_s"]), fly, last,
+            afters or "-"))
 
 
 if __name__ == "__main__":
