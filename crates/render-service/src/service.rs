@@ -555,6 +555,7 @@ impl Core {
                     let Ok(command) = command else { break };
                     match command {
                         Command::WorkDone(done) => {
+                            tracing::debug!(job = done.job, "job done");
                             idle += 1;
                             if running.remove(&done.job) == Some(true) {
                                 background_running -= 1;
@@ -584,6 +585,12 @@ impl Core {
                         break;
                     };
                     let (id, background) = (job.id, is_background(job.class));
+                    tracing::debug!(
+                        job = id,
+                        metatile = %job.metatile,
+                        class = job.class.name(),
+                        "job started"
+                    );
                     if jobs.send(job).is_err() {
                         break;
                     }
@@ -650,6 +657,7 @@ impl Core {
                 }
             }
             Command::Viewport { client, viewport } => {
+                tracing::debug!(client, range = ?viewport.range(), "viewport");
                 self.scheduler.set_viewport(client, viewport);
             }
             Command::Cancel { client, ids } => self.scheduler.cancel_requests(client, &ids),
@@ -876,6 +884,7 @@ fn render_job(
     };
     let count = rendered.len();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(job = job.id, metatile = %job.metatile, ms = elapsed_ms.round(), "metatile rendered");
     let per_tile_ms = (elapsed_ms / count.max(1) as f64).ceil() as u32;
     let mut failed = 0;
     let tiles = rendered
