@@ -54,6 +54,9 @@ pub enum SourceError {
 /// the full geometry.
 const SIMPLIFIED_ZOOMS: usize = 13;
 
+/// Up to this many fields, a name is found by scanning the field list.
+const FIELDS_SCANNED: usize = 16;
+
 /// Simplify to a quarter pixel: invisible after antialiasing.
 const SIMPLIFY_PIXELS: f64 = 0.25;
 
@@ -91,7 +94,10 @@ impl RTreeObject for Entry {
 #[derive(Debug)]
 pub struct VectorLayer {
     fields: Vec<String>,
-    field_index: HashMap<String, usize>,
+    /// Field lookups by name for layers with many fields; layers with few
+    /// (most: a style's SQL selects what it draws) scan `fields`, which is
+    /// faster than hashing the name for every filter of every rule.
+    field_index: Option<HashMap<String, usize>>,
     features: Vec<Feature>,
     index: RTree<Entry>,
     /// Simplified geometry per zoom level, made on first use.
@@ -115,7 +121,7 @@ pub struct Found<'a> {
 
 impl FeatureView for Found<'_> {
     fn attribute(&self, name: &str) -> Option<Value> {
-        let i = *self.layer.field_index.get(name)?;
+        let i = self.layer.field_position(name)?;
         self.feature.values.get(i).cloned()
     }
 
@@ -193,11 +199,13 @@ impl VectorLayer {
 
     /// Builds a layer from features already in metres (tests, embedding).
     pub fn from_features(fields: Vec<String>, features: Vec<Feature>) -> VectorLayer {
-        let field_index = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.clone(), i))
-            .collect();
+        let field_index = (fields.len() > FIELDS_SCANNED).then(|| {
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), i))
+                .collect()
+        });
         let mut entries = Vec::with_capacity(features.len());
         for (i, feature) in features.iter().enumerate() {
             let Some(b) = feature.geometry.bbox() else {
@@ -223,6 +231,14 @@ impl VectorLayer {
             features,
             index: RTree::bulk_load(entries),
             simplified: (0..SIMPLIFIED_ZOOMS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The position of field `name`.
+    fn field_position(&self, name: &str) -> Option<usize> {
+        match &self.field_index {
+            Some(index) => index.get(name).copied(),
+            None => self.fields.iter().position(|f| f == name),
         }
     }
 

@@ -471,3 +471,27 @@ fn vector_sources_open_with_vector_drivers_only() {
     .unwrap_err();
     assert!(err.to_string().contains("r.tif"), "{err}");
 }
+
+#[test]
+fn attributes_are_found_by_name_in_short_and_long_field_lists() {
+    for count in [3usize, 40] {
+        let fields: Vec<String> = (0..count).map(|i| format!("f{i}")).collect();
+        let values: Vec<Value> = (0..count as i64).map(Value::Int).collect();
+        let feature = Feature {
+            geometry: Geometry {
+                points: vec![[0.0, 0.0]],
+                ..Geometry::default()
+            },
+            kind: GeometryType::Point,
+            values,
+        };
+        let layer = VectorLayer::from_features(fields, vec![feature]);
+        let area = MercatorBbox::new(-1.0, -1.0, 1.0, 1.0);
+        let found = layer.query(&area, 1.0);
+        let view = &found[0] as &dyn FeatureView;
+        let last = format!("f{}", count - 1);
+        assert_eq!(view.attribute("f0"), Some(Value::Int(0)), "{count} fields");
+        assert_eq!(view.attribute(&last), Some(Value::Int(count as i64 - 1)));
+        assert_eq!(view.attribute("nope"), None);
+    }
+}
