@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use crate::draw::{clip_polyline, clip_ring, Canvas};
 use crate::image::ImageCache;
 use crate::place::{label_spacing, tolerance_offsets, Collisions, LinePath, Rect};
-use crate::source::geometry::Point;
+use crate::source::geometry::{Geometry, Point};
 use crate::source::vector::Found;
 use crate::style::filter::FeatureView;
 use crate::style::text::{TextPlacement, TextSymbolizer, TextTransform};
@@ -74,62 +74,68 @@ pub(crate) fn draw_text(
     }
 }
 
-/// A feature's geometry in pixels of the metatile image, clipped to a
-/// rectangle when the symbolizer says `clip`.
-struct PxGeometry {
-    points: Vec<Point>,
-    lines: Vec<Vec<Point>>,
-    polygons: Vec<Vec<Vec<Point>>>,
+/// A feature's geometry in pixels of the metatile image (labels, markers
+/// and points are placed on it).
+pub(crate) struct PxGeometry {
+    pub(crate) points: Vec<Point>,
+    pub(crate) lines: Vec<Vec<Point>>,
+    pub(crate) polygons: Vec<Vec<Vec<Point>>>,
 }
 
 impl PxGeometry {
+    /// A label's geometry: the feature's full geometry, clipped to a
+    /// rectangle (points outside it dropped) when the symbolizer says
+    /// `clip`.
     fn of(canvas: &Canvas, feature: &Found<'_>, clip: Option<Rect>) -> PxGeometry {
         // Labels are placed on the full geometry, as Mapnik places them:
         // the drawing's simplification (a quarter pixel) can change which
         // part of a small multipolygon is largest, or move a centroid.
-        let g = &feature.feature.geometry;
+        let mut out = PxGeometry::in_pixels(canvas, &feature.feature.geometry, feature.x_shift);
+        if let Some(r) = clip {
+            let inside = |p: &Point| p[0] >= r.x0 && p[0] <= r.x1 && p[1] >= r.y0 && p[1] <= r.y1;
+            out.points.retain(inside);
+            out.clip_to(r);
+        }
+        out
+    }
+
+    /// `g` in pixels of the canvas, shifted by `x_shift` metres.
+    pub(crate) fn in_pixels(canvas: &Canvas, g: &Geometry, x_shift: f64) -> PxGeometry {
         let px = |line: &Vec<Point>| -> Vec<Point> {
-            line.iter()
-                .map(|p| canvas.to_px(*p, feature.x_shift))
-                .collect()
+            line.iter().map(|p| canvas.to_px(*p, x_shift)).collect()
         };
-        let mut out = PxGeometry {
-            points: g
-                .points
-                .iter()
-                .map(|p| canvas.to_px(*p, feature.x_shift))
-                .collect(),
+        PxGeometry {
+            points: g.points.iter().map(|p| canvas.to_px(*p, x_shift)).collect(),
             lines: g.lines.iter().map(px).collect(),
             polygons: g
                 .polygons
                 .iter()
                 .map(|rings| rings.iter().map(px).collect())
                 .collect(),
-        };
-        if let Some(r) = clip {
-            let rect = [r.x0, r.y0, r.x1, r.y1];
-            let inside = |p: &Point| p[0] >= r.x0 && p[0] <= r.x1 && p[1] >= r.y0 && p[1] <= r.y1;
-            out.points.retain(inside);
-            out.lines = out
-                .lines
-                .iter()
-                .flat_map(|l| clip_polyline(l, rect))
-                .filter(|l| l.len() >= 2)
-                .collect();
-            out.polygons = out
-                .polygons
-                .iter()
-                .map(|rings| {
-                    rings
-                        .iter()
-                        .map(|ring| clip_ring(ring, rect))
-                        .filter(|ring| ring.len() >= 3)
-                        .collect::<Vec<_>>()
-                })
-                .filter(|rings| !rings.is_empty())
-                .collect();
         }
-        out
+    }
+
+    /// Cuts lines and polygons to `r` (points are left alone).
+    pub(crate) fn clip_to(&mut self, r: Rect) {
+        let rect = [r.x0, r.y0, r.x1, r.y1];
+        self.lines = self
+            .lines
+            .iter()
+            .flat_map(|l| clip_polyline(l, rect))
+            .filter(|l| l.len() >= 2)
+            .collect();
+        self.polygons = self
+            .polygons
+            .iter()
+            .map(|rings| {
+                rings
+                    .iter()
+                    .map(|ring| clip_ring(ring, rect))
+                    .filter(|ring| ring.len() >= 3)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|rings| !rings.is_empty())
+            .collect();
     }
 }
 

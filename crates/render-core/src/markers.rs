@@ -21,9 +21,9 @@
 //!   unturned image is a cached raster copied into place (see
 //!   [`crate::image`]); turned ones are painted from the vector.
 
-use crate::draw::{clip_polyline, clip_ring, offset_path, Canvas};
+use crate::draw::{offset_path, Canvas};
 use crate::image::{sk_transform, Symbol};
-use crate::labels::{bbox_area, centroid, interior, middle_of_line, LabelContext};
+use crate::labels::{bbox_area, centroid, interior, middle_of_line, LabelContext, PxGeometry};
 use crate::place::{tolerance_offsets, LinePath, Rect};
 use crate::source::geometry::Point;
 use crate::source::vector::Found;
@@ -34,101 +34,52 @@ use crate::style::symbolizer::{
 use tiny_skia::{BlendMode, FillRule, Paint, PathBuilder, PixmapPaint, Stroke, Transform};
 
 /// A feature's drawn geometry in pixels of the metatile image.
-struct Parts {
-    points: Vec<Point>,
-    lines: Vec<Vec<Point>>,
-    polygons: Vec<Vec<Vec<Point>>>,
+fn parts_of(canvas: &Canvas, feature: &Found<'_>) -> PxGeometry {
+    PxGeometry::in_pixels(canvas, feature.geometry, feature.x_shift)
 }
 
-impl Parts {
-    fn of(canvas: &Canvas, feature: &Found<'_>) -> Parts {
-        let g = feature.geometry;
-        let px = |line: &Vec<Point>| -> Vec<Point> {
-            line.iter()
-                .map(|p| canvas.to_px(*p, feature.x_shift))
-                .collect()
+/// The centroid of the whole geometry (Mapnik's `geometry::centroid`): of
+/// the polygons' area if there are polygons, else of the lines' length,
+/// else of the points.
+fn whole_centroid(g: &PxGeometry) -> Option<Point> {
+    if !g.polygons.is_empty() {
+        let (mut sx, mut sy, mut total) = (0.0, 0.0, 0.0);
+        for p in &g.polygons {
+            let (Some(c), a) = (centroid(p), ring_area(p)) else {
+                continue;
+            };
+            sx += c[0] * a;
+            sy += c[1] * a;
+            total += a;
+        }
+        return if total > 0.0 {
+            Some([sx / total, sy / total])
+        } else {
+            g.polygons.first().and_then(|p| centroid(p))
         };
-        Parts {
-            points: g
-                .points
-                .iter()
-                .map(|p| canvas.to_px(*p, feature.x_shift))
-                .collect(),
-            lines: g.lines.iter().map(px).collect(),
-            polygons: g
-                .polygons
-                .iter()
-                .map(|rings| rings.iter().map(px).collect())
-                .collect(),
-        }
     }
-
-    /// Cuts lines and polygons to `r` (a marker's `clip`).
-    fn clip_to(&mut self, r: Rect) {
-        let rect = [r.x0, r.y0, r.x1, r.y1];
-        self.lines = self
-            .lines
+    if !g.lines.is_empty() {
+        let (mut sx, mut sy, mut total) = (0.0, 0.0, 0.0);
+        for w in g.lines.iter().flat_map(|l| l.windows(2)) {
+            let d = (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]);
+            sx += (w[0][0] + w[1][0]) / 2.0 * d;
+            sy += (w[0][1] + w[1][1]) / 2.0 * d;
+            total += d;
+        }
+        return if total > 0.0 {
+            Some([sx / total, sy / total])
+        } else {
+            g.lines.first().and_then(|l| l.first()).copied()
+        };
+    }
+    let n = g.points.len() as f64;
+    (n > 0.0).then(|| {
+        let (x, y) = g
+            .points
             .iter()
-            .flat_map(|l| clip_polyline(l, rect))
-            .filter(|l| l.len() >= 2)
-            .collect();
-        self.polygons = self
-            .polygons
-            .iter()
-            .map(|rings| {
-                rings
-                    .iter()
-                    .map(|ring| clip_ring(ring, rect))
-                    .filter(|ring| ring.len() >= 3)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|rings: &Vec<Vec<Point>>| !rings.is_empty())
-            .collect();
-    }
-
-    /// The centroid of the whole geometry (Mapnik's `geometry::centroid`):
-    /// of the polygons' area if there are polygons, else of the lines'
-    /// length, else of the points.
-    fn centroid(&self) -> Option<Point> {
-        if !self.polygons.is_empty() {
-            let (mut sx, mut sy, mut total) = (0.0, 0.0, 0.0);
-            for p in &self.polygons {
-                let (Some(c), a) = (centroid(p), ring_area(p)) else {
-                    continue;
-                };
-                sx += c[0] * a;
-                sy += c[1] * a;
-                total += a;
-            }
-            return if total > 0.0 {
-                Some([sx / total, sy / total])
-            } else {
-                self.polygons.first().and_then(|p| centroid(p))
-            };
-        }
-        if !self.lines.is_empty() {
-            let (mut sx, mut sy, mut total) = (0.0, 0.0, 0.0);
-            for w in self.lines.iter().flat_map(|l| l.windows(2)) {
-                let d = (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1]);
-                sx += (w[0][0] + w[1][0]) / 2.0 * d;
-                sy += (w[0][1] + w[1][1]) / 2.0 * d;
-                total += d;
-            }
-            return if total > 0.0 {
-                Some([sx / total, sy / total])
-            } else {
-                self.lines.first().and_then(|l| l.first()).copied()
-            };
-        }
-        let n = self.points.len() as f64;
-        (n > 0.0).then(|| {
-            let (x, y) = self
-                .points
-                .iter()
-                .fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
-            [x / n, y / n]
-        })
-    }
+            .fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
+        [x / n, y / n]
+    })
 }
 
 /// The area of a polygon's exterior ring (absolute).
@@ -377,7 +328,7 @@ pub(crate) fn draw_markers(
             }
         }
     };
-    let mut parts = Parts::of(canvas, feature);
+    let mut parts = parts_of(canvas, feature);
     if sym.clip {
         parts.clip_to(ctx.collisions.extent());
     }
@@ -486,7 +437,7 @@ pub(crate) fn draw_markers(
     if sym.multi_policy == MarkerMultiPolicy::Whole
         && (parts.points.len() + parts.lines.len() + parts.polygons.len()) > 1
     {
-        if let Some(c) = parts.centroid() {
+        if let Some(c) = whole_centroid(&parts) {
             try_at(canvas, still(c), ctx);
         }
         return;
@@ -540,7 +491,7 @@ pub(crate) fn draw_point(
         None => default_point_symbol(),
     };
     let Some(symbol) = symbol else { return };
-    let parts = Parts::of(canvas, feature);
+    let parts = parts_of(canvas, feature);
     // Mapnik: the centroid of the whole geometry, or with `interior` a
     // point inside a (single) polygon; lines have no interior.
     let at = match sym.placement {
@@ -551,7 +502,7 @@ pub(crate) fn draw_point(
                 None
             }
         }
-        _ => parts.centroid(),
+        _ => whole_centroid(&parts),
     };
     let Some(at) = at else { return };
     let sf = ctx.scale_factor;
