@@ -24,8 +24,8 @@
 mod coverage;
 
 use tiny_skia::{
-    FillRule, LineCap as SkCap, LineJoin as SkJoin, Paint, PathBuilder, PathStroker, Pixmap,
-    PixmapRef, Stroke, StrokeDash, Transform,
+    FillRule, IntRect, LineCap as SkCap, LineJoin as SkJoin, Paint, PathBuilder, PathStroker,
+    Pixmap, PixmapRef, Stroke, StrokeDash, Transform,
 };
 
 use crate::source::geometry::Point;
@@ -332,9 +332,76 @@ impl Canvas {
 
     /// Composites another canvas of the same size onto this one with a
     /// mode and an opacity (a style with a `comp-op` or an `opacity` < 1 is
-    /// drawn apart, then composited: Mapnik's style-level compositing).
-    pub(crate) fn composite(&mut self, layer: &Canvas, op: CompOp, opacity: f64) {
-        self.draw_image(layer.pixmap.as_ref(), op, opacity);
+    /// drawn apart, then composited: Mapnik's style-level compositing), and
+    /// leaves `layer` transparent again, ready for the next style.
+    ///
+    /// Why not the whole image: a style drawn apart usually paints a small
+    /// part of the metatile (an admin boundary, a few trees), yet
+    /// compositing 2304² pixels through tiny-skia's float pipeline costs
+    /// about as much as drawing a busy style. For the modes where a
+    /// transparent source leaves the destination as it is (all but
+    /// [`CompOp::lerps_coverage`]'s), only the rectangle that holds
+    /// painted pixels is composited — the same pixels as the whole image
+    /// would give — and nothing at all when nothing was painted.
+    pub(crate) fn composite_and_clear(&mut self, layer: &mut Canvas, op: CompOp, opacity: f64) {
+        let whole = IntRect::from_xywh(0, 0, layer.pixmap.width(), layer.pixmap.height());
+        let region = if op.lerps_coverage() {
+            whole
+        } else {
+            layer.painted_bounds()
+        };
+        let Some(region) = region else {
+            return;
+        };
+        self.draw_image(layer.pixmap.as_ref(), region, op, opacity);
+        layer.clear_region(region);
+    }
+
+    /// The smallest rectangle that holds every pixel that is not fully
+    /// transparent (premultiplied: all four bytes zero); `None` when the
+    /// image is empty. Rows are or-reduced (vectorised), and within the
+    /// rows found only the columns outside the rectangle so far are read.
+    pub(crate) fn painted_bounds(&self) -> Option<IntRect> {
+        let width = self.pixmap.width() as usize;
+        let stride = width * 4;
+        let rows: Vec<&[u8]> = self.pixmap.data().chunks_exact(stride).collect();
+        let painted = |bytes: &[u8]| bytes.iter().fold(0u8, |a, &b| a | b) != 0;
+        let top = rows.iter().position(|r| painted(r))?;
+        let bottom = rows.iter().rposition(|r| painted(r))?;
+        let (mut left, mut right) = (width, 0usize);
+        for row in &rows[top..=bottom] {
+            if left > 0 && painted(&row[..left * 4]) {
+                left = row[..left * 4]
+                    .chunks_exact(4)
+                    .position(|p| p != [0, 0, 0, 0])
+                    .unwrap_or(left);
+            }
+            if right + 1 < width && painted(&row[(right + 1) * 4..]) {
+                right = row
+                    .chunks_exact(4)
+                    .rposition(|p| p != [0, 0, 0, 0])
+                    .unwrap_or(right);
+            }
+        }
+        let right = right.max(left);
+        IntRect::from_xywh(
+            left as i32,
+            top as i32,
+            (right - left + 1) as u32,
+            (bottom - top + 1) as u32,
+        )
+    }
+
+    /// Makes a rectangle of the image transparent.
+    fn clear_region(&mut self, region: IntRect) {
+        let stride = self.pixmap.width() as usize * 4;
+        let (x0, x1) = (region.left() as usize * 4, region.right() as usize * 4);
+        let data = self.pixmap.data_mut();
+        for row in region.top() as usize..region.bottom() as usize {
+            if let Some(bytes) = data.get_mut(row * stride + x0..row * stride + x1) {
+                bytes.fill(0);
+            }
+        }
     }
 
     /// Composites an image of the canvas's size (premultiplied RGBA, row by
@@ -346,39 +413,66 @@ impl Canvas {
         else {
             return false;
         };
-        self.draw_image(image.as_ref(), op, opacity);
+        let whole = IntRect::from_xywh(0, 0, image.width(), image.height());
+        if let Some(whole) = whole {
+            self.draw_image(image.as_ref(), whole, op, opacity);
+        }
         true
     }
 
-    /// Every pixel of `image` composited onto the canvas, as Mapnik's
-    /// `composite()` does: AGG's `blend_from` with the opacity as coverage.
-    fn draw_image(&mut self, image: PixmapRef<'_>, op: CompOp, opacity: f64) {
+    /// The pixels of `image` in `region` composited onto the same pixels of
+    /// the canvas, as Mapnik's `composite()` does: AGG's `blend_from` with
+    /// the opacity as coverage. (tiny-skia's `draw_pixmap` is this over the
+    /// whole image: a nearest-neighbour pattern filling a rectangle.)
+    fn draw_image(&mut self, image: PixmapRef<'_>, region: IntRect, op: CompOp, opacity: f64) {
         let opacity = opacity.clamp(0.0, 1.0);
+        let shader = |opacity: f32| {
+            tiny_skia::Pattern::new(
+                image,
+                tiny_skia::SpreadMode::Pad,
+                tiny_skia::FilterQuality::Nearest,
+                opacity,
+                Transform::identity(),
+            )
+        };
+        let rect_paint = |opacity: f32| Paint {
+            shader: shader(opacity),
+            blend_mode: op.blend_mode(),
+            anti_alias: false,
+            ..Paint::default()
+        };
         if op.lerps_coverage() && opacity < 1.0 {
             // These modes take coverage by moving the destination towards
             // the result; tiny-skia's opacity would scale the source.
-            let mut blended = self.pixmap.clone();
-            let paint = tiny_skia::PixmapPaint {
-                blend_mode: op.blend_mode(),
-                ..Default::default()
+            let Some(mut blended) = self.pixmap.clone_rect(region) else {
+                return;
             };
-            blended.draw_pixmap(0, 0, image, &paint, Transform::identity(), None);
+            blended.fill_rect(
+                region.to_rect(),
+                &rect_paint(1.0),
+                Transform::from_translate(-region.x() as f32, -region.y() as f32),
+                None,
+            );
             // AGG's cover is `255 * opacity`, truncated.
             let cover = (255.0 * opacity) as u8;
-            coverage::lerp_row(
-                self.pixmap.data_mut(),
-                blended.data(),
-                std::iter::repeat(cover),
-            );
+            let stride = self.pixmap.width() as usize * 4;
+            let row_bytes = region.width() as usize * 4;
+            let x0 = region.x() as usize * 4;
+            let dst = self.pixmap.data_mut();
+            for (i, src) in blended.data().chunks_exact(row_bytes).enumerate() {
+                let start = (region.y() as usize + i) * stride + x0;
+                if let Some(row) = dst.get_mut(start..start + row_bytes) {
+                    coverage::lerp_row(row, src, std::iter::repeat(cover));
+                }
+            }
             return;
         }
-        let paint = tiny_skia::PixmapPaint {
-            opacity: opacity as f32,
-            blend_mode: op.blend_mode(),
-            ..Default::default()
-        };
-        self.pixmap
-            .draw_pixmap(0, 0, image, &paint, Transform::identity(), None);
+        self.pixmap.fill_rect(
+            region.to_rect(),
+            &rect_paint(opacity as f32),
+            Transform::identity(),
+            None,
+        );
     }
 }
 
@@ -687,6 +781,89 @@ pub(crate) fn offset_path(path: &[[f64; 2]], offset: f64, closed: bool) -> Vec<[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 64×64 canvas (one tile of zoom 2, tile size 64).
+    fn small_canvas() -> Canvas {
+        let meta =
+            tile_math::Metatile::containing(tile_math::TileCoord::new(2, 1, 1).expect("a tile"), 1)
+                .expect("a metatile");
+        let transform = PixelTransform::for_metatile(&meta, 64, 0).expect("a transform");
+        Canvas::new(transform, 1.0).expect("a canvas")
+    }
+
+    /// A destination where every pixel differs: a gradient, half opaque.
+    fn gradient(canvas: &mut Canvas) {
+        for (i, p) in canvas.pixmap.pixels_mut().iter_mut().enumerate() {
+            let (x, y) = ((i % 64) as u8, (i / 64) as u8);
+            let a = if (x + y) % 2 == 0 { 255 } else { 160 };
+            *p = tiny_skia::ColorU8::from_rgba(x * 2, y * 3, 200, a).premultiply();
+        }
+    }
+
+    fn put(canvas: &mut Canvas, x: usize, y: usize, rgba: [u8; 4]) {
+        canvas.pixmap.pixels_mut()[y * 64 + x] =
+            tiny_skia::ColorU8::from_rgba(rgba[0], rgba[1], rgba[2], rgba[3]).premultiply();
+    }
+
+    #[test]
+    fn painted_bounds_hold_exactly_the_painted_pixels() {
+        let mut layer = small_canvas();
+        assert_eq!(layer.painted_bounds(), None);
+        put(&mut layer, 10, 20, [255, 0, 0, 255]);
+        assert_eq!(layer.painted_bounds(), IntRect::from_xywh(10, 20, 1, 1));
+        put(&mut layer, 3, 41, [0, 0, 255, 1]);
+        put(&mut layer, 62, 25, [0, 255, 0, 128]);
+        assert_eq!(layer.painted_bounds(), IntRect::from_xywh(3, 20, 60, 22));
+        put(&mut layer, 0, 0, [1, 1, 1, 255]);
+        put(&mut layer, 63, 63, [1, 1, 1, 255]);
+        assert_eq!(layer.painted_bounds(), IntRect::from_xywh(0, 0, 64, 64));
+    }
+
+    #[test]
+    fn compositing_the_painted_region_gives_the_whole_images_pixels_and_clears_the_layer() {
+        for op in [
+            CompOp::SrcOver,
+            CompOp::Darken,
+            CompOp::Multiply,
+            CompOp::DstIn,
+            CompOp::Src,
+        ] {
+            for opacity in [1.0, 0.5] {
+                let mut layer = small_canvas();
+                put(&mut layer, 10, 20, [255, 0, 0, 255]);
+                put(&mut layer, 30, 33, [0, 80, 255, 100]);
+                // Reference: every pixel of the layer composited.
+                let mut whole = small_canvas();
+                gradient(&mut whole);
+                let all = IntRect::from_xywh(0, 0, 64, 64).expect("a rect");
+                whole.draw_image(layer.pixmap.as_ref(), all, op, opacity);
+                let mut regional = small_canvas();
+                gradient(&mut regional);
+                regional.composite_and_clear(&mut layer, op, opacity);
+                assert!(
+                    regional.pixmap.data() == whole.pixmap.data(),
+                    "{op} at opacity {opacity}: the pixels differ from a whole-image composite"
+                );
+                assert_eq!(
+                    layer.painted_bounds(),
+                    None,
+                    "{op}: the layer was not cleared"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_mode_that_changes_unpainted_pixels_composites_the_whole_image() {
+        // dst-in keeps the destination only under the source: a layer with
+        // one pixel erases everything else, as in Mapnik.
+        let mut layer = small_canvas();
+        put(&mut layer, 5, 5, [0, 0, 0, 255]);
+        let mut canvas = small_canvas();
+        gradient(&mut canvas);
+        canvas.composite_and_clear(&mut layer, CompOp::DstIn, 1.0);
+        assert_eq!(canvas.painted_bounds(), IntRect::from_xywh(5, 5, 1, 1));
+    }
 
     #[test]
     fn ring_inside_is_untouched_and_outside_is_cut_to_the_rect() {

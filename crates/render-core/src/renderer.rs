@@ -539,6 +539,8 @@ impl Renderer {
             scale_factor: opts.scale_factor,
             image,
         };
+        // The image styles drawn apart are drawn on (made when first needed).
+        let mut apart: Option<Canvas> = None;
         for (index, layer) in map.layers.iter().enumerate() {
             if !layer.visible(scale) {
                 continue;
@@ -627,16 +629,23 @@ impl Renderer {
                         continue;
                     }
                     if drawn_apart(style) {
-                        let mut apart =
-                            Canvas::new(transform, opts.scale_factor).ok_or_else(|| {
-                                Error::Render {
-                                    what: format!("metatile {meta}"),
-                                    message: "the image size is not possible".into(),
-                                }
-                            })?;
-                        draw_features(&mut apart, run, &rules, &mut labels);
+                        // One transparent image for every style drawn
+                        // apart in this metatile: compositing leaves it
+                        // transparent again.
+                        let apart = match &mut apart {
+                            Some(apart) => apart,
+                            None => {
+                                apart.insert(Canvas::new(transform, opts.scale_factor).ok_or_else(
+                                    || Error::Render {
+                                        what: format!("metatile {meta}"),
+                                        message: "the image size is not possible".into(),
+                                    },
+                                )?)
+                            }
+                        };
+                        draw_features(apart, run, &rules, &mut labels);
                         apart.filter(&style.image_filters);
-                        canvas.composite(&apart, style.comp_op, style.opacity);
+                        canvas.composite_and_clear(apart, style.comp_op, style.opacity);
                     } else {
                         draw_features(&mut canvas, run, &rules, &mut labels);
                     }
@@ -754,7 +763,7 @@ fn draw_raster_layer(
         }
         if let Some(mut apart) = apart {
             apart.filter(&style.image_filters);
-            canvas.composite(&apart, style.comp_op, style.opacity);
+            canvas.composite_and_clear(&mut apart, style.comp_op, style.opacity);
         }
     }
     Ok(())
