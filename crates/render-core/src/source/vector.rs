@@ -7,6 +7,7 @@
 //! spatial references, transforms) live and die inside [`VectorLayer::load`]
 //! on the loading thread.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -18,7 +19,9 @@ use rstar::{RTree, RTreeObject, AABB};
 use tile_math::{LngLat, MercatorBbox, EARTH_CIRCUMFERENCE, MAX_MERCATOR};
 
 use super::geometry::{unwrap_antimeridian, Geometry, Point};
-use crate::style::filter::{FeatureView, GeometryType, Value};
+use crate::style::filter::{
+    attribute_key, attribute_keys_given, Attr, FeatureView, GeometryType, Value,
+};
 use crate::style::{Datasource, OgrLayer};
 
 /// Why vector data could not be loaded.
@@ -96,8 +99,13 @@ pub struct VectorLayer {
     fields: Vec<String>,
     /// Field lookups by name for layers with many fields; layers with few
     /// (most: a style's SQL selects what it draws) scan `fields`, which is
-    /// faster than hashing the name for every filter of every rule.
+    /// faster than hashing the name (labels' text, `group-by`).
     field_index: Option<HashMap<String, usize>>,
+    /// Filters' lookups: the field of each numbered attribute name
+    /// ([`Attr::key`]; [`NO_FIELD`] where the layer has none), for the
+    /// names numbered when the layer was built. Names numbered later (a
+    /// style loaded after the data) fall back to the name.
+    field_of_key: Vec<u32>,
     features: Vec<Feature>,
     index: RTree<Entry>,
     /// Simplified geometry per zoom level, made on first use.
@@ -119,10 +127,22 @@ pub struct Found<'a> {
     pub position: usize,
 }
 
+/// In [`VectorLayer::field_of_key`]: the layer has no such field.
+const NO_FIELD: u32 = u32::MAX;
+
 impl FeatureView for Found<'_> {
     fn attribute(&self, name: &str) -> Option<Value> {
         let i = self.layer.field_position(name)?;
         self.feature.values.get(i).cloned()
+    }
+
+    fn attribute_of(&self, attr: &Attr) -> Option<Cow<'_, Value>> {
+        let i = match self.layer.field_of_key.get(attr.key() as usize) {
+            Some(&NO_FIELD) => return None,
+            Some(&i) => i as usize,
+            None => self.layer.field_position(attr.name())?,
+        };
+        self.feature.values.get(i).map(Cow::Borrowed)
     }
 
     fn geometry_type(&self) -> GeometryType {
@@ -225,9 +245,18 @@ impl VectorLayer {
                 }
             }
         }
+        let mut field_of_key = vec![NO_FIELD; attribute_keys_given() as usize];
+        for (i, name) in fields.iter().enumerate().rev() {
+            // In reverse, so that the first of two fields of one name wins,
+            // as in `field_position`.
+            if let Some(slot) = attribute_key(name).and_then(|k| field_of_key.get_mut(k as usize)) {
+                *slot = u32::try_from(i).unwrap_or(NO_FIELD);
+            }
+        }
         VectorLayer {
             fields,
             field_index,
+            field_of_key,
             features,
             index: RTree::bulk_load(entries),
             simplified: (0..SIMPLIFIED_ZOOMS).map(|_| OnceLock::new()).collect(),

@@ -172,12 +172,121 @@ impl GeometryType {
     }
 }
 
+/// An attribute name in an expression (`[name]`), with the number the
+/// process gives that name.
+///
+/// Why a number: every rule's filter asks each feature for attributes by
+/// name (osm-carto: thousands of rules, tens of thousands of features per
+/// metatile), and finding a name in a layer's field list was a fifth of
+/// the render time. Names are numbered once, when an expression is parsed;
+/// a layer maps each number to its field once when it is built
+/// ([`attribute_key`]), and a lookup is then an array index.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Attr {
+    name: String,
+    key: u32,
+}
+
+impl Attr {
+    /// The attribute name, numbered.
+    pub fn new(name: impl Into<String>) -> Attr {
+        let name = name.into();
+        let key = attribute_names::number(&name);
+        Attr { name, key }
+    }
+
+    /// The name as written.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process-wide number of the name.
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+}
+
+impl fmt::Debug for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.name, f)
+    }
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl From<&str> for Attr {
+    fn from(name: &str) -> Attr {
+        Attr::new(name)
+    }
+}
+
+impl From<String> for Attr {
+    fn from(name: String) -> Attr {
+        Attr::new(name)
+    }
+}
+
+/// The number of an attribute name that some expression uses, if any
+/// does; with [`attribute_keys_given`], what a layer needs to map its
+/// fields to numbers.
+pub fn attribute_key(name: &str) -> Option<u32> {
+    attribute_names::find(name)
+}
+
+/// How many names have been numbered so far: every key below this is
+/// known; a name numbered later has a key at or above it.
+pub fn attribute_keys_given() -> u32 {
+    attribute_names::count()
+}
+
+/// The process-wide numbering of attribute names. Numbers only grow, and a
+/// name keeps its number for the life of the process (styles reloaded
+/// reuse them), so the table is bounded by the distinct names in styles.
+mod attribute_names {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, PoisonError, RwLock};
+
+    fn table() -> &'static RwLock<HashMap<String, u32>> {
+        static TABLE: OnceLock<RwLock<HashMap<String, u32>>> = OnceLock::new();
+        TABLE.get_or_init(RwLock::default)
+    }
+
+    pub(super) fn number(name: &str) -> u32 {
+        if let Some(key) = find(name) {
+            return key;
+        }
+        let mut names = table().write().unwrap_or_else(PoisonError::into_inner);
+        let next = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        *names.entry(name.to_owned()).or_insert(next)
+    }
+
+    pub(super) fn find(name: &str) -> Option<u32> {
+        let names = table().read().unwrap_or_else(PoisonError::into_inner);
+        names.get(name).copied()
+    }
+
+    pub(super) fn count() -> u32 {
+        let names = table().read().unwrap_or_else(PoisonError::into_inner);
+        u32::try_from(names.len()).unwrap_or(u32::MAX)
+    }
+}
+
 /// What a filter can ask of a feature. The data layer implements it for its
 /// own feature type.
 pub trait FeatureView {
     /// The value of attribute `name`, or `None` when the feature has no such
     /// attribute (evaluated as `null`, as in Mapnik).
     fn attribute(&self, name: &str) -> Option<Value>;
+    /// The value of an attribute of an expression, borrowed where the
+    /// feature holds it (filters compare without copying strings). By
+    /// default the value [`FeatureView::attribute`] gives.
+    fn attribute_of(&self, attr: &Attr) -> Option<Cow<'_, Value>> {
+        self.attribute(attr.name()).map(Cow::Owned)
+    }
     /// The feature's geometry type.
     fn geometry_type(&self) -> GeometryType;
 }
@@ -233,7 +342,7 @@ pub enum Expr {
     /// constants (`pi`, ...) become `Int` and `Float` literals.
     Literal(Value),
     /// `[name]`: a feature attribute.
-    Attribute(String),
+    Attribute(Attr),
     /// `[mapnik::geometry_type]`.
     GeometryType,
     /// `not e`, `!e`.
@@ -267,10 +376,12 @@ impl Expr {
 
     /// Evaluates the expression to a value (logical operators and
     /// comparisons give `Bool`).
-    pub fn value<'a, F: FeatureView + ?Sized>(&'a self, feature: &F) -> Cow<'a, Value> {
+    pub fn value<'a, F: FeatureView + ?Sized>(&'a self, feature: &'a F) -> Cow<'a, Value> {
         match self {
             Expr::Literal(v) => Cow::Borrowed(v),
-            Expr::Attribute(name) => Cow::Owned(feature.attribute(name).unwrap_or(Value::Null)),
+            Expr::Attribute(attr) => feature
+                .attribute_of(attr)
+                .unwrap_or(Cow::Owned(Value::Null)),
             Expr::GeometryType => Cow::Owned(Value::Int(feature.geometry_type().code())),
             Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::Compare(..) => {
                 Cow::Owned(Value::Bool(self.eval(feature)))
@@ -284,8 +395,8 @@ impl Expr {
         fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
             match e {
                 Expr::Attribute(n) => {
-                    if !out.contains(&n.as_str()) {
-                        out.push(n);
+                    if !out.contains(&n.name()) {
+                        out.push(n.name());
                     }
                 }
                 Expr::Not(a) => walk(a, out),
@@ -795,7 +906,7 @@ impl Parser<'_> {
                 .map_err(|_| self.err(at, format!("integer `{u}` is too large"))),
             Tok::Float(x) => Ok(Expr::Literal(Value::Float(x))),
             Tok::Str(s) => Ok(Expr::Literal(Value::String(s))),
-            Tok::Attr(a) => Ok(Expr::Attribute(a)),
+            Tok::Attr(a) => Ok(Expr::Attribute(Attr::new(a))),
             Tok::GeomAttr => Ok(Expr::GeometryType),
             Tok::LParen => {
                 let e = self.parse_expr(LOGICAL)?;
@@ -887,7 +998,7 @@ mod tests {
     }
 
     fn attr(n: &str) -> Box<Expr> {
-        Box::new(Expr::Attribute(n.to_string()))
+        Box::new(Expr::Attribute(n.into()))
     }
     fn lit(v: impl Into<Value>) -> Box<Expr> {
         Box::new(Expr::Literal(v.into()))
@@ -1156,7 +1267,7 @@ mod tests {
     fn arb_expr() -> impl Strategy<Value = Expr> {
         let leaf = prop_oneof![
             arb_value().prop_map(Expr::Literal),
-            "[a-z_][a-z0-9_ ]{0,8}".prop_map(Expr::Attribute),
+            "[a-z_][a-z0-9_ ]{0,8}".prop_map(|n| Expr::Attribute(n.into())),
             Just(Expr::GeometryType),
         ];
         leaf.prop_recursive(4, 24, 2, |inner| {

@@ -495,3 +495,37 @@ fn attributes_are_found_by_name_in_short_and_long_field_lists() {
         assert_eq!(view.attribute("nope"), None);
     }
 }
+
+#[test]
+fn filters_find_attributes_by_number_and_by_name_when_numbered_after_the_layer() {
+    use crate::style::filter::Expr;
+    // Numbered before the layer is built: found through the key table.
+    let before = Expr::parse("[vt_before_a] = 'yes' and [vt_before_b] = 2").unwrap();
+    let fields = vec![
+        "vt_before_b".to_string(),
+        "vt_before_a".into(),
+        "vt_late".into(),
+    ];
+    let layer = VectorLayer::from_features(
+        fields,
+        vec![Feature {
+            geometry: Geometry {
+                points: vec![[0.0, 0.0]],
+                ..Geometry::default()
+            },
+            kind: GeometryType::Point,
+            values: vec![Value::Int(2), Value::from("yes"), Value::from("late")],
+        }],
+    );
+    let area = MercatorBbox::new(-10.0, -10.0, 10.0, 10.0);
+    let found = layer.query(&area, 1.0);
+    assert_eq!(found.len(), 1);
+    assert!(before.eval(&found[0]));
+    let unknown = Expr::parse("[vt_before_missing] = null").unwrap();
+    assert!(unknown.eval(&found[0]), "a field the layer lacks is null");
+    // Numbered after the layer was built: found by name.
+    let late = Expr::parse("[vt_late] = 'late'").unwrap();
+    assert!(late.eval(&found[0]));
+    let late_missing = Expr::parse("[vt_late_missing] != null").unwrap();
+    assert!(!late_missing.eval(&found[0]));
+}
