@@ -85,6 +85,10 @@ struct Args {
     /// one tile per metatile) and exit.
     #[arg(long)]
     print_metatiles: bool,
+    /// Print each metatile's render time (drawing and encoding) to stderr
+    /// as `metatile z/x/y: N ms`, to see how work spreads over workers.
+    #[arg(long)]
+    trace: bool,
 }
 
 fn main() -> Result<()> {
@@ -138,13 +142,24 @@ fn main() -> Result<()> {
                     let (next, metatiles, bytes) = (&next, &metatiles, &bytes);
                     let out = args.out.as_deref();
                     let meta_out = args.meta_out.as_deref();
+                    let trace = args.trace;
                     s.spawn(move || -> Result<()> {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(meta) = metatiles.get(i) else {
                                 return Ok(());
                             };
+                            let one = Instant::now();
                             let tiles = renderer.render_metatile(meta)?;
+                            if trace {
+                                eprintln!(
+                                    "metatile {}/{}/{}: {:.0} ms",
+                                    meta.z(),
+                                    meta.x(),
+                                    meta.y(),
+                                    one.elapsed().as_secs_f64() * 1e3
+                                );
+                            }
                             if let Some(dir) = meta_out {
                                 write_meta(dir, meta, &tiles)?;
                             }

@@ -4,8 +4,8 @@
 //! - Input is premultiplied RGBA, as drawn; it is demultiplied here, since
 //!   PNG stores straight alpha.
 //! - **Palette (`png8`).** A tile with at most 256 colours gets an exact
-//!   palette, so nothing is lost. Otherwise the palette comes from NeuQuant
-//!   (`color_quant`, MIT). Palettes of up to 2, 4 or 16 colours are written
+//!   palette, so nothing is lost. Otherwise its distinct colours are
+//!   clustered ([`palette`]). Palettes of up to 2, 4 or 16 colours are written
 //!   with 1, 2 or 4 bits per pixel, which keeps flat tiles tiny.
 //! - **Speed.** 32-bit tiles: fdeflate's fast mode with adaptive row
 //!   filters, several times faster than zlib's default level for a few
@@ -15,6 +15,8 @@
 //! - **Single-colour tiles** (open sea, inland) are the most common tiles of
 //!   all; [`TileEncoder`] encodes each colour once and hands out the same
 //!   bytes after that.
+
+mod palette;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -136,6 +138,15 @@ pub fn encode_png(
     }
 }
 
+/// The `png8` palette of straight (not premultiplied) RGBA pixels: at most
+/// `max` entries (2 to 256) and each pixel's index, exactly as
+/// [`encode_png`] makes it (exact when the pixels have at most `max`
+/// colours). Public for benchmarks and for embedders that write their own
+/// files.
+pub fn png8_palette(straight_rgba: &[u8], max: usize) -> (Vec<[u8; 4]>, Vec<u8>) {
+    palette::palette(straight_rgba, max.clamp(2, 256))
+}
+
 /// Converts premultiplied RGBA to straight RGBA, rounding to nearest.
 fn demultiply(premultiplied: &[u8]) -> Vec<u8> {
     let mut out = premultiplied.to_vec();
@@ -159,10 +170,7 @@ fn encode_palette(
     max_colours: u16,
     compression: Compression,
 ) -> Result<Vec<u8>, EncodeError> {
-    let (palette, indices) = match exact_palette(rgba, usize::from(max_colours)) {
-        Some(exact) => exact,
-        None => quantized_palette(rgba, usize::from(max_colours)),
-    };
+    let (palette, indices) = palette::palette(rgba, usize::from(max_colours));
     let depth = match palette.len() {
         0..=2 => png::BitDepth::One,
         3..=4 => png::BitDepth::Two,
@@ -177,90 +185,6 @@ fn encode_palette(
         depth,
     };
     write_png(header, Some(&palette), &packed, compression)
-}
-
-/// Colour → palette index. A colour is four bytes: one multiply of the
-/// packed value hashes it (SipHash, the default, was 5% of a labelled
-/// tile's encoding, and colours come from our own drawing, not an attacker).
-type ColourMap = HashMap<[u8; 4], u8, std::hash::BuildHasherDefault<ColourHasher>>;
-
-/// See [`ColourMap`].
-#[derive(Default)]
-struct ColourHasher(u64);
-
-impl std::hash::Hasher for ColourHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// The tile's own colours as a palette, if there are at most `max` of them.
-fn exact_palette(rgba: &[u8], max: usize) -> Option<(Vec<[u8; 4]>, Vec<u8>)> {
-    let mut palette: Vec<[u8; 4]> = Vec::new();
-    let mut index_of: ColourMap = ColourMap::default();
-    let mut indices = Vec::with_capacity(rgba.len() / 4);
-    let mut last: Option<([u8; 4], u8)> = None;
-    for px in rgba.chunks_exact(4) {
-        let colour = [px[0], px[1], px[2], px[3]];
-        // Runs of one colour are the rule in map tiles: skip the hash.
-        if let Some((c, i)) = last {
-            if c == colour {
-                indices.push(i);
-                continue;
-            }
-        }
-        let index = match index_of.get(&colour) {
-            Some(&i) => i,
-            None => {
-                if palette.len() == max {
-                    return None;
-                }
-                let i = palette.len() as u8;
-                palette.push(colour);
-                index_of.insert(colour, i);
-                i
-            }
-        };
-        last = Some((colour, index));
-        indices.push(index);
-    }
-    Some((palette, indices))
-}
-
-/// A NeuQuant palette of `max` colours and each pixel's nearest entry.
-fn quantized_palette(rgba: &[u8], max: usize) -> (Vec<[u8; 4]>, Vec<u8>) {
-    // Sample factor 30: NeuQuant learns from every 30th pixel, its fastest
-    // setting. Tiles that need it are labelled or detailed ones whose extra
-    // colours are antialiasing blends; learning from a third of the samples
-    // of factor 10 cost 0.2 in mean error and saved most of the time
-    // (labels_vs_mapnik.sh, the Helsinki street names).
-    let quant = color_quant::NeuQuant::new(30, max, rgba);
-    let palette: Vec<[u8; 4]> = quant
-        .color_map_rgba()
-        .chunks_exact(4)
-        .map(|c| [c[0], c[1], c[2], c[3]])
-        .collect();
-    let mut cache: ColourMap = ColourMap::default();
-    let indices = rgba
-        .chunks_exact(4)
-        .map(|px| {
-            let colour = [px[0], px[1], px[2], px[3]];
-            *cache
-                .entry(colour)
-                .or_insert_with(|| quant.index_of(px) as u8)
-        })
-        .collect();
-    (palette, indices)
 }
 
 /// Packs one palette index per pixel into rows of `depth` bits per pixel.
@@ -495,7 +419,7 @@ mod tests {
             (png::ColorType::Indexed, png::BitDepth::Eight)
         );
         let (_, pixels) = decode(&png);
-        // 4096 colours into 256: NeuQuant's mean error stays small.
+        // 4096 colours into 256: the mean error stays small.
         let total: u64 = pixels
             .iter()
             .zip(&img)
