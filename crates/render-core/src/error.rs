@@ -88,6 +88,14 @@ pub enum Error {
         /// Why not.
         message: String,
     },
+    /// A render was stopped from outside (see
+    /// [`Renderer::render_metatile_unless_stopped`](crate::Renderer::render_metatile_unless_stopped)):
+    /// nobody waits for it any more.
+    #[error("rendering {what} was stopped before it finished")]
+    Stopped {
+        /// Which metatile.
+        what: String,
+    },
     /// A `<Filter>` expression that does not parse.
     #[error("{location}: <Filter> `{expression}`: {source}")]
     Filter {

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -464,7 +465,22 @@ impl Renderer {
 
     /// Draws a metatile, cuts it into tiles and encodes each one.
     pub fn render_metatile(&mut self, meta: &Metatile) -> Result<Vec<RenderedTile>> {
-        let image = self.draw_metatile(meta)?;
+        self.render_metatile_unless_stopped(meta, &AtomicBool::new(false))
+    }
+
+    /// Like [`Renderer::render_metatile`], but gives up with
+    /// [`Error::Stopped`] soon after `stop` is set (another thread sets it
+    /// when nobody waits for the render any more). The flag is read before
+    /// each layer and before each tile is encoded: a layer's query and
+    /// drawing run to their end, so the render stops within one layer's
+    /// time (osm-carto: tens of milliseconds, against seconds for a
+    /// metatile).
+    pub fn render_metatile_unless_stopped(
+        &mut self,
+        meta: &Metatile,
+        stop: &AtomicBool,
+    ) -> Result<Vec<RenderedTile>> {
+        let image = self.draw(meta, stop)?;
         let size = self.options.tile_size;
         let mut tiles = Vec::with_capacity(meta.tile_count() as usize);
         let mut buffer = vec![0u8; (size * size * 4) as usize];
@@ -478,6 +494,9 @@ impl Renderer {
                 let start = ((y0 + row) * image.width as usize + x0) * 4;
                 buffer[row * row_bytes..(row + 1) * row_bytes]
                     .copy_from_slice(&image.premultiplied_rgba[start..start + row_bytes]);
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped(meta));
             }
             let png = self
                 .encoder
@@ -504,6 +523,10 @@ impl Renderer {
 
     /// Draws a metatile and returns its pixels (premultiplied RGBA).
     pub fn draw_metatile(&mut self, meta: &Metatile) -> Result<MetatileImage> {
+        self.draw(meta, &AtomicBool::new(false))
+    }
+
+    fn draw(&mut self, meta: &Metatile, stop: &AtomicBool) -> Result<MetatileImage> {
         let opts = &self.options;
         let transform = PixelTransform::for_metatile(meta, opts.tile_size, 0)
             .map_err(|e| render_error(meta, e))?;
@@ -542,6 +565,9 @@ impl Renderer {
         // The image styles drawn apart are drawn on (made when first needed).
         let mut apart: Option<Canvas> = None;
         for (index, layer) in map.layers.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped(meta));
+            }
             if !layer.visible(scale) {
                 continue;
             }
@@ -658,6 +684,12 @@ impl Renderer {
             height,
             premultiplied_rgba: canvas.pixmap.take(),
         })
+    }
+}
+
+fn stopped(meta: &Metatile) -> Error {
+    Error::Stopped {
+        what: format!("metatile {meta}"),
     }
 }
 

@@ -27,12 +27,21 @@
 //!   `Explicit` and viewports are ignored: arrival order, for comparison.
 //! - **Deadlines.** Work past its deadline is answered
 //!   [`CancelReason::DeadlineExpired`] instead of being rendered.
+//! - **Running work the user left.** A cancel (by request, or of work
+//!   outside the viewport) also answers the matching tiles of jobs being
+//!   rendered, at once; a running job left with nobody waiting is
+//!   *abandoned* ([`Scheduler::drain_abandoned`]: the service stops its
+//!   render). While on-screen work waits, a running job that only
+//!   left-behind screens want (asked as `Viewport`/`Neighbour`, now off
+//!   every screen) may be *preempted* ([`Scheduler::preempt`]): its render
+//!   is stopped and its interests go back to the queue
+//!   ([`Scheduler::stopped`]). Nobody joins a render that is being stopped.
 //! - **Exactly one final answer.** Every tile of every request leaves the
 //!   scheduler exactly once: as part of a [`RenderJob`] whose completion
 //!   delivers it ([`Scheduler::complete`]), or as an [`Answer`] (cancelled,
 //!   busy) collected with [`Scheduler::drain_answers`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use tile_math::{Metatile, TileCoord, Viewport};
@@ -286,6 +295,11 @@ pub struct Scheduler {
     next_seq: u64,
     next_job: JobId,
     answers: Vec<Answer>,
+    /// Running jobs being stopped (abandoned or preempted): new requests
+    /// do not join them.
+    stopping: HashSet<JobId>,
+    /// Running jobs abandoned since the last [`Scheduler::drain_abandoned`].
+    abandoned: Vec<JobId>,
 }
 
 impl Scheduler {
@@ -302,6 +316,8 @@ impl Scheduler {
             next_seq: 0,
             next_job: 1,
             answers: Vec::new(),
+            stopping: HashSet::new(),
+            abandoned: Vec::new(),
         }
     }
 
@@ -367,8 +383,10 @@ impl Scheduler {
             };
             if let Some(&job_id) = self.running_by_key.get(&key) {
                 if let Some(job) = self.running.get_mut(&job_id) {
-                    job.interests.push(interest);
-                    continue;
+                    if !self.stopping.contains(&job_id) {
+                        job.interests.push(interest);
+                        continue;
+                    }
                 }
             }
             if self.make_room(&interest) {
@@ -385,38 +403,43 @@ impl Scheduler {
         self.rerank_client(client);
     }
 
-    /// Cancels the queued tiles of some of a client's requests. Tiles being
-    /// rendered are answered when the render finishes.
+    /// Cancels the tiles of some of a client's requests, queued or being
+    /// rendered: each is answered `Cancelled` now. A render left with
+    /// nobody waiting is abandoned ([`Scheduler::drain_abandoned`]).
     pub fn cancel_requests(&mut self, client: ClientId, request_ids: &[RequestId]) {
-        self.remove_interests(client, CancelReason::ByClient, |interest, _| {
-            request_ids.contains(&interest.request_id)
-        });
+        let matches =
+            |interest: &Interest, _: &Metatile| request_ids.contains(&interest.request_id);
+        self.remove_interests(client, CancelReason::ByClient, matches);
+        self.remove_running_interests(client, Some(CancelReason::ByClient), matches);
     }
 
-    /// Cancels a client's queued tiles that are neither on its screen nor
-    /// within `keep_rings` rings of tiles around it (at the viewport's zoom).
-    /// Without a viewport, nothing is cancelled.
+    /// Cancels a client's tiles, queued or being rendered, that are neither
+    /// on its screen nor within `keep_rings` rings of tiles around it (at
+    /// the viewport's zoom). Without a viewport, nothing is cancelled.
     pub fn cancel_outside_viewport(&mut self, client: ClientId, keep_rings: u32) {
         let Some(viewport) = self.clients.get(&client).and_then(|c| c.viewport) else {
             return;
         };
         let rings = keep_rings;
-        self.remove_interests(client, CancelReason::OutsideViewport, |interest, _| {
+        let outside = |interest: &Interest, _: &Metatile| {
             !interest
                 .tiles
                 .iter()
                 .any(|t| viewport.ring_of(*t).is_some_and(|r| r <= rings))
-        });
+        };
+        self.remove_interests(client, CancelReason::OutsideViewport, outside);
+        self.remove_running_interests(client, Some(CancelReason::OutsideViewport), outside);
     }
 
     /// Forgets a client that went away: its queued work is answered
     /// `ClientGone` (so the bookkeeping stays exact) and jobs nobody else
-    /// wants are dropped. Running jobs still finish for the other requesters.
+    /// wants are dropped. Running jobs still finish for the other requesters;
+    /// those nobody else waits for are abandoned.
     pub fn remove_client(&mut self, client: ClientId) {
         self.remove_interests(client, CancelReason::ClientGone, |_, _| true);
-        for job in self.running.values_mut() {
-            job.interests.retain(|i| i.client != client);
-        }
+        // Nobody is left to answer: the client's interests in running jobs
+        // are dropped silently.
+        self.remove_running_interests(client, None, |_, _| true);
         self.clients.remove(&client);
         for served in &mut self.last_served {
             if *served == Some(client) {
@@ -498,10 +521,11 @@ impl Scheduler {
     /// Marks a job finished and says who is waiting for which of its tiles.
     /// The caller answers each of them with the render's result.
     pub fn complete(&mut self, job: JobId) -> Vec<Delivery> {
-        let Some(job) = self.running.remove(&job) else {
+        let id = job;
+        let Some(job) = self.running.remove(&id) else {
             return Vec::new();
         };
-        self.running_by_key.remove(&job.key);
+        self.forget_running(id, job.key);
         job.interests
             .into_iter()
             .map(|i| Delivery {
@@ -510,6 +534,75 @@ impl Scheduler {
                 tiles: i.tiles,
             })
             .collect()
+    }
+
+    /// Running jobs abandoned since the last call: nobody waits for them,
+    /// so their renders should stop. Each is reported once; it still ends
+    /// with [`Scheduler::stopped`] (or [`Scheduler::complete`], if it
+    /// finished first).
+    pub fn drain_abandoned(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.abandoned)
+    }
+
+    /// A running job to stop so that waiting on-screen work can start
+    /// sooner: while some client's on-screen work waits, a running job that
+    /// only left-behind screens want (every interest was asked as
+    /// `Viewport` or `Neighbour` and now ranks below both for its client),
+    /// the most recently started if several (it has the least work to
+    /// lose). The job is marked as stopping: nobody joins it, and
+    /// [`Scheduler::stopped`] puts its interests back in the queue. `None`
+    /// in FIFO mode, or when nothing qualifies.
+    pub fn preempt(&mut self) -> Option<JobId> {
+        if self.config.fifo {
+            return None;
+        }
+        let screen_waits = self
+            .clients
+            .values()
+            .any(|c| !c.paused && !c.queues[PriorityClass::Viewport.index()].is_empty());
+        if !screen_waits {
+            return None;
+        }
+        let left_behind = |job: &Job| {
+            !job.interests.is_empty()
+                && job.interests.iter().all(|i| {
+                    i.class <= PriorityClass::Neighbour
+                        && self.clients.get(&i.client).is_some_and(|c| {
+                            self.rank(c, &i.tiles, i.class).0 > PriorityClass::Neighbour
+                        })
+                })
+        };
+        let id = self
+            .running
+            .iter()
+            .filter(|(id, job)| !self.stopping.contains(id) && left_behind(job))
+            .map(|(id, _)| *id)
+            .max()?;
+        self.stopping.insert(id);
+        Some(id)
+    }
+
+    /// How many jobs wait as on-screen work (summed over clients that are
+    /// not paused; a job two clients see counts twice).
+    pub fn viewport_jobs_waiting(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|c| !c.paused)
+            .map(|c| c.queues[PriorityClass::Viewport.index()].len())
+            .sum()
+    }
+
+    /// A running job's render was stopped before it finished: whoever still
+    /// wants its tiles (a preempted job's left-behind screens) is queued
+    /// again, ranked as before; nobody is answered now.
+    pub fn stopped(&mut self, job: JobId) {
+        let Some(job_state) = self.running.remove(&job) else {
+            return;
+        };
+        self.forget_running(job, job_state.key);
+        for interest in job_state.interests {
+            self.enqueue(job_state.key, interest);
+        }
     }
 
     /// Queue depths and counts.
@@ -784,6 +877,45 @@ impl Scheduler {
                 self.answer_all(interest, Outcome::Cancelled(reason));
             }
             self.place(client, key);
+        }
+    }
+
+    /// Removes a client's interests in running jobs that match, answering
+    /// each of their tiles with `reason` (none: dropped unanswered, for a
+    /// client that is gone). A job left with nobody is abandoned.
+    fn remove_running_interests(
+        &mut self,
+        client: ClientId,
+        reason: Option<CancelReason>,
+        matches: impl Fn(&Interest, &Metatile) -> bool,
+    ) {
+        let mut removed = Vec::new();
+        for (id, job) in &mut self.running {
+            let before = job.interests.len();
+            let metatile = job.key.1;
+            let (gone, kept): (Vec<Interest>, Vec<Interest>) = job
+                .interests
+                .drain(..)
+                .partition(|i| i.client == client && matches(i, &metatile));
+            job.interests = kept;
+            removed.extend(gone);
+            if before > 0 && job.interests.is_empty() && self.stopping.insert(*id) {
+                self.abandoned.push(*id);
+            }
+        }
+        if let Some(reason) = reason {
+            for interest in &removed {
+                self.answer_all(interest, Outcome::Cancelled(reason));
+            }
+        }
+    }
+
+    /// Forgets a job that is no longer running.
+    fn forget_running(&mut self, id: JobId, key: JobKey) {
+        self.stopping.remove(&id);
+        // A newer render of the same metatile may have started meanwhile.
+        if self.running_by_key.get(&key) == Some(&id) {
+            self.running_by_key.remove(&key);
         }
     }
 

@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -207,6 +207,18 @@ struct WorkDone {
     /// When the whole metatile failed (error or panic), its answer for any
     /// tile not in `tiles`.
     failure: Option<(FailureKind, String)>,
+    /// The render was stopped before it finished (its stop flag was set):
+    /// nothing was made, and nobody is answered from it.
+    stopped: bool,
+}
+
+/// A job as a worker gets it: what to render, and the flag the core sets
+/// to stop the render (nobody waits for it any more, or on-screen work
+/// needs the worker).
+#[derive(Debug)]
+struct WorkerJob {
+    job: RenderJob,
+    stop: Arc<AtomicBool>,
 }
 
 /// The service's shared parts, cheap to clone into sessions.
@@ -323,7 +335,7 @@ impl TileService {
         // Commands are bounded so a flood of requests slows its senders
         // instead of growing memory; workers' reports use the same channel.
         let (commands, command_rx) = bounded::<Command>(65_536);
-        let (jobs, job_rx) = bounded::<RenderJob>(threads);
+        let (jobs, job_rx) = bounded::<WorkerJob>(threads);
         let stats = Arc::new(Stats::default());
         let encoder = TileEncoder::new(options.render.compression);
         let mut workers = Vec::with_capacity(threads);
@@ -540,10 +552,13 @@ struct Core {
 
 impl Core {
     /// Commands in, jobs out when a worker is idle, answers to clients.
-    fn run(mut self, commands: Receiver<Command>, jobs: Sender<RenderJob>) {
+    fn run(mut self, commands: Receiver<Command>, jobs: Sender<WorkerJob>) {
         let mut idle = self.workers;
         // Jobs handed out, and whether each is background (bulk, dirty) work.
         let mut running: HashMap<JobId, bool> = HashMap::new();
+        // Each running job's stop flag, and the jobs told to stop.
+        let mut stops: HashMap<JobId, Arc<AtomicBool>> = HashMap::new();
+        let mut stopping = 0usize;
         let mut background_running = 0usize;
         let mut shutting_down = false;
         // Deadlines and paused clients are looked at a few times a second;
@@ -555,12 +570,26 @@ impl Core {
                     let Ok(command) = command else { break };
                     match command {
                         Command::WorkDone(done) => {
-                            tracing::debug!(job = done.job, "job done");
                             idle += 1;
                             if running.remove(&done.job) == Some(true) {
                                 background_running -= 1;
                             }
-                            self.deliver(done);
+                            if stops.remove(&done.job).is_some_and(|f| f.load(Ordering::Relaxed)) {
+                                stopping -= 1;
+                            }
+                            if done.stopped {
+                                tracing::debug!(job = done.job, "job stopped");
+                                self.stats.stopped();
+                                self.scheduler.stopped(done.job);
+                                if shutting_down {
+                                    // A preempted job's interests came back
+                                    // to a queue that shutdown had emptied.
+                                    self.scheduler.cancel_all(CancelReason::Shutdown);
+                                }
+                            } else {
+                                tracing::debug!(job = done.job, "job done");
+                                self.deliver(done);
+                            }
                         }
                         Command::Shutdown => {
                             shutting_down = true;
@@ -572,6 +601,20 @@ impl Core {
                 recv(ticks) -> _ => {
                     self.scheduler.expire(Instant::now());
                     self.resume_caught_up();
+                }
+            }
+            // Renders nobody waits for any more stop; while on-screen work
+            // waits and no worker is free, a render only left-behind
+            // screens want makes way for it.
+            for id in self.scheduler.drain_abandoned() {
+                stopping += stop_render(&stops, id, "nobody waits for it");
+            }
+            if !shutting_down && idle == 0 {
+                while stopping < self.scheduler.viewport_jobs_waiting() {
+                    let Some(id) = self.scheduler.preempt() else {
+                        break;
+                    };
+                    stopping += stop_render(&stops, id, "on-screen work needs the worker");
                 }
             }
             if !shutting_down {
@@ -591,9 +634,17 @@ impl Core {
                         class = job.class.name(),
                         "job started"
                     );
-                    if jobs.send(job).is_err() {
+                    let flag = Arc::new(AtomicBool::new(false));
+                    if jobs
+                        .send(WorkerJob {
+                            job,
+                            stop: Arc::clone(&flag),
+                        })
+                        .is_err()
+                    {
                         break;
                     }
+                    stops.insert(id, flag);
                     running.insert(id, background);
                     background_running += usize::from(background);
                     idle -= 1;
@@ -776,6 +827,17 @@ impl Core {
     }
 }
 
+/// Sets a running job's stop flag: 1 if it was not set yet, else 0.
+fn stop_render(stops: &HashMap<JobId, Arc<AtomicBool>>, id: JobId, why: &str) -> usize {
+    match stops.get(&id) {
+        Some(flag) if !flag.swap(true, Ordering::Relaxed) => {
+            tracing::debug!(job = id, "stopping the render: {why}");
+            1
+        }
+        _ => 0,
+    }
+}
+
 /// Bulk seeding and dirty re-renders: work nobody is looking at.
 fn is_background(class: PriorityClass) -> bool {
     class >= PriorityClass::Bulk
@@ -808,14 +870,14 @@ struct WorkerContext {
 
 /// A render worker: one `Renderer` per map, made on first use.
 fn run_worker(
-    jobs: Receiver<RenderJob>,
+    jobs: Receiver<WorkerJob>,
     done: Sender<Command>,
     maps: Arc<Vec<MapEntry>>,
     context: WorkerContext,
 ) {
     let mut renderers: Vec<Option<Renderer>> = (0..maps.len()).map(|_| None).collect();
-    for job in jobs {
-        let report = render_job(&job, &maps, &mut renderers, &context);
+    for WorkerJob { job, stop } in jobs {
+        let report = render_job(&job, &stop, &maps, &mut renderers, &context);
         if done.send(Command::WorkDone(report)).is_err() {
             break;
         }
@@ -824,6 +886,7 @@ fn run_worker(
 
 fn render_job(
     job: &RenderJob,
+    stop: &AtomicBool,
     maps: &[MapEntry],
     renderers: &mut [Option<Renderer>],
     worker: &WorkerContext,
@@ -843,14 +906,25 @@ fn render_job(
                 FailureKind::InvalidTile,
                 format!("no map with id {}", job.map),
             )),
+            stopped: false,
         };
     };
     let renderer = slot.get_or_insert_with(|| {
         Renderer::with_encoder(entry.source.clone(), options.clone(), encoder.clone())
     });
-    let result = catch_unwind(AssertUnwindSafe(|| renderer.render_metatile(&job.metatile)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        renderer.render_metatile_unless_stopped(&job.metatile, stop)
+    }));
     let rendered = match result {
         Ok(Ok(tiles)) => tiles,
+        Ok(Err(render_core::Error::Stopped { .. })) => {
+            return WorkDone {
+                job: job.id,
+                tiles: HashMap::new(),
+                failure: None,
+                stopped: true,
+            };
+        }
         Ok(Err(error)) => {
             let kind = match error {
                 render_core::Error::Data { .. } => FailureKind::DataSource,
@@ -861,6 +935,7 @@ fn render_job(
                 job: job.id,
                 tiles: HashMap::new(),
                 failure: Some((kind, error.to_string())),
+                stopped: false,
             };
         }
         Err(panic) => {
@@ -879,6 +954,7 @@ fn render_job(
                     FailureKind::Internal,
                     format!("renderer panicked: {message}"),
                 )),
+                stopped: false,
             };
         }
     };
@@ -918,6 +994,7 @@ fn render_job(
         job: job.id,
         tiles,
         failure: None,
+        stopped: false,
     }
 }
 
@@ -931,7 +1008,7 @@ mod tests {
     fn start_core(
         workers: usize,
         max_backlog: usize,
-    ) -> (Sender<Command>, Receiver<RenderJob>, JoinHandle<()>) {
+    ) -> (Sender<Command>, Receiver<WorkerJob>, JoinHandle<()>) {
         let (commands, command_rx) = bounded(1024);
         let (jobs, job_rx) = bounded(workers);
         let core = Core {
@@ -990,19 +1067,20 @@ mod tests {
     /// kept) and every job still handed out, or the core waits for them.
     fn stop(
         commands: Sender<Command>,
-        jobs: Receiver<RenderJob>,
+        jobs: Receiver<WorkerJob>,
         core: JoinHandle<()>,
         taken: Vec<JobId>,
     ) {
         commands.send(Command::Shutdown).unwrap();
         let mut ids: Vec<JobId> = taken;
         while !core.is_finished() {
-            ids.extend(jobs.try_iter().map(|j| j.id));
+            ids.extend(jobs.try_iter().map(|j| j.job.id));
             for job in ids.drain(..) {
                 let _ = commands.send(Command::WorkDone(WorkDone {
                     job,
                     tiles: HashMap::new(),
                     failure: Some((FailureKind::Internal, "test".into())),
+                    stopped: false,
                 }));
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -1023,14 +1101,14 @@ mod tests {
             .unwrap();
         commands.send(bulk(1, 1, PriorityClass::Bulk)).unwrap();
         sync(&commands);
-        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        let handed: Vec<RenderJob> = jobs.try_iter().map(|w| w.job).collect();
         assert_eq!(handed.len(), 1, "bulk work may take one of two workers");
         assert_eq!(handed[0].class, PriorityClass::Bulk);
         let first = handed[0].id;
         // The screen's tile starts at once on the worker kept free.
         commands.send(bulk(1, 2, PriorityClass::Viewport)).unwrap();
         sync(&commands);
-        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        let handed: Vec<RenderJob> = jobs.try_iter().map(|w| w.job).collect();
         assert_eq!(handed.len(), 1);
         // (Off screen, the scheduler ranks it Explicit: still not bulk.)
         assert!(
@@ -1047,7 +1125,7 @@ mod tests {
         let _events = register(&commands, 1, None);
         commands.send(bulk(1, 1, PriorityClass::Bulk)).unwrap();
         sync(&commands);
-        let handed: Vec<RenderJob> = jobs.try_iter().collect();
+        let handed: Vec<RenderJob> = jobs.try_iter().map(|w| w.job).collect();
         assert_eq!(handed.len(), 2);
         assert!(handed.iter().all(|j| j.class == PriorityClass::Bulk));
         stop(commands, jobs, core, handed.iter().map(|j| j.id).collect());
@@ -1059,7 +1137,7 @@ mod tests {
         let backlog = Arc::new(ClientBacklog::default());
         let events = register(&commands, 1, Some(Arc::clone(&backlog)));
         commands.send(bulk(1, 1, PriorityClass::Explicit)).unwrap();
-        let job = jobs.recv_timeout(Duration::from_secs(10)).unwrap();
+        let job = jobs.recv_timeout(Duration::from_secs(10)).unwrap().job;
         // The job's tile is answered with a PNG bigger than the limit.
         let tile = job
             .metatile
@@ -1078,6 +1156,7 @@ mod tests {
                 job: job.id,
                 tiles: HashMap::from([(tile, outcome)]),
                 failure: None,
+                stopped: false,
             }))
             .unwrap();
         sync(&commands);
@@ -1089,9 +1168,99 @@ mod tests {
         let event = events.recv().unwrap();
         backlog.written(event.weight());
         assert_eq!(backlog.bytes(), 0);
-        let next = jobs.recv_timeout(Duration::from_secs(10)).unwrap();
+        let next = jobs.recv_timeout(Duration::from_secs(10)).unwrap().job;
         assert_eq!(next.class, PriorityClass::Explicit);
         stop(commands, jobs, core, vec![next.id]);
+    }
+
+    #[test]
+    fn the_core_stops_renders_left_behind_or_unwanted_and_answers_every_tile_once() {
+        let (commands, jobs, core) = start_core(1, 1 << 20);
+        let events = register(&commands, 1, None);
+        let screen = |x: u32| {
+            Viewport::from_tile_range(
+                tile_math::TileRange::new(
+                    TileCoord::new(12, x, 0).unwrap(),
+                    TileCoord::new(12, x + 3, 2).unwrap(),
+                )
+                .unwrap(),
+            )
+        };
+        let ask = |request_id: RequestId, x: u32| {
+            Command::Submit(TileRequest {
+                client: 1,
+                request_id,
+                map: 0,
+                tiles: vec![TileCoord::new(12, x, 0).unwrap()],
+                class: PriorityClass::Viewport,
+                deadline: None,
+                force: false,
+            })
+        };
+        let recv = || jobs.recv_timeout(Duration::from_secs(10)).unwrap();
+        commands
+            .send(Command::Viewport {
+                client: 1,
+                viewport: screen(0),
+            })
+            .unwrap();
+        commands.send(ask(1, 0)).unwrap();
+        let first = recv();
+        assert!(!first.stop.load(Ordering::Relaxed));
+        // The user moves on and asks for the new screen; the old request
+        // stays (demoted). The one worker is busy with the old screen: it
+        // is told to stop.
+        commands
+            .send(Command::Viewport {
+                client: 1,
+                viewport: screen(64),
+            })
+            .unwrap();
+        commands.send(ask(2, 64)).unwrap();
+        sync(&commands);
+        assert!(
+            first.stop.load(Ordering::Relaxed),
+            "the left-behind render goes on"
+        );
+        let stopped = |id| {
+            Command::WorkDone(WorkDone {
+                job: id,
+                tiles: HashMap::new(),
+                failure: None,
+                stopped: true,
+            })
+        };
+        commands.send(stopped(first.job.id)).unwrap();
+        let second = recv();
+        assert_eq!(second.job.metatile.x(), 64, "the new screen first");
+        // The user cancels the new screen's request while it renders: its
+        // tile is answered at once and the render is stopped.
+        commands
+            .send(Command::Cancel {
+                client: 1,
+                ids: vec![2],
+            })
+            .unwrap();
+        let event = events.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            (event.request_id, event.outcome),
+            (2, TileOutcome::Cancelled)
+        );
+        sync(&commands);
+        assert!(second.stop.load(Ordering::Relaxed));
+        commands.send(stopped(second.job.id)).unwrap();
+        // The left-behind request is still wanted: rendered now.
+        let third = recv();
+        assert_eq!(third.job.metatile.x(), 0);
+        assert!(!third.stop.load(Ordering::Relaxed));
+        let (reply, rx) = bounded(1);
+        commands.send(Command::Stats { reply }).unwrap();
+        let snapshot = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(snapshot.get("metatiles_stopped"), Some(2));
+        stop(commands, jobs, core, vec![third.job.id]);
+        let rest: Vec<ClientEvent> = events.try_iter().collect();
+        assert_eq!(rest.len(), 1, "request 1's tile answered once: {rest:?}");
+        assert_eq!(rest[0].request_id, 1);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct Stats {
     tiles_cancelled: AtomicU64,
     tiles_busy: AtomicU64,
     tiles_timed_out: AtomicU64,
+    metatiles_stopped: AtomicU64,
     connections: AtomicU64,
     paused_clients: AtomicU64,
     clients_dropped_not_reading: AtomicU64,
@@ -60,6 +61,7 @@ impl Default for Stats {
             tiles_cancelled: AtomicU64::new(0),
             tiles_busy: AtomicU64::new(0),
             tiles_timed_out: AtomicU64::new(0),
+            metatiles_stopped: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             paused_clients: AtomicU64::new(0),
             clients_dropped_not_reading: AtomicU64::new(0),
@@ -105,6 +107,12 @@ impl Stats {
     /// Tiles whose request's deadline passed before they were rendered.
     pub fn timed_out(&self, n: usize) {
         self.tiles_timed_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A render was stopped before it finished (nobody waited for it any
+    /// more, or on-screen work needed its worker).
+    pub fn stopped(&self) {
+        self.metatiles_stopped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A client was paused (+1) or resumed or gone (-1) for not reading.
@@ -170,6 +178,10 @@ impl Stats {
             ("tiles_cancelled".to_owned(), load(&self.tiles_cancelled)),
             ("tiles_busy".to_owned(), load(&self.tiles_busy)),
             ("tiles_timed_out".to_owned(), load(&self.tiles_timed_out)),
+            (
+                "metatiles_stopped".to_owned(),
+                load(&self.metatiles_stopped),
+            ),
             (
                 "tiles_per_s".to_owned(),
                 if uptime > 0.0 {

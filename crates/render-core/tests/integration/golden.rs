@@ -1292,3 +1292,22 @@ fn a_shield_whose_image_a_field_names_but_is_missing_draws_its_text_alone() {
     let image = render_tile(&map, base_tile(), options(TileFormat::Png32));
     assert!(dark_pixels(&image, 0, 256) > 30, "the text was not drawn");
 }
+
+#[test]
+fn a_render_whose_stop_flag_is_set_stops_with_an_error_saying_so() {
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    let map = colourful_scene(dir.path());
+    let meta = Metatile::containing(base_tile(), 1).unwrap();
+    let mut renderer = Renderer::new(map, options(TileFormat::Png32));
+    let err = renderer
+        .render_metatile_unless_stopped(&meta, &AtomicBool::new(true))
+        .unwrap_err();
+    assert!(matches!(err, render_core::Error::Stopped { .. }), "{err:?}");
+    assert!(err.to_string().contains("was stopped"), "{err}");
+    // Not set: the same renderer draws the metatile as usual.
+    let tiles = renderer
+        .render_metatile_unless_stopped(&meta, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(tiles.len(), 1);
+}

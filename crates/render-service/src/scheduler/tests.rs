@@ -392,6 +392,146 @@ fn viewport_across_the_antimeridian_ranks_both_sides_as_on_screen() {
     assert_eq!(order.last(), Some(&meta(t(8, 100, 100))));
 }
 
+#[test]
+fn cancelling_a_running_request_answers_it_now_and_abandons_the_render() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(
+        1,
+        1,
+        &[t(10, 0, 0), t(10, 1, 0)],
+        PriorityClass::Explicit,
+    ));
+    let job = s.next_job(now).unwrap();
+    s.cancel_requests(1, &[1]);
+    let answers = s.drain_answers();
+    assert_eq!(answers.len(), 2, "both tiles answered at once");
+    assert!(answers
+        .iter()
+        .all(|a| a.outcome == Outcome::Cancelled(CancelReason::ByClient)));
+    assert_eq!(s.drain_abandoned(), vec![job.id]);
+    assert!(s.drain_abandoned().is_empty(), "reported once");
+    // The stopped render answers nobody and leaves nothing behind.
+    s.stopped(job.id);
+    assert!(s.drain_answers().is_empty());
+    assert!(s.is_idle());
+}
+
+#[test]
+fn a_render_another_client_still_wants_is_not_abandoned() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Explicit));
+    s.submit(request(2, 1, &[t(10, 1, 0)], PriorityClass::Explicit));
+    let job = s.next_job(now).unwrap();
+    s.cancel_requests(1, &[1]);
+    assert_eq!(s.drain_answers().len(), 1);
+    assert!(s.drain_abandoned().is_empty());
+    let deliveries = s.complete(job.id);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].client, 2);
+}
+
+#[test]
+fn work_outside_a_new_screen_is_cancelled_even_while_it_renders() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.set_viewport(1, screen(10, 0, 0, 3, 2));
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Viewport));
+    let job = s.next_job(now).unwrap();
+    s.set_viewport(1, screen(10, 100, 100, 103, 102));
+    s.cancel_outside_viewport(1, 1);
+    let answers = s.drain_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        answers[0].outcome,
+        Outcome::Cancelled(CancelReason::OutsideViewport)
+    );
+    assert_eq!(s.drain_abandoned(), vec![job.id]);
+}
+
+#[test]
+fn a_request_for_a_render_being_stopped_is_queued_anew() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Explicit));
+    let old = s.next_job(now).unwrap();
+    s.cancel_requests(1, &[1]);
+    s.drain_answers();
+    assert_eq!(s.drain_abandoned(), vec![old.id]);
+    // Asked again while the old render is still stopping: a new job.
+    s.submit(request(1, 2, &[t(10, 0, 0)], PriorityClass::Explicit));
+    let new = s
+        .next_job(now)
+        .expect("queued, not joined to the stopping render");
+    assert_ne!(new.id, old.id);
+    s.stopped(old.id);
+    let deliveries = s.complete(new.id);
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].request_id, 2);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn a_render_only_left_behind_screens_want_makes_way_for_the_screen() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.set_viewport(1, screen(10, 0, 0, 3, 2));
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Viewport));
+    let left_behind = s.next_job(now).unwrap();
+    // Nothing waits on screen yet: nothing to preempt.
+    assert_eq!(s.preempt(), None);
+    // The user moves on (demote: the old request stays) and asks for the
+    // new screen.
+    s.set_viewport(1, screen(10, 100, 100, 103, 102));
+    s.submit(request(1, 2, &[t(10, 100, 100)], PriorityClass::Viewport));
+    assert_eq!(s.viewport_jobs_waiting(), 1);
+    assert_eq!(s.preempt(), Some(left_behind.id));
+    assert_eq!(s.preempt(), None, "one job is preempted once");
+    s.stopped(left_behind.id);
+    assert!(s.drain_answers().is_empty(), "its request is still wanted");
+    // The screen first, then the left-behind work again.
+    let screen_job = s.next_job(now).unwrap();
+    assert_eq!(screen_job.metatile, meta(t(10, 100, 100)));
+    assert_eq!(s.complete(screen_job.id)[0].request_id, 2);
+    let again = s.next_job(now).unwrap();
+    assert_eq!(again.metatile, meta(t(10, 0, 0)));
+    assert_eq!(s.complete(again.id)[0].request_id, 1);
+    assert!(s.is_idle());
+}
+
+#[test]
+fn explicit_work_and_work_still_on_screen_are_never_preempted() {
+    let mut s = scheduler();
+    let now = Instant::now();
+    // A screen across two metatiles (x 0-7 and 8-15).
+    s.set_viewport(1, screen(10, 4, 0, 11, 2));
+    // Asked explicitly (tile-client render): not screen work, never preempted.
+    s.submit(request(2, 1, &[t(10, 200, 200)], PriorityClass::Explicit));
+    let explicit = s.next_job(now).unwrap();
+    // On the screen now.
+    s.submit(request(1, 1, &[t(10, 4, 0)], PriorityClass::Viewport));
+    let on_screen = s.next_job(now).unwrap();
+    s.submit(request(
+        1,
+        2,
+        &[t(10, 5, 0), t(10, 9, 0)],
+        PriorityClass::Viewport,
+    ));
+    assert_eq!(s.viewport_jobs_waiting(), 1);
+    assert_eq!(s.preempt(), None);
+    s.complete(explicit.id);
+    s.complete(on_screen.id);
+    let mut fifo = Scheduler::new(SchedulerConfig {
+        fifo: true,
+        ..SchedulerConfig::default()
+    });
+    fifo.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Viewport));
+    fifo.next_job(now).unwrap();
+    fifo.submit(request(1, 2, &[t(10, 64, 0)], PriorityClass::Viewport));
+    assert_eq!(fifo.preempt(), None, "FIFO mode never preempts");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Submit {
@@ -415,6 +555,12 @@ enum Op {
     Run {
         jobs: usize,
     },
+    /// Start a job and keep it running.
+    Start,
+    /// The oldest running job finishes.
+    Finish,
+    /// Ask for a job to preempt; stop it if there is one.
+    Preempt,
     Leave {
         client: u64,
     },
@@ -431,6 +577,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..4, 0u64..40).prop_map(|(client, request)| Op::Cancel { client, request }),
         1 => (0u64..4).prop_map(|client| Op::CancelOutside { client }),
         3 => (0usize..4).prop_map(|jobs| Op::Run { jobs }),
+        2 => Just(Op::Start),
+        1 => Just(Op::Finish),
+        1 => Just(Op::Preempt),
         1 => (0u64..4).prop_map(|client| Op::Leave { client }),
         1 => (0u64..30).prop_map(|ms| Op::Tick { ms }),
     ]
@@ -439,7 +588,11 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     /// Whatever happens, every listed tile of every request is answered
     /// exactly once: delivered by a finished render, or answered by the
-    /// scheduler (cancelled, busy). Nothing lost, nothing twice.
+    /// scheduler (cancelled, busy). Nothing lost, nothing twice. Jobs may
+    /// stay running across operations (and be cancelled, abandoned,
+    /// preempted and stopped meanwhile). A client that leaves is owed
+    /// nothing for its work being rendered then, but never gets a tile
+    /// twice.
     #[test]
     fn every_tile_gets_exactly_one_final_answer(ops in prop::collection::vec(op(), 1..60), small in any::<bool>()) {
         let config = if small {
@@ -454,6 +607,8 @@ proptest! {
         // (client, request, tile) -> how many times asked / answered.
         let mut asked: HashMap<(u64, u64, TileCoord), usize> = HashMap::new();
         let mut answered: HashMap<(u64, u64, TileCoord), usize> = HashMap::new();
+        let mut running: Vec<JobId> = Vec::new();
+        let mut left: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
         let record = |s: &mut Scheduler, deliveries: Vec<Delivery>, answered: &mut HashMap<_, usize>| {
             for d in deliveries {
                 for tile in d.tiles {
@@ -486,15 +641,46 @@ proptest! {
                         record(&mut s, deliveries, &mut answered);
                     }
                 }
-                Op::Leave { client } => s.remove_client(client),
+                Op::Start => {
+                    if let Some(job) = s.next_job(now) {
+                        running.push(job.id);
+                    }
+                }
+                Op::Finish => {
+                    if !running.is_empty() {
+                        let deliveries = s.complete(running.remove(0));
+                        record(&mut s, deliveries, &mut answered);
+                    }
+                }
+                Op::Preempt => {
+                    if let Some(id) = s.preempt() {
+                        prop_assert!(running.contains(&id));
+                        running.retain(|r| *r != id);
+                        s.stopped(id);
+                    }
+                }
+                Op::Leave { client } => {
+                    left.extend(asked.keys().filter(|k| k.0 == client).map(|k| (k.0, k.1)));
+                    s.remove_client(client);
+                }
                 Op::Tick { ms } => {
                     now += Duration::from_millis(ms);
                     s.expire(now);
                 }
             }
+            // The service stops abandoned renders.
+            for id in s.drain_abandoned() {
+                prop_assert!(running.contains(&id));
+                running.retain(|r| *r != id);
+                s.stopped(id);
+            }
             record(&mut s, Vec::new(), &mut answered);
         }
-        // Drain: render everything left.
+        // Drain: finish what runs, then render everything left.
+        for id in running.drain(..) {
+            let deliveries = s.complete(id);
+            record(&mut s, deliveries, &mut answered);
+        }
         while let Some(job) = s.next_job(now) {
             let deliveries = s.complete(job.id);
             record(&mut s, deliveries, &mut answered);
@@ -502,6 +688,14 @@ proptest! {
         record(&mut s, Vec::new(), &mut answered);
         prop_assert!(s.is_idle());
         prop_assert_eq!(s.queued_tiles(), 0);
-        prop_assert_eq!(asked, answered);
+        for (key, n) in &answered {
+            prop_assert!(asked.get(key) == Some(n) || (left.contains(&(key.0, key.1)) && *n <= asked[key]),
+                "{:?} answered {} times, asked {:?}", key, n, asked.get(key));
+        }
+        for (key, n) in &asked {
+            if !left.contains(&(key.0, key.1)) {
+                prop_assert_eq!(answered.get(key), Some(n), "{:?} not answered", key);
+            }
+        }
     }
 }
