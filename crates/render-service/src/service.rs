@@ -843,8 +843,9 @@ fn is_background(class: PriorityClass) -> bool {
     class >= PriorityClass::Bulk
 }
 
-/// The lowest class the core may start now. A render in progress cannot be
-/// interrupted, so while some client shows a map (has sent a viewport) and
+/// The lowest class the core may start now. Bulk and dirty renders are not
+/// preempted (only left-behind screen work is), so while some client shows
+/// a map (has sent a viewport) and
 /// there are at least two workers, background work may occupy all workers
 /// but one: a new screen then starts at once instead of waiting for a bulk
 /// metatile to finish. Without viewports (plain seeding) every worker takes
