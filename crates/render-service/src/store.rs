@@ -20,8 +20,11 @@
 //!   tile to it: a link is a directory entry, not a new inode, which is
 //!   where most of the time of writing a tile goes on ext4. Readers see an
 //!   ordinary file; replacing a tile is still a rename, so the others that
-//!   share its content are untouched. Where links are not possible (another
-//!   file system, too many links), the tile is written as a file of its own.
+//!   share its content are untouched (and a tile that already links to the
+//!   same file, as after a forced re-render, keeps no temporary name: a
+//!   rename between two links of one inode is a no-op). Where links are not
+//!   possible (another file system, too many links), the tile is written as
+//!   a file of its own.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -307,7 +310,14 @@ impl TileStore {
         let path = self.path_of(tile);
         let temp = self.temp_for(&path)?;
         match fs::hard_link(&shared, &temp).and_then(|()| fs::rename(&temp, &path)) {
-            Ok(()) => Ok(path),
+            Ok(()) => {
+                // When the tile already was a link to this shared file (a
+                // forced re-render of open sea), `rename` between two links
+                // of one inode does nothing and leaves the temporary name
+                // (POSIX): remove it. Normally it is gone and this fails.
+                let _ = fs::remove_file(&temp);
+                Ok(path)
+            }
             Err(e) => {
                 let _ = fs::remove_file(&temp);
                 // Too many links to one inode (ext4 allows 65,000), or a file
@@ -502,6 +512,31 @@ mod tests {
     }
 
     #[test]
+    fn rewriting_a_shared_tile_with_the_same_content_leaves_no_temporary() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::parse(LEGACY_LAYOUT).unwrap()).unwrap();
+        let sea = Arc::new(b"sea png".to_vec());
+        let tiles = [t(3, 0, 0), t(3, 1, 0)];
+        // Three forced re-renders: each tile is already a link to the
+        // shared file when it is written again.
+        for _ in 0..3 {
+            for tile in tiles {
+                store.write_shared(tile, &sea).unwrap();
+            }
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".shared", "3_0_0.png", "3_1_0.png"]);
+        let shared = fs::metadata(store.path_of(tiles[0])).unwrap();
+        assert_eq!(shared.nlink(), 3, "two tiles and the shared file, no more");
+        assert_eq!(store.read(tiles[1]).unwrap(), b"sea png");
+    }
+
+    #[test]
     fn freshness_follows_the_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
@@ -526,6 +561,10 @@ mod tests {
         let err = store.write(tile, b"png").unwrap_err();
         assert!(err.to_string().starts_with("writing "), "{err}");
         assert!(err.to_string().contains("2/1/1.png"), "{err}");
+        // A shared (single-colour) tile fails the same way: its link is
+        // made, the rename fails, the link is removed.
+        let sea = Arc::new(b"sea png".to_vec());
+        store.write_shared(tile, &sea).unwrap_err();
         let names: Vec<_> = fs::read_dir(blocker.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
