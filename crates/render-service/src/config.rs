@@ -154,9 +154,11 @@ pub struct RenderSection {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// The tile directory; each map gets a subdirectory named after it.
+    /// The tile directory.
     pub dir: PathBuf,
-    /// The layout of tile files under a map's directory.
+    /// The layout of tile files under it: `{map}` (the map's name), `{z}`,
+    /// `{x}`, `{y}`. Without `{map}` (one map only) tiles go straight into
+    /// the tile directory.
     pub layout: String,
 }
 
@@ -217,7 +219,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("tiles"),
-            layout: crate::store::DEFAULT_LAYOUT.into(),
+            layout: crate::store::DEFAULT_MAP_LAYOUT.into(),
         }
     }
 }
@@ -265,6 +267,16 @@ pub struct ValidConfig {
     pub layout: TileLayout,
     /// Render threads (0 resolved to the number of cores).
     pub threads: usize,
+}
+
+impl ValidConfig {
+    /// Where a map's tiles go: a store root under `store.dir` and the
+    /// layout inside it (see [`TileLayout::split_folder`]). `map` is a
+    /// configured, checked name.
+    pub fn store_location(&self, map: &str) -> (PathBuf, TileLayout) {
+        let (folder, layout) = self.layout.for_map(map).split_folder();
+        (self.raw.store.dir.join(folder), layout)
+    }
 }
 
 impl ServiceConfig {
@@ -465,6 +477,18 @@ impl ServiceConfig {
                 "no map to serve: add a [[map]] or give --style".into(),
             ));
         }
+        if self.maps.len() > 1 && !layout.names_map() {
+            return Err(invalid(
+                "store.layout".into(),
+                format!(
+                    "{:?} has no `{{map}}`, so the {} maps would write the same files: \
+                     put `{{map}}` in it, e.g. {:?}",
+                    self.store.layout,
+                    self.maps.len(),
+                    format!("{{map}}/{}", self.store.layout)
+                ),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, map) in self.maps.iter().enumerate() {
             let valid_name = !map.name.is_empty()
@@ -646,6 +670,37 @@ mod tests {
         });
         let options = crate::ServiceOptions::from_config(&flagged.validate("x").unwrap());
         assert!(options.scheduler.fifo);
+    }
+
+    #[test]
+    fn the_layout_places_each_map_and_one_map_may_go_straight_into_the_tile_dir() {
+        let mut config = ServiceConfig::builtin_default();
+        config.store.dir = PathBuf::from("/srv/tiles");
+        let valid = config.clone().validate("x").unwrap();
+        assert_eq!(
+            valid.store_location("demo"),
+            (PathBuf::from("/srv/tiles/demo"), TileLayout::default())
+        );
+        // The legacy application's layout with one map: no map folder.
+        config.store.layout = crate::store::LEGACY_LAYOUT.into();
+        let valid = config.clone().validate("x").unwrap();
+        let (root, layout) = valid.store_location("demo");
+        assert_eq!(root, PathBuf::from("/srv/tiles"));
+        assert_eq!(layout.template(), "{z}_{x}_{y}.png");
+        // Two maps need `{map}`, or they would write the same files.
+        let second = config.maps[0].clone();
+        config.maps.push(MapSection {
+            name: "other".into(),
+            ..second
+        });
+        let err = config.clone().validate("x").unwrap_err().to_string();
+        assert!(
+            err.contains("`store.layout`") && err.contains("\"{map}/{z}_{x}_{y}.png\""),
+            "{err}"
+        );
+        config.store.layout = "{map}/{z}_{x}_{y}.png".into();
+        let valid = config.validate("x").unwrap();
+        assert_eq!(valid.store_location("other").0, PathBuf::from("/srv/tiles/other"));
     }
 
     #[test]

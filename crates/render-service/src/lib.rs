@@ -46,4 +46,7 @@ pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,
     Scheduler, SchedulerConfig, SchedulerStats, TileRequest,
 };
-pub use store::{StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, LEGACY_LAYOUT};
+pub use store::{
+    StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, DEFAULT_MAP_LAYOUT,
+    LEGACY_LAYOUT,
+};

@@ -290,12 +290,11 @@ impl TileService {
             for warning in source.warnings() {
                 tracing::warn!(map = %map.name, "{warning}");
             }
-            let store =
-                TileStore::open(config.raw.store.dir.join(&map.name), config.layout.clone())
-                    .map_err(|source| ServiceError::Store {
-                        map: map.name.clone(),
-                        source,
-                    })?;
+            let (root, layout) = config.store_location(&map.name);
+            let store = TileStore::open(root, layout).map_err(|source| ServiceError::Store {
+                map: map.name.clone(),
+                source,
+            })?;
             maps.push((map.name.clone(), source, store));
         }
         Self::start_with(maps, ServiceOptions::from_config(config))
