@@ -563,7 +563,10 @@ mod tests {
             .for_map("a")
             .split_folder();
         assert_eq!(folder, PathBuf::new());
-        assert_eq!(inside.relative_path(t(3, 1, 2)), PathBuf::from("3/a/1/2.png"));
+        assert_eq!(
+            inside.relative_path(t(3, 1, 2)),
+            PathBuf::from("3/a/1/2.png")
+        );
         // No map and no folder: the legacy layout stays as it is.
         let legacy = TileLayout::parse(LEGACY_LAYOUT).unwrap();
         assert_eq!(legacy.for_map("x").split_folder(), (PathBuf::new(), legacy));
@@ -655,7 +658,12 @@ mod tests {
         let shared_root = dir.path().join(".shared");
         let ended_run = shared_root.join(format!("{}-0-0", std::process::id() + 1));
         fs::rename(
-            fs::read_dir(&shared_root).unwrap().next().unwrap().unwrap().path(),
+            fs::read_dir(&shared_root)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
             &ended_run,
         )
         .unwrap();
