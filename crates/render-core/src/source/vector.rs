@@ -46,18 +46,15 @@ pub enum SourceError {
     #[error("data file {0} does not exist")]
     MissingFile(std::path::PathBuf),
     /// The file has no layer of that name (or number).
-    #[error(
-        "{} has no layer {wanted}; its layers are: {}",
-        file.display(),
-        if existing.is_empty() { "none".to_owned() } else { existing.join(", ") }
-    )]
+    #[error("{} has no layer {wanted_and_existing}", file.display())]
     NoSuchLayer {
         /// The file.
         file: std::path::PathBuf,
-        /// The layer the style asks for: `` `name` `` or `number N`.
-        wanted: String,
-        /// The names of the layers it has, in order.
-        existing: Vec<String>,
+        /// The layer the style asks for and those the file has, in words:
+        /// `` `streets`; its layers are: roads, buildings ``. (One string:
+        /// every error of render-core carries this type, and a list would
+        /// make all of them larger.)
+        wanted_and_existing: String,
     },
     /// The datasource is a raster, not vector data.
     #[error("datasource is a raster (type=gdal), not vector data")]
@@ -369,14 +366,22 @@ pub(super) fn find_layer<'d>(
         OgrLayer::Index(i) => dataset.layer(*i as usize).ok(),
         OgrLayer::Sql(_) => None,
     };
-    found.ok_or_else(|| SourceError::NoSuchLayer {
-        file: file.to_path_buf(),
-        wanted: match layer {
+    found.ok_or_else(|| {
+        let wanted = match layer {
             OgrLayer::Name(name) => format!("`{name}`"),
             OgrLayer::Index(i) => format!("number {i} (counting from 0)"),
             OgrLayer::Sql(sql) => format!("for {sql:?}"),
-        },
-        existing: dataset.layers().map(|l| l.name()).collect(),
+        };
+        let existing: Vec<String> = dataset.layers().map(|l| l.name()).collect();
+        let existing = if existing.is_empty() {
+            "none".to_owned()
+        } else {
+            existing.join(", ")
+        };
+        SourceError::NoSuchLayer {
+            file: file.to_path_buf(),
+            wanted_and_existing: format!("{wanted}; its layers are: {existing}"),
+        }
     })
 }
 
