@@ -316,7 +316,13 @@ fn errors_are_said_once_and_blame_what_the_user_wrote() {
         )
     );
     // A URL where an endpoint belongs: the flag is blamed, HTTP named.
-    let ended = run_to_end(server_command().args(["--listen", "http://localhost:7420"]));
+    // (No --style: the built-in demo is unpacked, into this test's cache.)
+    let cache = dir.path().join("cache");
+    let ended = run_to_end(
+        server_command()
+            .env("XDG_CACHE_HOME", &cache)
+            .args(["--listen", "http://localhost:7420"]),
+    );
     assert_eq!(ended.status.code(), Some(2), "{}", ended.stderr);
     let said = ended.stderr.trim_end();
     assert!(
@@ -332,7 +338,11 @@ fn errors_are_said_once_and_blame_what_the_user_wrote() {
         "{said}"
     );
     // A flag's bad value is the flag's, not the built-in configuration's.
-    let ended = run_to_end(server_command().args(["--metatile", "99"]));
+    let ended = run_to_end(
+        server_command()
+            .env("XDG_CACHE_HOME", &cache)
+            .args(["--metatile", "99"]),
+    );
     assert_eq!(ended.status.code(), Some(2), "{}", ended.stderr);
     assert_eq!(
         ended.stderr.trim_end(),
