@@ -12,6 +12,7 @@ use ipc_proto::{Delivery, FailureKind, Priority, Secret, TilePayload};
 use tile_client::{Event, RequestOptions, TileClient};
 use tile_math::{tiles_covering, LngLatBbox, TileCoord, Viewport};
 
+use crate::progress::Progress;
 use crate::{Cli, Command, LeftBehind, RequestArgs};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -23,14 +24,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Tiles { bbox, zoom } = command {
         return print_tiles(bbox, zoom);
     }
+    // Both errors name the file or the server already.
     let secret = match &secret_file {
-        Some(path) => {
-            Some(Secret::from_file(path).with_context(|| format!("reading {}", path.display()))?)
-        }
+        Some(path) => Some(Secret::from_file(path)?),
         None => None,
     };
-    let mut client = TileClient::connect(&server, secret.as_ref(), "tile-client")
-        .with_context(|| format!("connecting to {server}"))?;
+    let mut client = TileClient::connect(&server, secret.as_ref(), "tile-client")?;
     match command {
         Command::Render { tiles, request } => render(&mut client, tiles, &request),
         Command::Seed {
@@ -38,8 +37,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             zoom,
             window,
             chunk,
+            progress_interval,
             request,
-        } => seed(&mut client, bbox, zoom, window, chunk, &request),
+        } => {
+            let plan = SeedPlan {
+                bbox,
+                zoom,
+                window,
+                chunk,
+                progress_interval: Duration::from_secs_f64(progress_interval),
+            };
+            seed(&mut client, &plan, &request)
+        }
         Command::Viewport {
             bbox,
             zoom,
@@ -359,15 +368,19 @@ struct Seeder {
     tally: Tally,
 }
 
-fn seed(
-    client: &mut TileClient,
+/// What `tile-client seed` renders, and how.
+pub struct SeedPlan {
     bbox: LngLatBbox,
     zoom: RangeInclusive<u8>,
     window: usize,
     chunk: usize,
-    args: &RequestArgs,
-) -> anyhow::Result<ExitCode> {
-    let mut cover = tiles_covering(bbox, zoom)?;
+    /// Off a terminal, a progress line this often.
+    progress_interval: Duration,
+}
+
+fn seed(client: &mut TileClient, plan: &SeedPlan, args: &RequestArgs) -> anyhow::Result<ExitCode> {
+    let (window, chunk) = (plan.window, plan.chunk);
+    let mut cover = tiles_covering(plan.bbox, plan.zoom.clone())?;
     let total = cover.total();
     let options = options(args, Priority::Bulk);
     let (window, chunk) = (window.max(1), chunk.clamp(1, window.max(1)));
@@ -379,8 +392,12 @@ fn seed(
         tally: Tally::default(),
     };
     let started = Instant::now();
-    let progress = io::stderr().is_terminal();
-    let mut last_report = Instant::now();
+    let mut progress = Progress::new(
+        total,
+        started,
+        plan.progress_interval,
+        io::stderr().is_terminal(),
+    );
     let mut exhausted = false;
     loop {
         // Top up the window: retries that are due first, then new tiles.
@@ -419,21 +436,14 @@ fn seed(
         let event = client
             .next_event()?
             .ok_or_else(|| anyhow::anyhow!("the server closed the connection"))?;
-        handle_seed_event(&mut state, event);
-        if progress && last_report.elapsed() > Duration::from_millis(250) {
-            last_report = Instant::now();
+        if handle_seed_event(&mut state, event) {
             let answered = state.tally.done + state.tally.failed + state.tally.cancelled;
-            let rate = answered as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let eta = (total.saturating_sub(answered)) as f64 / rate.max(1e-9);
-            eprint!(
-                "\r[seed] {answered}/{total} tiles ({:.0}%), {rate:.0} tiles/s, ETA {eta:.0} s   ",
-                100.0 * answered as f64 / total.max(1) as f64
-            );
+            if let Some(text) = progress.update(answered, Instant::now()) {
+                eprint!("{text}");
+            }
         }
     }
-    if progress {
-        eprintln!();
-    }
+    eprint!("{}", progress.finish());
     let seconds = started.elapsed().as_secs_f64();
     let t = &state.tally;
     println!(
@@ -447,7 +457,9 @@ fn seed(
     Ok(t.exit_code())
 }
 
-fn handle_seed_event(state: &mut Seeder, event: Event) {
+/// Takes one event into the seed's state; `true` when it answered a tile
+/// for good (done, failed, cancelled).
+fn handle_seed_event(state: &mut Seeder, event: Event) -> bool {
     match &event {
         Event::Failed(f) if f.kind == FailureKind::Busy => {
             // Not a final failure for the seed: back off and ask again.
@@ -456,7 +468,7 @@ fn handle_seed_event(state: &mut Seeder, event: Event) {
                 .retries
                 .push_back((Instant::now() + state.backoff, f.tile));
             state.backoff = (state.backoff * 2).min(Duration::from_secs(5));
-            return;
+            return false;
         }
         Event::Rejected(r) => {
             if let Some(tiles) = state.open.remove(&r.request_id) {
@@ -465,19 +477,20 @@ fn handle_seed_event(state: &mut Seeder, event: Event) {
                     let wait = Duration::from_millis(u64::from(r.retry_after_ms.unwrap_or(500)));
                     let due = Instant::now() + wait;
                     state.retries.extend(tiles.into_iter().map(|t| (due, t)));
-                    return;
+                    return false;
                 }
                 state.tally.failed += tiles.len() as u64;
                 eprintln!(
                     "tile-client: request refused ({:?}): {}",
                     r.reason, r.message
                 );
+                return true;
             }
-            return;
+            return false;
         }
         Event::BatchDone(b) => {
             state.open.remove(&b.request_id);
-            return;
+            return false;
         }
         Event::Done(_) => state.backoff = Duration::from_millis(100),
         Event::Failed(f) => eprintln!(
@@ -488,6 +501,7 @@ fn handle_seed_event(state: &mut Seeder, event: Event) {
     }
     state.outstanding -= 1;
     state.tally.record(&event);
+    true
 }
 
 fn print_tiles(bbox: LngLatBbox, zoom: RangeInclusive<u8>) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
+mod progress;
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ enum Command {
         /// Tiles per request.
         #[arg(long, default_value_t = 256)]
         chunk: usize,
+        /// When stderr is not a terminal (cron, systemd, a pipe): print a
+        /// progress line every this many seconds; 0: after every tile.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        progress_interval: f64,
         #[command(flatten)]
         request: RequestArgs,
     },
@@ -168,6 +173,13 @@ fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     s.parse().map_err(|e: ipc_proto::Error| e.to_string())
 }
 
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
+    }
+}
+
 fn parse_tile(s: &str) -> Result<TileCoord, String> {
     s.parse()
         .map_err(|e: tile_math::tile::ParseTileError| e.to_string())
@@ -208,7 +220,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("tile-client: {err:#}");
+            eprintln!("tile-client: {}", ipc_proto::say_once(err.as_ref()));
             ExitCode::from(1)
         }
     }

@@ -210,3 +210,61 @@ fn render_seed_viewport_and_stats_against_a_real_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue #12, point 10: through a pipe (as under cron or systemd), `seed`
+/// prints whole progress lines as it goes, not only a summary at the end.
+/// With `--progress-interval 0` there is one line per answered tile, so
+/// the count does not depend on how fast the server is.
+#[test]
+fn seed_reports_progress_through_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = small_server(dir.path());
+    let addr = format!("unix:{}", dir.path().join("s.sock").display());
+    let expected =
+        tile_math::tiles_covering(tile_math::LngLatBbox::new(20.0, 55.0, 30.0, 65.0), 0..=5)
+            .unwrap()
+            .total();
+    let out = tile_client(&[
+        "--server",
+        &addr,
+        "seed",
+        "--bbox",
+        "20,55,30,65",
+        "--zoom",
+        "0-5",
+        "--progress-interval",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains('\r'),
+        "redrawn in place off a terminal: {stderr:?}"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("[seed] "))
+        .collect();
+    assert_eq!(lines.len() as u64, expected, "{stderr}");
+    for (i, line) in lines.iter().enumerate() {
+        let answered = format!("[seed] {}/{expected} tiles (", i + 1);
+        assert!(line.starts_with(&answered), "{line}");
+        assert!(line.contains("tiles/s") && line.contains("ETA"), "{line}");
+    }
+    // With the default interval the summary comes at the end, as before.
+    let out = tile_client(&[
+        "--server",
+        &addr,
+        "seed",
+        "--bbox",
+        "20,55,30,65",
+        "--zoom",
+        "0-5",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("seeded {expected} tiles")),
+        "{stdout}"
+    );
+    server.shutdown();
+}

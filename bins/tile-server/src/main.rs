@@ -2,18 +2,28 @@
 //! render-service: parse arguments, build the configuration, start the
 //! server, wait for SIGINT or SIGTERM, shut down gracefully.
 //!
-//! With no arguments it serves the bundled demo map on tcp:127.0.0.1:7420.
-//! Exit status: 0 after a clean shutdown, 1 when the server failed, 2 for a
-//! bad command line or configuration.
+//! With no arguments it serves the demo map, which it carries inside the
+//! binary ([`demo`]), on tcp:127.0.0.1:7420. `--check-config` loads
+//! everything and prints the effective configuration ([`check`]).
+//!
+//! Exit status: 0 after a clean shutdown (or a configuration that checks
+//! out), 1 when the server failed (a port in use, a tile directory that
+//! cannot be made), 2 for a bad command line or configuration, a style or
+//! data that does not load, or an unreadable secret file.
 
 // A binary talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod check;
+mod demo;
+
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use render_service::{ConfigOverrides, Server, ServiceConfig};
+use ipc_proto::say_once;
+use render_service::{ConfigOverrides, Server, ServiceConfig, ValidConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// The warm tile render server.
@@ -30,7 +40,9 @@ struct Args {
     /// Where tiles are stored.
     #[arg(long)]
     tile_dir: Option<PathBuf>,
-    /// Layout of tile files, e.g. '{z}/{x}/{y}.png' or '{z}_{x}_{y}.png'.
+    /// Layout of tile files: {map}, {z}, {x}, {y}, e.g. '{map}/{z}/{x}/{y}.png'
+    /// (the default) or '{z}_{x}_{y}.png' (one map, straight into the tile
+    /// dir, as the legacy application reads).
     #[arg(long)]
     tile_layout: Option<String>,
     /// Where to serve the framed protocol: tcp:HOST:PORT or unix:PATH
@@ -56,34 +68,77 @@ struct Args {
     /// ignored (the original program's order; for comparisons).
     #[arg(long)]
     fifo: bool,
-    /// Print the effective configuration and exit.
+    /// Load every style and print the effective configuration as TOML;
+    /// exit 0 if everything loads, 2 if not.
     #[arg(long)]
     check_config: bool,
 }
 
+/// Why the program ends early: its exit status and what to say.
+struct Stop {
+    status: u8,
+    message: String,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
+    match configure(args) {
+        Ok((config, check_only, _demo)) if check_only => check::check_config(&config),
+        // `_demo` lives until the server has stopped: a temporary demo
+        // folder is removed when it is dropped.
+        Ok((config, _, _demo)) => match run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(stop) => {
+                eprintln!("tile-server: {}", stop.message);
+                ExitCode::from(stop.status)
+            }
+        },
+        Err(stop) => {
+            eprintln!("tile-server: {}", stop.message);
+            ExitCode::from(stop.status)
+        }
+    }
+}
+
+/// Logs to stderr, in colour only on a terminal (and not with `NO_COLOR`);
+/// `RUST_LOG` sets the level (default `info`).
+fn init_logging() {
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
-    let (mut config, origin) = match &args.config {
+}
+
+/// The checked configuration, whether only to check it, and the demo's
+/// folder when the built-in configuration serves the demo.
+fn configure(args: Args) -> Result<(ValidConfig, bool, Option<demo::DemoFolder>), Stop> {
+    let bad = |message: String| Stop { status: 2, message };
+    let (mut config, origin, demo) = match &args.config {
         Some(path) => match ServiceConfig::from_file(path) {
-            Ok(config) => (config, path.display().to_string()),
-            Err(e) => {
-                eprintln!("tile-server: {e}");
-                return ExitCode::from(2);
-            }
+            Ok(config) => (config, path.display().to_string(), None),
+            Err(e) => return Err(bad(say_once(&e))),
         },
-        None => (
-            ServiceConfig::builtin_default(),
-            "built-in default".to_owned(),
-        ),
+        None => {
+            // `--style` replaces the demo: no need to unpack it then.
+            let demo = match &args.style {
+                Some(_) => None,
+                None => Some(demo::unpack().map_err(|e| Stop {
+                    status: 1,
+                    message: format!("cannot unpack the demo map: {e}"),
+                })?),
+            };
+            let folder = demo.as_ref().map_or(PathBuf::new(), |d| d.path().into());
+            let config = ServiceConfig::builtin_default(&folder);
+            (config, "built-in default".to_owned(), demo)
+        }
     };
-    config.apply(&ConfigOverrides {
+    let overrides = ConfigOverrides {
         style: args.style,
         tile_dir: args.tile_dir,
         tile_layout: args.tile_layout,
@@ -94,45 +149,39 @@ fn main() -> ExitCode {
         secret_file: args.secret_file,
         format: args.format,
         fifo: args.fifo,
-    });
-    let config = match config.validate(&origin) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("tile-server: {e}");
-            return ExitCode::from(2);
-        }
     };
-    if args.check_config {
-        println!("{:#?}", config.raw);
-        return ExitCode::SUCCESS;
-    }
-    match run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tile-server: {e:#}");
-            ExitCode::from(1)
-        }
+    config.apply(&overrides);
+    match config.validate(&origin) {
+        Ok(config) => Ok((config, args.check_config, demo)),
+        Err(e) => Err(bad(say_once(&overrides.blame(e)))),
     }
 }
 
-fn run(config: &render_service::ValidConfig) -> anyhow::Result<()> {
+fn run(config: &ValidConfig) -> Result<(), Stop> {
+    let failed = |message: String| Stop { status: 1, message };
     // Signals are registered before anything starts, so an early Ctrl-C is
     // not lost.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    let server = Server::start(config)?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| failed(format!("cannot handle signals: {e}")))?;
+    let server = Server::start(config).map_err(|e| Stop {
+        status: if e.is_configuration() { 2 } else { 1 },
+        message: say_once(&e),
+    })?;
     for endpoint in server.endpoints() {
         println!("tile-server: listening on {endpoint}");
     }
     if let Some(endpoint) = server.legacy_endpoint() {
         println!("tile-server: legacy line protocol on {endpoint}");
     }
-    for map in server.handle().maps() {
+    for (map, section) in server.handle().maps().iter().zip(&config.raw.maps) {
         println!(
-            "tile-server: map {:?} -> tiles in {}",
+            "tile-server: map {:?} ({}) -> tiles in {}",
             map.name,
+            section.style.display(),
             map.store.root().display()
         );
     }
+    println!("tile-server: ready");
     let signal_name = |signal: i32| {
         if signal == SIGINT {
             "SIGINT"
@@ -159,7 +208,8 @@ fn run(config: &render_service::ValidConfig) -> anyhow::Result<()> {
                 );
                 std::process::exit(128 + signal);
             }
-        })?;
+        })
+        .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
     server.shutdown();
     println!("tile-server: stopped");
     Ok(())

@@ -249,3 +249,152 @@ where
     std::thread::spawn(move || for _ in lines {});
     (child, endpoint)
 }
+
+/// The tile-server binary as an operator runs it: started from a
+/// [`std::process::Command`], waited for until it says it is ready, its
+/// stdout and stderr kept whole for the test to read.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// The first framed endpoint it listens on.
+    pub endpoint: ipc_proto::Endpoint,
+    /// The legacy endpoint, if it serves one.
+    pub legacy: Option<ipc_proto::Endpoint>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What a process said and how it ended.
+pub struct Ended {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A command for the tile-server binary under test.
+pub fn server_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tile-server"))
+}
+
+/// Runs a command to its end (one that is expected to exit by itself,
+/// such as `--check-config` or a refused configuration).
+pub fn run_to_end(command: &mut std::process::Command) -> Ended {
+    let out = command.stdin(std::process::Stdio::null()).output().unwrap();
+    Ended {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl ServerProcess {
+    /// Starts `command` and waits for `tile-server: ready` on its stdout;
+    /// panics with what it said if it exits first.
+    pub fn start(command: &mut std::process::Command) -> ServerProcess {
+        use std::io::{BufRead, Read};
+        use std::sync::{Arc, Mutex};
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let kept = Arc::clone(&stdout);
+        let out_reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            while out.read_line(&mut line).unwrap_or(0) > 0 {
+                kept.lock().unwrap().push_str(&line);
+                let _ = lines_tx.send(line.trim_end().to_owned());
+                line.clear();
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let kept = Arc::clone(&stderr);
+        let err_reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = err.read(&mut chunk) {
+                kept.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        let (mut endpoint, mut legacy) = (None, None);
+        loop {
+            let Ok(line) = lines.recv_timeout(Duration::from_secs(120)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server exited or hung before it was ready; stdout:\n{}\nstderr:\n{}",
+                    stdout.lock().unwrap(),
+                    stderr.lock().unwrap()
+                );
+            };
+            if let Some(addr) = line.strip_prefix("tile-server: listening on ") {
+                endpoint.get_or_insert(addr.parse().unwrap());
+            }
+            if let Some(addr) = line.strip_prefix("tile-server: legacy line protocol on ") {
+                legacy = Some(addr.parse().unwrap());
+            }
+            if line == "tile-server: ready" {
+                break;
+            }
+        }
+        ServerProcess {
+            child,
+            endpoint: endpoint.expect("ready without a framed endpoint"),
+            legacy,
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+        }
+    }
+
+    /// SIGTERM, then waits (at most a minute) for it to exit.
+    pub fn stop(mut self) -> Ended {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("the server did not exit within a minute of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        Ended {
+            status,
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr: self.stderr.lock().unwrap().clone(),
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

@@ -18,6 +18,9 @@ mod framed;
 mod legacy;
 /// Shutdown, kill -9 and the store: no partial PNG ever.
 mod lifecycle;
+/// What an operator sees: exit statuses, logs, --check-config, layouts,
+/// forced re-renders without leftovers, a copied binary.
+mod operator;
 /// SIGTERM under load, a deleted socket file, a second signal.
 mod shutdown;
 /// Slowloris connections and a client that never reads.

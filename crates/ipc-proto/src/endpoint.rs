@@ -168,6 +168,17 @@ impl FromStr for Endpoint {
             check_unix_path(&path)?;
             return Ok(Endpoint::Unix(path));
         }
+        if let Some((scheme, _)) = input.split_once("://") {
+            if scheme == "tcp" {
+                return Err(bad("write tcp:HOST:PORT, without `//`"));
+            }
+            // `http://host:port` and the like: a URL, not an endpoint.
+            return Err(bad(&format!(
+                "a {scheme}:// URL is not an endpoint: tessera speaks its own framed \
+                 protocol, not {}; use tcp:HOST:PORT, unix:PATH or HOST:PORT",
+                scheme.to_ascii_uppercase()
+            )));
+        }
         let rest = input.strip_prefix("tcp:").unwrap_or(input);
         let (host, port) = rest
             .rsplit_once(':')
@@ -365,7 +376,8 @@ impl Listener {
                 )
             }
         };
-        info!(endpoint = %local, "listening");
+        // The program says when it is ready: binding is one step of that.
+        debug!(endpoint = %local, "bound");
         Ok(Listener {
             inner,
             local,
@@ -590,6 +602,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_url_is_refused_with_the_forms_that_work() {
+        let err = "http://localhost:7420".parse::<Endpoint>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid endpoint \"http://localhost:7420\": a http:// URL is not an endpoint: \
+             tessera speaks its own framed protocol, not HTTP; use tcp:HOST:PORT, unix:PATH \
+             or HOST:PORT"
+        );
+        assert!(!err.to_string().contains("brackets"), "{err}");
+        let err = "tcp://localhost:7420".parse::<Endpoint>().unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("write tcp:HOST:PORT, without `//`"),
+            "{err}"
+        );
     }
 
     #[test]

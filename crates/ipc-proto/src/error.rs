@@ -264,6 +264,40 @@ impl Error {
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its causes as one line for a person, each said once:
+/// `connecting to tcp:h:1: Connection refused (os error 111)`.
+///
+/// Errors of this workspace write their cause into their own message
+/// (`{context}: {source}`) *and* return it from `source()`, as thiserror
+/// does for a field named `source`; walking the chain as anyhow's `{:#}`
+/// does then repeats every cause. Here a cause is added only while the
+/// line does not yet end in the root cause's words, and only if its text
+/// is not in the line already; a cause that starts with the whole line so
+/// far (a context that repeats the inner error's own context) replaces it.
+pub fn say_once(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut root = error;
+    while let Some(cause) = root.source() {
+        root = cause;
+    }
+    let root_text = root.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        if line.contains(&root_text) {
+            break;
+        }
+        let text = cause.to_string();
+        if text.starts_with(&line) {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +306,51 @@ mod tests {
     fn error_is_send_sync_static() {
         fn assert_bounds<T: Send + Sync + 'static + std::error::Error>() {}
         assert_bounds::<Error>();
+    }
+
+    #[test]
+    fn say_once_says_each_cause_once() {
+        /// A context over an error, as anyhow's `context` makes one.
+        #[derive(Debug)]
+        struct Context(&'static str, Error);
+        impl std::fmt::Display for Context {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Context {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.1)
+            }
+        }
+        let refused = || io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused");
+        // Message and source() both carry the cause: said once.
+        let bound = Error::io("binding tcp:127.0.0.1:1", refused());
+        assert_eq!(
+            say_once(&bound),
+            "binding tcp:127.0.0.1:1: Connection refused"
+        );
+        // A context that repeats the inner context is dropped.
+        let context = Context(
+            "binding tcp:127.0.0.1:1",
+            Error::io("binding tcp:127.0.0.1:1", refused()),
+        );
+        assert_eq!(
+            say_once(&context),
+            "binding tcp:127.0.0.1:1: Connection refused"
+        );
+        // A context that adds something is kept, and the cause follows.
+        let context = Context("starting", Error::io("binding tcp:127.0.0.1:1", refused()));
+        assert_eq!(
+            say_once(&context),
+            "starting: binding tcp:127.0.0.1:1: Connection refused"
+        );
+        // A message without its cause gets it.
+        let context = Context("reading the secret", Error::Io(refused()));
+        assert_eq!(
+            say_once(&context),
+            "reading the secret: I/O error: Connection refused"
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub mod message;
 pub use auth::Secret;
 pub use connection::{Connection, ConnectionReader, ConnectionWriter, Transport};
 pub use endpoint::{Endpoint, ListenOptions, Listener, ListenerWaker, Stream};
-pub use error::{Error, Result};
+pub use error::{say_once, Error, Result};
 pub use frame::{Frame, FrameRef, DEFAULT_MAX_FRAME, FRAME_VERSION};
 pub use legacy::{CallbackMessage, CallbackStyle, LegacyDecoder, LegacyEvent};
 pub use message::{

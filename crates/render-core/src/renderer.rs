@@ -318,7 +318,8 @@ fn check_databases(
                     layer.name
                 ),
             };
-            tracing::warn!("{w}");
+            // Returned to the caller, who says it (once).
+            tracing::debug!("{w}");
             warnings.push(w);
         }
     }
@@ -363,7 +364,8 @@ fn load_fonts(
                     quote_list(&used)
                 )
             };
-            tracing::warn!("{location}: <TextSymbolizer>: {message}");
+            // Returned to the caller, who says it (once).
+            tracing::debug!("{location}: <TextSymbolizer>: {message}");
             warnings.push(StyleWarning {
                 location: location.clone(),
                 element: "TextSymbolizer".into(),

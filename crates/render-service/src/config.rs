@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use ipc_proto::{CallbackStyle, Endpoint};
 use render_core::TileFormat;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::TileLayout;
 
-/// The configuration used when none is given: the demo map in the
-/// repository, served on loopback.
+/// The configuration used when none is given: the demo map, served on
+/// loopback. Its style path is relative to the demo's folder, which the
+/// caller supplies ([`ServiceConfig::builtin_default`]).
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
 /// Why a configuration is not usable.
@@ -51,7 +52,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, as read from TOML.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// Listeners, auth and limits.
@@ -66,12 +67,13 @@ pub struct ServiceConfig {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Where the framed protocol is served (`tcp:HOST:PORT`, `unix:PATH`).
     pub listen: Vec<String>,
     /// Where the legacy line protocol is served, if anywhere (TCP only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_listen: Option<String>,
     /// The legacy callback goes to the client's address at the legacy
     /// listen port plus this.
@@ -88,6 +90,7 @@ pub struct ServerSection {
     /// after its first byte, or the connection is closed; 0: no limit.
     pub legacy_batch_timeout_ms: u64,
     /// A file holding the shared secret; required to listen beyond loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
     /// Listen on non-loopback addresses without a secret (not recommended).
     pub allow_insecure_remote: bool,
@@ -124,7 +127,7 @@ pub struct ServerSection {
 }
 
 /// `[render]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RenderSection {
     /// Render threads; 0 means one per core.
@@ -137,10 +140,12 @@ pub struct RenderSection {
     pub scale_factor: f64,
     /// Pixels around a metatile whose features are drawn too; unset takes
     /// the style's `buffer-size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<u32>,
     /// `png` (32-bit), `png8`/`png256`, or `png8:c=N`.
     pub format: String,
     /// GDAL's raster block cache in MiB; unset keeps GDAL's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gdal_cache_mb: Option<u32>,
     /// PostgreSQL `statement_timeout` of every PostGIS query, in
     /// milliseconds (a longer query fails its tile); 0 means no limit.
@@ -151,17 +156,19 @@ pub struct RenderSection {
 }
 
 /// `[store]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// The tile directory; each map gets a subdirectory named after it.
+    /// The tile directory.
     pub dir: PathBuf,
-    /// The layout of tile files under a map's directory.
+    /// The layout of tile files under it: `{map}` (the map's name), `{z}`,
+    /// `{x}`, `{y}`. Without `{map}` (one map only) tiles go straight into
+    /// the tile directory.
     pub layout: String,
 }
 
 /// `[[map]]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MapSection {
     /// The name clients use; also the map's directory in the store.
@@ -217,7 +224,7 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("tiles"),
-            layout: crate::store::DEFAULT_LAYOUT.into(),
+            layout: crate::store::DEFAULT_MAP_LAYOUT.into(),
         }
     }
 }
@@ -248,6 +255,47 @@ pub struct ConfigOverrides {
     pub fifo: bool,
 }
 
+impl ConfigOverrides {
+    /// Blames the command line for an invalid value that came from one of
+    /// these flags: `command line: --metatile: ...`, not the file's name
+    /// (or "built-in default") and a key the user never wrote.
+    pub fn blame(&self, error: ConfigError) -> ConfigError {
+        let ConfigError::Invalid {
+            origin,
+            key,
+            message,
+        } = error
+        else {
+            return error;
+        };
+        let section = key.split('[').next().unwrap_or(&key);
+        let flag = match section {
+            "server.listen" if !self.listen.is_empty() => Some("--listen"),
+            "server.legacy_listen" if self.legacy_listen.is_some() => Some("--legacy-listen"),
+            "server.secret_file" if self.secret_file.is_some() => Some("--secret-file"),
+            "render.threads" if self.threads.is_some() => Some("--threads"),
+            "render.metatile" if self.metatile.is_some() => Some("--metatile"),
+            "render.format" if self.format.is_some() => Some("--format"),
+            "store.dir" if self.tile_dir.is_some() => Some("--tile-dir"),
+            "store.layout" if self.tile_layout.is_some() => Some("--tile-layout"),
+            "map" if self.style.is_some() => Some("--style"),
+            _ => None,
+        };
+        match flag {
+            Some(flag) => ConfigError::Invalid {
+                origin: "command line".into(),
+                key: flag.into(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                origin,
+                key,
+                message,
+            },
+        }
+    }
+}
+
 /// A checked configuration, ready to start a service from.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
@@ -267,6 +315,41 @@ pub struct ValidConfig {
     pub threads: usize,
 }
 
+impl ValidConfig {
+    /// The configuration in effect, as TOML (`--check-config` prints it):
+    /// every key with its value, paths made absolute, `render.threads` as
+    /// the number of threads that will run. Read back, it configures the
+    /// same server from any folder.
+    pub fn effective_toml(&self) -> Result<String, ConfigError> {
+        let mut effective = self.raw.clone();
+        let absolute = |path: &mut PathBuf| {
+            if let Ok(full) = std::path::absolute(&*path) {
+                *path = full;
+            }
+        };
+        absolute(&mut effective.store.dir);
+        for map in &mut effective.maps {
+            absolute(&mut map.style);
+        }
+        if let Some(secret) = &mut effective.server.secret_file {
+            absolute(secret);
+        }
+        effective.render.threads = self.threads;
+        toml::to_string(&effective).map_err(|e| ConfigError::Toml {
+            origin: "the effective configuration".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Where a map's tiles go: a store root under `store.dir` and the
+    /// layout inside it (see [`TileLayout::split_folder`]). `map` is a
+    /// configured, checked name.
+    pub fn store_location(&self, map: &str) -> (PathBuf, TileLayout) {
+        let (folder, layout) = self.layout.for_map(map).split_folder();
+        (self.raw.store.dir.join(folder), layout)
+    }
+}
+
 impl ServiceConfig {
     /// Reads a TOML file. Relative paths in it (styles, store, secret) are
     /// taken relative to the file's folder.
@@ -280,11 +363,14 @@ impl ServiceConfig {
         Ok(config)
     }
 
-    /// The built-in default: the demo map of this repository.
-    pub fn builtin_default() -> ServiceConfig {
+    /// The built-in default: the demo map, whose files (`demo.xml` and its
+    /// data, as in the repository's `data/demo/`) are in `demo_dir`.
+    /// No path of the machine that built the crate is involved: tile-server
+    /// carries the demo inside its binary and unpacks it there.
+    pub fn builtin_default(demo_dir: &Path) -> ServiceConfig {
         // The default is part of the crate and tested; it always parses.
         let mut config = Self::from_toml(DEFAULT_CONFIG, "built-in default").unwrap_or_default();
-        config.resolve_paths(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+        config.resolve_paths(demo_dir);
         config
     }
 
@@ -465,6 +551,18 @@ impl ServiceConfig {
                 "no map to serve: add a [[map]] or give --style".into(),
             ));
         }
+        if self.maps.len() > 1 && !layout.names_map() {
+            return Err(invalid(
+                "store.layout".into(),
+                format!(
+                    "{:?} has no `{{map}}`, so the {} maps would write the same files: \
+                     put `{{map}}` in it, e.g. {:?}",
+                    self.store.layout,
+                    self.maps.len(),
+                    format!("{{map}}/{}", self.store.layout)
+                ),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, map) in self.maps.iter().enumerate() {
             let valid_name = !map.name.is_empty()
@@ -515,9 +613,16 @@ impl ServiceConfig {
 mod tests {
     use super::*;
 
+    /// The built-in configuration over the repository's demo folder.
+    fn builtin() -> ServiceConfig {
+        ServiceConfig::builtin_default(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/demo"),
+        )
+    }
+
     #[test]
     fn the_builtin_default_serves_the_demo_map() {
-        let config = ServiceConfig::builtin_default();
+        let config = builtin();
         assert_eq!(config.maps.len(), 1);
         assert!(config.maps[0].style.ends_with("data/demo/demo.xml"));
         let valid = config.validate("built-in default").unwrap();
@@ -535,32 +640,32 @@ mod tests {
         assert!(err.to_string().contains("listne"), "{err}");
         let err = ServiceConfig::from_toml("[render]\nthreads = \"many\"\n", "x.toml").unwrap_err();
         assert!(err.to_string().contains("threads"), "{err}");
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.server.listen = vec!["tcp:127.0.0.1:1".into(), "tcp:no-port".into()];
         let err = config.validate("x.toml").unwrap_err().to_string();
         assert!(err.contains("server.listen[1]"), "{err}");
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.render.format = "jpeg".into();
         assert!(config
             .validate("x")
             .unwrap_err()
             .to_string()
             .contains("render.format"));
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.maps[0].name = "../etc".into();
         assert!(config
             .validate("x")
             .unwrap_err()
             .to_string()
             .contains("map[0].name"));
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.store.layout = "{z}/{x}.png".into();
         assert!(config
             .validate("x")
             .unwrap_err()
             .to_string()
             .contains("store.layout"));
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.server.legacy_listen = Some("unix:/tmp/x".into());
         assert!(config
             .validate("x")
@@ -571,7 +676,7 @@ mod tests {
 
     #[test]
     fn the_command_line_wins_over_the_file() {
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.apply(&ConfigOverrides {
             listen: vec!["unix:/tmp/t.sock".into()],
             threads: Some(3),
@@ -588,10 +693,7 @@ mod tests {
     #[test]
     fn the_builtin_file_states_every_default_of_the_server_section() {
         // The file documents the defaults: it must not drift from them.
-        assert_eq!(
-            ServiceConfig::builtin_default().server,
-            ServerSection::default()
-        );
+        assert_eq!(builtin().server, ServerSection::default());
     }
 
     #[test]
@@ -620,32 +722,114 @@ mod tests {
             ),
         ];
         for (key, edit, message) in cases {
-            let mut config = ServiceConfig::builtin_default();
+            let mut config = builtin();
             edit(&mut config.server);
             let err = config.validate("t").unwrap_err().to_string();
             assert_eq!(err, format!("t: `server.{key}`: {message}"));
         }
         // 0 is allowed for the idle timeout: never.
-        let mut config = ServiceConfig::builtin_default();
+        let mut config = builtin();
         config.server.idle_timeout_ms = 0;
         assert_eq!(config.validate("t").unwrap().raw.server.idle_timeout_ms, 0);
     }
 
     #[test]
     fn fifo_is_off_by_default_and_set_by_file_or_flag() {
-        let config = ServiceConfig::builtin_default();
+        let config = builtin();
         assert!(!config.server.fifo);
         let options = crate::ServiceOptions::from_config(&config.clone().validate("x").unwrap());
         assert!(!options.scheduler.fifo);
         let file = ServiceConfig::from_toml("[server]\nfifo = true\n", "f").unwrap();
         assert!(file.server.fifo);
-        let mut flagged = ServiceConfig::builtin_default();
+        let mut flagged = builtin();
         flagged.apply(&ConfigOverrides {
             fifo: true,
             ..ConfigOverrides::default()
         });
         let options = crate::ServiceOptions::from_config(&flagged.validate("x").unwrap());
         assert!(options.scheduler.fifo);
+    }
+
+    #[test]
+    fn the_layout_places_each_map_and_one_map_may_go_straight_into_the_tile_dir() {
+        let mut config = builtin();
+        config.store.dir = PathBuf::from("/srv/tiles");
+        let valid = config.clone().validate("x").unwrap();
+        assert_eq!(
+            valid.store_location("demo"),
+            (PathBuf::from("/srv/tiles/demo"), TileLayout::default())
+        );
+        // The legacy application's layout with one map: no map folder.
+        config.store.layout = crate::store::LEGACY_LAYOUT.into();
+        let valid = config.clone().validate("x").unwrap();
+        let (root, layout) = valid.store_location("demo");
+        assert_eq!(root, PathBuf::from("/srv/tiles"));
+        assert_eq!(layout.template(), "{z}_{x}_{y}.png");
+        // Two maps need `{map}`, or they would write the same files.
+        let second = config.maps[0].clone();
+        config.maps.push(MapSection {
+            name: "other".into(),
+            ..second
+        });
+        let err = config.clone().validate("x").unwrap_err().to_string();
+        assert!(
+            err.contains("`store.layout`") && err.contains("\"{map}/{z}_{x}_{y}.png\""),
+            "{err}"
+        );
+        config.store.layout = "{map}/{z}_{x}_{y}.png".into();
+        let valid = config.validate("x").unwrap();
+        assert_eq!(
+            valid.store_location("other").0,
+            PathBuf::from("/srv/tiles/other")
+        );
+    }
+
+    #[test]
+    fn flags_are_blamed_for_their_own_values_only() {
+        let overrides = ConfigOverrides {
+            metatile: Some(99),
+            listen: vec!["http://localhost:7420".into()],
+            ..ConfigOverrides::default()
+        };
+        let mut config = builtin();
+        config.apply(&overrides);
+        let err = overrides
+            .blame(config.clone().validate("built-in default").unwrap_err())
+            .to_string();
+        assert!(err.starts_with("command line: `--listen`: "), "{err}");
+        assert!(!err.contains("built-in default"), "{err}");
+        config.server.listen = vec!["tcp:127.0.0.1:0".into()];
+        let err = overrides
+            .blame(config.clone().validate("built-in default").unwrap_err())
+            .to_string();
+        assert_eq!(err, "command line: `--metatile`: must be 1 to 64");
+        // A value the flags did not set is the file's.
+        config.render.metatile = 8;
+        config.render.format = "jpeg".into();
+        let err = overrides
+            .blame(config.validate("tessera.toml").unwrap_err())
+            .to_string();
+        assert!(err.starts_with("tessera.toml: `render.format`: "), "{err}");
+    }
+
+    #[test]
+    fn the_effective_configuration_reads_back_as_itself() {
+        let mut config = builtin();
+        config.store.dir = PathBuf::from("relative/tiles");
+        config.render.buffer = Some(128);
+        let valid = config.validate("x").unwrap();
+        let text = valid.effective_toml().unwrap();
+        assert!(
+            text.contains("[server]") && text.contains("[[map]]"),
+            "{text}"
+        );
+        let again = ServiceConfig::from_toml(&text, "printed").unwrap();
+        assert!(again.store.dir.is_absolute(), "{text}");
+        assert!(again.store.dir.ends_with("relative/tiles"));
+        assert_eq!(again.render.threads, valid.threads);
+        assert_eq!(again.render.buffer, Some(128));
+        assert_eq!(again.server, valid.raw.server);
+        assert_eq!(again.maps, valid.raw.maps);
     }
 
     #[test]

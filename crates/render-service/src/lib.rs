@@ -19,9 +19,12 @@
 //!   port+1 callbacks.
 //! - [`server`]: [`Server`] — listeners, acceptors, connection limits,
 //!   graceful shutdown.
-//! - [`store`]: [`TileStore`] — the tile directory, written atomically.
-//! - [`config`]: [`ServiceConfig`] — TOML file plus command-line overrides,
-//!   with an embedded default that serves the demo map.
+//! - [`store`]: [`TileStore`] — the tile directory, laid out by a template
+//!   (`{map}`, `{z}`, `{x}`, `{y}`), written atomically.
+//! - [`config`]: [`ServiceConfig`] — TOML file plus command-line overrides
+//!   (blamed on the flag when invalid), with an embedded default that
+//!   serves the demo map from a folder the caller supplies; the effective
+//!   configuration as TOML.
 //! - [`stats`]: counters, throughput and render-time percentiles.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -46,4 +49,7 @@ pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,
     Scheduler, SchedulerConfig, SchedulerStats, TileRequest,
 };
-pub use store::{StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, LEGACY_LAYOUT};
+pub use store::{
+    StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, DEFAULT_MAP_LAYOUT,
+    LEGACY_LAYOUT,
+};

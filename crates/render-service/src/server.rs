@@ -45,19 +45,46 @@ pub enum ServerError {
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// A listener could not be bound.
-    #[error("cannot listen on {endpoint}: {source}")]
+    #[error("cannot listen on {endpoint}: {}", without_context(source))]
     Listen {
         /// The endpoint.
         endpoint: String,
         /// Why.
         source: ipc_proto::Error,
     },
-    /// The secret file could not be read.
-    #[error("secret file: {0}")]
+    /// The secret file could not be read (the message names it).
+    #[error("{0}")]
     Secret(ipc_proto::Error),
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
+}
+
+impl ServerError {
+    /// Whether the configuration is at fault (a style or its data that
+    /// does not load, an unreadable secret file, an address that may not
+    /// be served without a secret) rather than the machine the server runs
+    /// on (a port in use, a tile directory that cannot be made, no
+    /// threads). `tile-server` exits 2 for the first, 1 for the second.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            ServerError::Service(ServiceError::Map { .. }) | ServerError::Secret(_) => true,
+            ServerError::Listen { source, .. } => matches!(
+                source,
+                ipc_proto::Error::InsecureRemote { .. } | ipc_proto::Error::InsecureLegacy { .. }
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A bind error without ipc-proto's own "binding ENDPOINT" context, which
+/// the message has said already.
+fn without_context(error: &ipc_proto::Error) -> String {
+    match error {
+        ipc_proto::Error::IoContext { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// A running server. [`Server::shutdown`] stops it gracefully.
@@ -342,6 +369,10 @@ impl Server {
         if let Some(endpoint) = &legacy_endpoint {
             tracing::info!(%endpoint, "listening (legacy line protocol)");
         }
+        // Said once everything is in place: every map loaded, every
+        // listener bound and accepting.
+        let maps: Vec<&str> = handle.maps().iter().map(|m| m.name.as_str()).collect();
+        tracing::info!(maps = maps.join(","), "ready");
         Ok(Server {
             service: Some(service),
             handle,

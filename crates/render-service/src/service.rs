@@ -38,7 +38,7 @@ use ipc_proto::FailureKind;
 use render_core::{MapSource, RenderOptions, Renderer, TileEncoder};
 use tile_math::{TileCoord, Viewport};
 
-use crate::config::ValidConfig;
+use crate::config::{MapSection, ValidConfig};
 use crate::scheduler::{
     Answer, CancelReason, ClientId, JobId, MapId, Outcome, PriorityClass, RenderJob, RequestId,
     Scheduler, SchedulerConfig, TileRequest,
@@ -286,28 +286,33 @@ impl ServiceOptions {
     }
 }
 
+/// Loads one configured map's style and data as the service does when it
+/// starts (`--check-config` loads them this way too). The style's warnings
+/// are in [`MapSource::warnings`].
+pub fn load_map(config: &ValidConfig, map: &MapSection) -> Result<MapSource, ServiceError> {
+    let load = render_core::LoadOptions {
+        in_memory_limit_bytes: config.raw.render.in_memory_limit_mb.saturating_mul(1 << 20),
+    };
+    MapSource::load_with(&map.style, &load).map_err(|source| ServiceError::Map {
+        map: map.name.clone(),
+        source,
+    })
+}
+
 impl TileService {
     /// Loads every map of a configuration and starts the threads.
     pub fn start(config: &ValidConfig) -> Result<TileService, ServiceError> {
         let mut maps = Vec::new();
         for map in &config.raw.maps {
-            let load = render_core::LoadOptions {
-                in_memory_limit_bytes: config.raw.render.in_memory_limit_mb.saturating_mul(1 << 20),
-            };
-            let source =
-                MapSource::load_with(&map.style, &load).map_err(|source| ServiceError::Map {
-                    map: map.name.clone(),
-                    source,
-                })?;
+            let source = load_map(config, map)?;
             for warning in source.warnings() {
                 tracing::warn!(map = %map.name, "{warning}");
             }
-            let store =
-                TileStore::open(config.raw.store.dir.join(&map.name), config.layout.clone())
-                    .map_err(|source| ServiceError::Store {
-                        map: map.name.clone(),
-                        source,
-                    })?;
+            let (root, layout) = config.store_location(&map.name);
+            let store = TileStore::open(root, layout).map_err(|source| ServiceError::Store {
+                map: map.name.clone(),
+                source,
+            })?;
             maps.push((map.name.clone(), source, store));
         }
         Self::start_with(maps, ServiceOptions::from_config(config))
@@ -774,10 +779,13 @@ impl Core {
                         kind: *kind,
                         message: message.clone(),
                     },
-                    (None, None) => TileOutcome::Failed {
-                        kind: FailureKind::Internal,
-                        message: format!("tile {tile} was not in its rendered metatile"),
-                    },
+                    (None, None) => {
+                        tracing::warn!(tile = %tile, "tile failed: not in its rendered metatile");
+                        TileOutcome::Failed {
+                            kind: FailureKind::Internal,
+                            message: format!("tile {tile} was not in its rendered metatile"),
+                        }
+                    }
                 };
                 let event = ClientEvent {
                     request_id: delivery.request_id,
@@ -931,7 +939,13 @@ fn render_job(
                 render_core::Error::Data { .. } => FailureKind::DataSource,
                 _ => FailureKind::Render,
             };
-            tracing::warn!(metatile = %job.metatile, "render failed: {error}");
+            // One line for the metatile: each of its tiles failed for this.
+            tracing::warn!(
+                map = %entry.name,
+                metatile = %job.metatile,
+                tiles = job.metatile.tile_count(),
+                "render failed: {error}"
+            );
             return WorkDone {
                 job: job.id,
                 tiles: HashMap::new(),
@@ -947,7 +961,12 @@ fn render_job(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            tracing::error!(metatile = %job.metatile, "renderer panicked: {message}");
+            tracing::error!(
+                map = %entry.name,
+                metatile = %job.metatile,
+                tiles = job.metatile.tile_count(),
+                "renderer panicked: {message}"
+            );
             return WorkDone {
                 job: job.id,
                 tiles: HashMap::new(),
@@ -961,7 +980,13 @@ fn render_job(
     };
     let count = rendered.len();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::debug!(job = job.id, metatile = %job.metatile, ms = elapsed_ms.round(), "metatile rendered");
+    tracing::debug!(
+        map = %entry.name,
+        job = job.id,
+        metatile = %job.metatile,
+        ms = elapsed_ms.round(),
+        "metatile rendered"
+    );
     let per_tile_ms = (elapsed_ms / count.max(1) as f64).ceil() as u32;
     let mut failed = 0;
     let tiles = rendered
@@ -981,6 +1006,7 @@ fn render_job(
                 },
                 Err(e) => {
                     failed += 1;
+                    tracing::warn!(map = %entry.name, tile = %t.tile, "tile failed: {e}");
                     TileOutcome::Failed {
                         kind: FailureKind::Storage,
                         message: e.to_string(),

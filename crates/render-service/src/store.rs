@@ -1,11 +1,17 @@
 //! The tile store: a directory of PNG files laid out by a template.
 //!
-//! - **Layout.** A template such as `{z}/{x}/{y}.png` (the default) or
+//! - **Layout.** A template such as `{z}/{x}/{y}.png` (web maps) or
 //!   `{z}_{x}_{y}.png` (what the legacy desktop application reads) is
 //!   checked once, when the store is made: it must name `{z}`, `{x}` and
 //!   `{y}`, be relative, and stay inside the store (no `..`, no absolute
 //!   part). A tile's path is then built from three checked integers only;
 //!   no text a client sent ever becomes part of a path.
+//! - **Maps.** A template may also name `{map}` (the configuration's
+//!   default is `{map}/{z}/{x}/{y}.png`); [`TileLayout::for_map`] fills it
+//!   in with a map's name, which the configuration has checked (letters,
+//!   digits, `-`, `_`), and [`TileLayout::split_folder`] makes the folders
+//!   before the first number the store's root, so each map keeps its own
+//!   folder (and its own `.shared/`) where the template allows.
 //! - **Atomic writes.** A tile is written to a temporary file in the same
 //!   directory and renamed into place, so a reader (or a `kill -9` in the
 //!   middle) never sees half a PNG. A failed write (full disk, permissions)
@@ -20,8 +26,11 @@
 //!   tile to it: a link is a directory entry, not a new inode, which is
 //!   where most of the time of writing a tile goes on ext4. Readers see an
 //!   ordinary file; replacing a tile is still a rename, so the others that
-//!   share its content are untouched. Where links are not possible (another
-//!   file system, too many links), the tile is written as a file of its own.
+//!   share its content are untouched (and a tile that already links to the
+//!   same file, as after a forced re-render, keeps no temporary name: a
+//!   rename between two links of one inode is a no-op). Where links are not
+//!   possible (another file system, too many links), the tile is written as
+//!   a file of its own.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -34,8 +43,12 @@ use std::time::SystemTime;
 
 use tile_math::TileCoord;
 
-/// The default layout, the one web maps use.
+/// The default layout of one store, the one web maps use.
 pub const DEFAULT_LAYOUT: &str = "{z}/{x}/{y}.png";
+
+/// The configuration's default layout: each map in its own folder of the
+/// tile directory, in the web-map layout.
+pub const DEFAULT_MAP_LAYOUT: &str = "{map}/{z}/{x}/{y}.png";
 
 /// The layout the legacy desktop application reads (`16_58001_25480.png`).
 pub const LEGACY_LAYOUT: &str = "{z}_{x}_{y}.png";
@@ -68,6 +81,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
+    Map,
     Z,
     X,
     Y,
@@ -97,10 +111,11 @@ impl TileLayout {
                 .find('}')
                 .ok_or_else(|| bad("a '{' is never closed"))?;
             pieces.push(match &rest[open + 1..open + close] {
+                "map" => Piece::Map,
                 "z" => Piece::Z,
                 "x" => Piece::X,
                 "y" => Piece::Y,
-                _ => return Err(bad("only {z}, {x} and {y} may appear in braces")),
+                _ => return Err(bad("only {map}, {z}, {x} and {y} may appear in braces")),
             });
             rest = &rest[open + close + 1..];
         }
@@ -145,12 +160,80 @@ impl TileLayout {
         &self.template
     }
 
+    /// Whether the template names `{map}`.
+    pub fn names_map(&self) -> bool {
+        self.pieces.contains(&Piece::Map)
+    }
+
+    /// This layout with every `{map}` replaced by `map`, a name the
+    /// configuration has checked (it is not checked again here).
+    pub fn for_map(&self, map: &str) -> TileLayout {
+        let pieces = self
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Map => Piece::Text(map.to_owned()),
+                other => other.clone(),
+            })
+            .collect();
+        Self::from_pieces(pieces)
+    }
+
+    /// Splits off the folders that come before the first tile number:
+    /// `demo/{z}/{x}/{y}.png` gives `demo` and `{z}/{x}/{y}.png`;
+    /// `{z}_{x}_{y}.png` gives an empty path and itself.
+    pub fn split_folder(&self) -> (PathBuf, TileLayout) {
+        let Some(Piece::Text(lead)) = self.pieces.first() else {
+            return (PathBuf::new(), self.clone());
+        };
+        let Some(slash) = lead.rfind('/') else {
+            return (PathBuf::new(), self.clone());
+        };
+        let mut pieces = self.pieces.clone();
+        let rest = &lead[slash + 1..];
+        if rest.is_empty() {
+            pieces.remove(0);
+        } else {
+            pieces[0] = Piece::Text(rest.to_owned());
+        }
+        (PathBuf::from(&lead[..slash]), Self::from_pieces(pieces))
+    }
+
+    /// A layout from pieces, adjacent texts merged and the template
+    /// written back.
+    fn from_pieces(pieces: Vec<Piece>) -> TileLayout {
+        let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            match (merged.last_mut(), piece) {
+                (Some(Piece::Text(last)), Piece::Text(text)) => last.push_str(&text),
+                (_, piece) => merged.push(piece),
+            }
+        }
+        let template = merged
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => text.as_str(),
+                Piece::Map => "{map}",
+                Piece::Z => "{z}",
+                Piece::X => "{x}",
+                Piece::Y => "{y}",
+            })
+            .collect();
+        TileLayout {
+            template,
+            pieces: merged,
+        }
+    }
+
     /// The relative path of a tile.
     pub fn relative_path(&self, tile: TileCoord) -> PathBuf {
         let mut out = String::with_capacity(self.template.len() + 16);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
+                // A store's layout never holds `{map}` (`TileStore::open`
+                // refuses it); were it there, it would stay a literal name.
+                Piece::Map => out.push_str("{map}"),
                 Piece::Z => out.push_str(&tile.z().to_string()),
                 Piece::X => out.push_str(&tile.x().to_string()),
                 Piece::Y => out.push_str(&tile.y().to_string()),
@@ -185,6 +268,9 @@ pub struct StoredTile {
     pub modified: SystemTime,
 }
 
+/// Tells apart the stores one process opens (their `.shared/` folders).
+static STORE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// A directory of tiles for one map.
 #[derive(Debug)]
 pub struct TileStore {
@@ -209,6 +295,12 @@ struct SharedFile {
 impl TileStore {
     /// A store rooted at `root` (created if missing) with a layout.
     pub fn open(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
+        if layout.names_map() {
+            return Err(StoreError::BadLayout {
+                template: layout.template,
+                reason: "`{map}` must be filled in with the map's name first",
+            });
+        }
         let root = root.into();
         fs::create_dir_all(&root).map_err(|source| StoreError::Io {
             action: "creating tile directory",
@@ -224,15 +316,19 @@ impl TileStore {
         })?;
         let shared_root = root.join(".shared");
         // Old runs' shared files can go: tiles linked to them keep their
-        // content (a link is as good as the original name).
+        // content (a link is as good as the original name). This process's
+        // own folders stay: two maps may share a root (`{z}/{map}/...`).
+        let this_run = format!("{}-", std::process::id());
         if let Ok(entries) = fs::read_dir(&shared_root) {
             for entry in entries.flatten() {
-                let _ = fs::remove_dir_all(entry.path());
+                if !entry.file_name().to_string_lossy().starts_with(&this_run) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
             }
         }
         let run = format!(
-            "{}-{}",
-            std::process::id(),
+            "{this_run}{}-{}",
+            STORE_COUNTER.fetch_add(1, Ordering::Relaxed),
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
@@ -307,7 +403,14 @@ impl TileStore {
         let path = self.path_of(tile);
         let temp = self.temp_for(&path)?;
         match fs::hard_link(&shared, &temp).and_then(|()| fs::rename(&temp, &path)) {
-            Ok(()) => Ok(path),
+            Ok(()) => {
+                // When the tile already was a link to this shared file (a
+                // forced re-render of open sea), `rename` between two links
+                // of one inode does nothing and leaves the temporary name
+                // (POSIX): remove it. Normally it is gone and this fails.
+                let _ = fs::remove_file(&temp);
+                Ok(path)
+            }
             Err(e) => {
                 let _ = fs::remove_file(&temp);
                 // Too many links to one inode (ext4 allows 65,000), or a file
@@ -434,6 +537,63 @@ mod tests {
     }
 
     #[test]
+    fn map_names_fill_the_map_placeholder_and_lead_folders_become_the_root() {
+        let by_map = TileLayout::parse(DEFAULT_MAP_LAYOUT).unwrap();
+        assert!(by_map.names_map());
+        let demo = by_map.for_map("demo");
+        assert!(!demo.names_map());
+        assert_eq!(demo.template(), "demo/{z}/{x}/{y}.png");
+        let (folder, inside) = demo.split_folder();
+        assert_eq!(folder, PathBuf::from("demo"));
+        assert_eq!(inside, TileLayout::default());
+        // Deeper folders and a file-name prefix.
+        let (folder, inside) = TileLayout::parse("maps/{map}/t-{z}_{x}_{y}.png")
+            .unwrap()
+            .for_map("osm")
+            .split_folder();
+        assert_eq!(folder, PathBuf::from("maps/osm"));
+        assert_eq!(inside.template(), "t-{z}_{x}_{y}.png");
+        assert_eq!(
+            inside.relative_path(t(16, 58001, 25480)),
+            PathBuf::from("t-16_58001_25480.png")
+        );
+        // The map after a number: the store is the whole tile directory.
+        let (folder, inside) = TileLayout::parse("{z}/{map}/{x}/{y}.png")
+            .unwrap()
+            .for_map("a")
+            .split_folder();
+        assert_eq!(folder, PathBuf::new());
+        assert_eq!(
+            inside.relative_path(t(3, 1, 2)),
+            PathBuf::from("3/a/1/2.png")
+        );
+        // No map and no folder: the legacy layout stays as it is.
+        let legacy = TileLayout::parse(LEGACY_LAYOUT).unwrap();
+        assert_eq!(legacy.for_map("x").split_folder(), (PathBuf::new(), legacy));
+        // A store never takes an unfilled `{map}`.
+        let dir = tempfile::tempdir().unwrap();
+        let err = TileStore::open(dir.path(), by_map).unwrap_err().to_string();
+        assert!(err.contains("{map}"), "{err}");
+    }
+
+    #[test]
+    fn two_stores_on_one_root_keep_their_shared_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = TileLayout::parse("{z}/{map}/{x}/{y}.png").unwrap();
+        let a = TileStore::open(dir.path(), layout.for_map("a")).unwrap();
+        let sea = Arc::new(b"sea png".to_vec());
+        a.write_shared(t(3, 0, 0), &sea).unwrap();
+        let b = TileStore::open(dir.path(), layout.for_map("b")).unwrap();
+        b.write_shared(t(3, 0, 0), &sea).unwrap();
+        // `a`'s shared file survived `b`'s opening: its next tile links to
+        // it (three names) instead of falling back to a file of its own.
+        use std::os::unix::fs::MetadataExt;
+        let second = a.write_shared(t(3, 1, 0), &sea).unwrap();
+        assert_eq!(fs::metadata(second).unwrap().nlink(), 3);
+        assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 2);
+    }
+
+    #[test]
     fn bad_layouts_are_refused_with_a_reason() {
         for (template, reason) in [
             ("{z}/{x}.png", "must contain"),
@@ -441,8 +601,8 @@ mod tests {
             ("../{z}/{x}/{y}.png", "'..'"),
             ("{z}/../{x}/{y}.png", "'..'"),
             ("{z}/{x}/{y}.png/", "name a file"),
-            ("{z}/{x}/{y}{map}.png", "only {z}"),
-            ("{z/{x}/{y}.png", "only {z}"),
+            ("{z}/{x}/{y}{maps}.png", "only {map}, {z}"),
+            ("{z/{x}/{y}.png", "only {map}, {z}"),
             ("{z}/{x}/{y}.png}", "no '{'"),
             ("{z}/{x}/{y.png", "never closed"),
         ] {
@@ -491,14 +651,52 @@ mod tests {
         // Replacing one tile leaves the others as they were.
         store.write(t(3, 0, 0), b"new").unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"sea png");
-        // A new run starts a new shared folder and clears the old one; the
-        // tiles keep their content.
+        // A new run starts a new shared folder and clears those of other
+        // processes (here one made up, as a run that ended would leave);
+        // the tiles keep their content.
         drop(store);
+        let shared_root = dir.path().join(".shared");
+        let ended_run = shared_root.join(format!("{}-0-0", std::process::id() + 1));
+        fs::rename(
+            fs::read_dir(&shared_root)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+            &ended_run,
+        )
+        .unwrap();
         let again = TileStore::open(dir.path(), TileLayout::default()).unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"sea png");
-        assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 0);
+        assert!(!ended_run.exists(), "an ended run's folder is cleared");
         again.write_shared(t(3, 3, 0), &sea).unwrap();
-        assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(&shared_root).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn rewriting_a_shared_tile_with_the_same_content_leaves_no_temporary() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::parse(LEGACY_LAYOUT).unwrap()).unwrap();
+        let sea = Arc::new(b"sea png".to_vec());
+        let tiles = [t(3, 0, 0), t(3, 1, 0)];
+        // Three forced re-renders: each tile is already a link to the
+        // shared file when it is written again.
+        for _ in 0..3 {
+            for tile in tiles {
+                store.write_shared(tile, &sea).unwrap();
+            }
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".shared", "3_0_0.png", "3_1_0.png"]);
+        let shared = fs::metadata(store.path_of(tiles[0])).unwrap();
+        assert_eq!(shared.nlink(), 3, "two tiles and the shared file, no more");
+        assert_eq!(store.read(tiles[1]).unwrap(), b"sea png");
     }
 
     #[test]
@@ -526,6 +724,10 @@ mod tests {
         let err = store.write(tile, b"png").unwrap_err();
         assert!(err.to_string().starts_with("writing "), "{err}");
         assert!(err.to_string().contains("2/1/1.png"), "{err}");
+        // A shared (single-colour) tile fails the same way: its link is
+        // made, the rename fails, the link is removed.
+        let sea = Arc::new(b"sea png".to_vec());
+        store.write_shared(tile, &sea).unwrap_err();
         let names: Vec<_> = fs::read_dir(blocker.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

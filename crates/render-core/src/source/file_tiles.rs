@@ -18,7 +18,7 @@ use gdal::vector::LayerAccess;
 use gdal::Dataset;
 use tile_math::{MercatorBbox, MercatorPoint, MAX_MERCATOR};
 
-use super::vector::{open_vector, read_layer, Reprojection, SourceError};
+use super::vector::{find_layer, open_vector, read_layer, Reprojection, SourceError};
 use super::VectorLayer;
 use crate::style::{Datasource, OgrLayer};
 
@@ -138,15 +138,8 @@ impl FileReaders {
                     })?;
                 read_layer(&mut *result, None, &reprojection)
             }
-            OgrLayer::Name(name) => {
-                let mut l = dataset.layer_by_name(name).map_err(gdal_err)?;
-                l.set_spatial_filter_rect(x0, y0, x1, y1);
-                let found = read_layer(&mut l, None, &reprojection);
-                l.clear_spatial_filter();
-                found
-            }
-            OgrLayer::Index(i) => {
-                let mut l = dataset.layer(*i as usize).map_err(gdal_err)?;
+            OgrLayer::Name(_) | OgrLayer::Index(_) => {
+                let mut l = find_layer(dataset, &layer.file, &layer.layer)?;
                 l.set_spatial_filter_rect(x0, y0, x1, y1);
                 let found = read_layer(&mut l, None, &reprojection);
                 l.clear_spatial_filter();

@@ -48,6 +48,17 @@ pub enum SourceError {
     /// A file named by the style is missing.
     #[error("data file {0} does not exist")]
     MissingFile(std::path::PathBuf),
+    /// The file has no layer of that name (or number).
+    #[error("{} has no layer {wanted_and_existing}", file.display())]
+    NoSuchLayer {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The layer the style asks for and those the file has, in words:
+        /// `` `streets`; its layers are: roads, buildings ``. (One string:
+        /// every error of render-core carries this type, and a list would
+        /// make all of them larger.)
+        wanted_and_existing: String,
+    },
     /// The datasource is a raster, not vector data.
     #[error("datasource is a raster (type=gdal), not vector data")]
     NotVector,
@@ -171,13 +182,11 @@ impl VectorLayer {
             }
             Datasource::Ogr { file, layer } => {
                 let dataset = open(file)?;
-                let what = format!("reading layer {layer:?} of {}", file.display());
-                let mut layer = match layer {
-                    OgrLayer::Name(name) => dataset.layer_by_name(name),
-                    OgrLayer::Index(i) => dataset.layer(*i as usize),
-                    OgrLayer::Sql(sql) => return read_sql(&dataset, sql, None, what, &to_mercator),
+                if let OgrLayer::Sql(sql) = layer {
+                    let what = format!("reading layer {layer:?} of {}", file.display());
+                    return read_sql(&dataset, sql, None, what, &to_mercator);
                 }
-                .map_err(gdal_err(what))?;
+                let mut layer = find_layer(&dataset, file, layer)?;
                 read_layer(&mut layer, None, &to_mercator)
             }
             Datasource::PostGis {
@@ -370,6 +379,38 @@ fn open(file: &Path) -> Result<Dataset, SourceError> {
     open_vector(file).map_err(|e| SourceError::Gdal {
         what: format!("opening {}", file.display()),
         message: e.to_string(),
+    })
+}
+
+/// The layer a style names by name or number (not by SQL), or an error
+/// that lists the layers the file has: GDAL's own says only that it
+/// returned a NULL pointer.
+pub(super) fn find_layer<'d>(
+    dataset: &'d Dataset,
+    file: &Path,
+    layer: &OgrLayer,
+) -> Result<gdal::vector::Layer<'d>, SourceError> {
+    let found = match layer {
+        OgrLayer::Name(name) => dataset.layer_by_name(name).ok(),
+        OgrLayer::Index(i) => dataset.layer(*i as usize).ok(),
+        OgrLayer::Sql(_) => None,
+    };
+    found.ok_or_else(|| {
+        let wanted = match layer {
+            OgrLayer::Name(name) => format!("`{name}`"),
+            OgrLayer::Index(i) => format!("number {i} (counting from 0)"),
+            OgrLayer::Sql(sql) => format!("for {sql:?}"),
+        };
+        let existing: Vec<String> = dataset.layers().map(|l| l.name()).collect();
+        let existing = if existing.is_empty() {
+            "none".to_owned()
+        } else {
+            existing.join(", ")
+        };
+        SourceError::NoSuchLayer {
+            file: file.to_path_buf(),
+            wanted_and_existing: format!("{wanted}; its layers are: {existing}"),
+        }
     })
 }
 

@@ -201,7 +201,8 @@ impl Loader<'_, '_> {
             element: element.to_string(),
             message: message.into(),
         };
-        tracing::warn!("{w}");
+        // Returned to the caller, who says it (once).
+        tracing::debug!("{w}");
         self.warnings.push(w);
     }
 

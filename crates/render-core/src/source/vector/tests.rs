@@ -348,6 +348,51 @@ fn empty_and_missing_geometries_are_skipped() {
 }
 
 #[test]
+fn a_missing_layer_names_the_layers_the_file_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("things.gpkg");
+    write_layer(&path, "GPKG", 4326, &[("a", 1, "POINT (1 1)")]);
+    let by_name = Datasource::Ogr {
+        file: path.clone(),
+        layer: OgrLayer::Name("roads".into()),
+    };
+    let err = VectorLayer::load(&by_name, "epsg:4326").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} has no layer `roads`; its layers are: things",
+            path.display()
+        )
+    );
+    let by_index = Datasource::Ogr {
+        file: path.clone(),
+        layer: OgrLayer::Index(3),
+    };
+    let err = VectorLayer::load(&by_index, "epsg:4326").unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("has no layer number 3 (counting from 0); its layers are: things"),
+        "{err}"
+    );
+    // Read per metatile (a large file), the same answer.
+    let large = super::super::file_tiles::FileLayer::new(&by_name, "epsg:4326").unwrap();
+    let area = MercatorBbox {
+        left: 0.0,
+        bottom: 0.0,
+        right: 1000.0,
+        top: 1000.0,
+    };
+    let err = super::super::file_tiles::FileReaders::default()
+        .read(&large, &area)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no layer `roads`; its layers are: things"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sql_layers_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("things.gpkg");

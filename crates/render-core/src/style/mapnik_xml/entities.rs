@@ -654,7 +654,8 @@ impl Expander {
             element: element.to_string(),
             message,
         };
-        tracing::warn!("{w}");
+        // Returned to the caller, who says it (once).
+        tracing::debug!("{w}");
         self.warnings.push(w);
     }
 
