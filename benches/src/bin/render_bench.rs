@@ -85,6 +85,12 @@ struct Args {
     /// one tile per metatile) and exit.
     #[arg(long)]
     print_metatiles: bool,
+    /// PostGIS connections per worker (render-core's `postgis_connections`:
+    /// a metatile's queries run on them in parallel, ahead of the drawing);
+    /// 0: as tile-server chooses (`postgis_connections_for`: 2 with fewer
+    /// threads than cores, else 1).
+    #[arg(long, default_value_t = 0)]
+    postgis_connections: usize,
     /// Print each metatile's render time (drawing and encoding) to stderr
     /// as `metatile z/x/y: N ms`, to see how work spreads over workers.
     #[arg(long)]
@@ -123,6 +129,13 @@ fn main() -> Result<()> {
     let options = RenderOptions {
         format,
         buffer: args.buffer,
+        postgis_connections: match args.postgis_connections {
+            0 => render_core::postgis_connections_for(
+                args.threads.max(1),
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+            n => n,
+        },
         ..RenderOptions::default()
     };
     // Workers share the cache of single-colour tiles, as a server's do.
@@ -194,7 +207,7 @@ fn main() -> Result<()> {
     println!(
         "{label}: {threads} thread(s), {metas} metatiles x{repeat}, {rendered} tiles rendered \
          ({wanted} wanted) in {wall_s:.3} s = {rps:.0} tiles/s ({wps:.0} wanted tiles/s); \
-         {bytes_mean:.0} bytes/tile; style loaded in {load_s:.3} s",
+         {bytes_mean:.0} bytes/tile; style loaded in {load_s:.3} s; {pg} PostGIS connection(s) per worker",
         label = if args.label.is_empty() {
             "render_bench"
         } else {
@@ -206,18 +219,20 @@ fn main() -> Result<()> {
         wanted = wanted_total,
         rps = rendered as f64 / wall_s,
         wps = wanted_total as f64 / wall_s,
+        pg = options.postgis_connections,
     );
     if let (Some(path), Some(meta)) = (&args.json, &meta) {
         let line = format!(
             "{{\"tool\":\"tessera\",\"label\":{label:?},\"threads\":{threads},\"format\":{format:?},\
              \"metatiles\":{metas},\"repeat\":{repeat},\"tiles_rendered\":{rendered},\
              \"tiles_wanted\":{wanted_total},\"wall_s\":{wall_s:.6},\"bytes_per_tile\":{bytes_mean:.1},\
-             \"load_s\":{load_s:.6}}}",
+             \"load_s\":{load_s:.6},\"postgis_connections\":{pg}}}",
             label = args.label,
             threads = args.threads,
             format = args.format,
             metas = metatiles.len(),
             repeat = args.repeat,
+            pg = options.postgis_connections,
         );
         tessera_benches::append_stamped(path, &line, meta)?;
     }

@@ -61,7 +61,10 @@ pub mod style;
 pub mod text;
 
 pub use encode::{Compression, EncodeError, TileEncoder, TileFormat};
-pub use renderer::{LoadOptions, MapSource, MetatileImage, RenderOptions, RenderedTile, Renderer};
+pub use renderer::{
+    postgis_connections_for, LoadOptions, MapSource, MetatileImage, RenderOptions, RenderedTile,
+    Renderer,
+};
 pub use source::{RasterLayer, RasterSource, SourceError, VectorLayer};
 pub use text::{FontBook, FontChain, TextCaches};
 

@@ -150,6 +150,10 @@ pub struct RenderSection {
     /// PostgreSQL `statement_timeout` of every PostGIS query, in
     /// milliseconds (a longer query fails its tile); 0 means no limit.
     pub statement_timeout_ms: u64,
+    /// PostGIS connections per render thread: a metatile's layer queries
+    /// run on them in parallel, ahead of the drawing (1 to 16); 0: 2 when
+    /// there are fewer render threads than cores, else 1.
+    pub postgis_connections: usize,
     /// Vector files larger than this (MiB) are read per metatile instead
     /// of held in memory.
     pub in_memory_limit_mb: u64,
@@ -215,6 +219,7 @@ impl Default for RenderSection {
             format: "png8".into(),
             gdal_cache_mb: None,
             statement_timeout_ms: 60_000,
+            postgis_connections: 0,
             in_memory_limit_mb: 256,
         }
     }
@@ -528,6 +533,12 @@ impl ServiceConfig {
                 ),
             )
         })?;
+        if self.render.postgis_connections > 16 {
+            return Err(invalid(
+                "render.postgis_connections".into(),
+                "must be 0 (automatic) to 16".into(),
+            ));
+        }
         if !(1..=64).contains(&self.render.metatile) {
             return Err(invalid("render.metatile".into(), "must be 1 to 64".into()));
         }

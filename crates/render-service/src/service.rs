@@ -279,11 +279,20 @@ impl ServiceOptions {
                 format: config.format,
                 gdal_cache_mb: raw.render.gdal_cache_mb,
                 statement_timeout_ms: Some(raw.render.statement_timeout_ms).filter(|ms| *ms > 0),
+                postgis_connections: match raw.render.postgis_connections {
+                    0 => render_core::postgis_connections_for(config.threads, cores()),
+                    n => n,
+                },
                 ..RenderOptions::default()
             },
             max_backlog_bytes: raw.server.max_queued_bytes_per_client,
         }
     }
+}
+
+/// The machine's cores (1 if unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Loads one configured map's style and data as the service does when it

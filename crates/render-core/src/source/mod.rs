@@ -9,6 +9,8 @@
 //!   through OGR's spatial filter.
 //! - [`postgis`]: PostGIS layers queried per metatile (Mapnik's tokens,
 //!   one connection per worker, reconnection after failures).
+//! - [`query_ahead`]: a worker's PostGIS queries run on a thread of their
+//!   own, ahead of the drawing, so the database and the drawing overlap.
 //! - [`raster`]: GDAL rasters (`type=gdal`): a [`RasterSource`] checked once
 //!   and shared, and a [`RasterLayer`] per worker that warps the raster into
 //!   each metatile with `GDALWarp`.
@@ -17,11 +19,13 @@ mod ewkb;
 pub mod file_tiles;
 pub mod geometry;
 pub mod postgis;
+pub mod query_ahead;
 pub mod raster;
 pub mod vector;
 
 pub use file_tiles::{FileLayer, FileReaders};
 pub use geometry::{Geometry, Point};
 pub use postgis::{PostgisConnections, PostgisLayer, QueryArea};
+pub use query_ahead::{LayerQuery, PostgisCounts, QueryAhead};
 pub use raster::{gdal_resampling, RasterLayer, RasterSource};
 pub use vector::{Feature, Found, SourceError, VectorLayer};

@@ -15,8 +15,10 @@
 //!   binary EWKB (`ewkb`), attributes typed as Mapnik's plugin types them.
 //! - Failures are errors naming the layer's table and PostgreSQL's own
 //!   message; the connection that failed is closed, so the next metatile
-//!   connects again: a database that restarts is picked up by itself, and
-//!   one that is down at start fails tiles, never the server. libpq's
+//!   connects again: a database that restarts is picked up by itself (a
+//!   connection found broken at its next use is replaced and the query
+//!   asked once more, so a restart between two metatiles fails no tile),
+//!   and one that is down at start fails tiles, never the server. libpq's
 //!   `connect_timeout` defaults to 4 s (Mapnik's), and a statement timeout
 //!   can be set ([`PostgisConnections::new`]), so nothing waits forever.
 //!
@@ -216,6 +218,9 @@ pub struct PostgisConnections {
     identity_srs: HashMap<String, bool>,
     /// `statement_timeout` for every connection, in milliseconds.
     statement_timeout_ms: Option<u64>,
+    /// The last query failed without an answer from the server (the
+    /// connection broke), not with the server's error.
+    lost_connection: bool,
     /// Queries run (each layer of each metatile is one).
     pub queries: u64,
     /// Connections opened (one per database, plus one after each failure).
@@ -267,11 +272,23 @@ impl PostgisConnections {
         };
         let sql = layer.sql(area, geometry_column.as_deref());
         self.queries += 1;
-        let result = self.read(layer, &sql);
+        let reused = self.open.contains_key(&layer.connection);
+        self.lost_connection = false;
+        let mut result = self.read(layer, &sql);
         if result.is_err() {
             // The connection may be dead (a restarted server): the next
             // metatile opens a new one.
             self.open.remove(&layer.connection);
+            if reused && self.lost_connection {
+                // It died while idle, since its last query (the server
+                // restarted between two metatiles): once more, on a new
+                // connection, rather than fail a tile the database could
+                // answer now. A query the server refused is not retried.
+                result = self.read(layer, &sql);
+                if result.is_err() {
+                    self.open.remove(&layer.connection);
+                }
+            }
         }
         result
     }
@@ -314,10 +331,17 @@ impl PostgisConnections {
         let transform = reprojection.transform()?;
         let what = format!("querying PostGIS table {}", short(&layer.table));
         let client = self.connection(layer)?;
-        let rows = client.query(sql, &[]).map_err(|e| SourceError::Gdal {
-            what: what.clone(),
-            message: pg_message(&e),
-        })?;
+        let rows = match client.query(sql, &[]) {
+            Ok(rows) => rows,
+            Err(e) => {
+                // No server error: the connection itself failed.
+                self.lost_connection = e.as_db_error().is_none();
+                return Err(SourceError::Gdal {
+                    what,
+                    message: pg_message(&e),
+                });
+            }
+        };
         let Some(first) = rows.first() else {
             return Ok(VectorLayer::from_features(Vec::new(), Vec::new()));
         };

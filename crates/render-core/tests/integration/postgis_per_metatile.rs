@@ -2,7 +2,8 @@
 //! (`pg_cluster.rs`): Mapnik's tokens substituted, one query per layer and
 //! metatile (counted), none for a layer with nothing to draw at the scale,
 //! a table without `!bbox!`, an SQL error failing the tile with the layer's
-//! name, and a database restart in the middle of a seed.
+//! name, a database restart in the middle of a seed and between two
+//! metatiles, and queries run ahead on two connections.
 #![allow(clippy::unwrap_used)]
 
 use render_core::{Map, MapSource, RenderOptions, Renderer};
@@ -248,4 +249,102 @@ fn a_map_loads_while_its_database_is_down_and_renders_once_it_is_up() {
     );
     cluster.start_again();
     assert_eq!(rgb(&mut renderer, a, 128, 128), [0, 0, 255]);
+}
+
+/// Four layers over one road, each drawing it in its own colour (the last
+/// one drawn is on top), each query sleeping a little so that the query
+/// threads overlap.
+fn four_layer_style(conninfo: &str) -> MapSource {
+    let colours = ["#ff0000", "#00ff00", "#0000ff", "#ff00ff"];
+    let styles: String = colours
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                r##"<Style name="s{i}"><Rule><LineSymbolizer stroke="{c}" stroke-width="8"/></Rule></Style>"##
+            )
+        })
+        .collect();
+    let layers: String = (0..colours.len())
+        .map(|i| {
+            format!(
+                r##"<Layer name="l{i}" srs="epsg:3857"><StyleName>s{i}</StyleName><Datasource>
+<Parameter name="type">postgis</Parameter>{params}
+<Parameter name="table">(SELECT geom, pg_sleep(0.2) AS slept FROM roads WHERE geom &amp;&amp; !bbox!) AS data</Parameter>
+</Datasource></Layer>"##,
+                params = parameters(conninfo)
+            )
+        })
+        .collect();
+    let xml =
+        format!(r##"<Map srs="epsg:3857" background-color="#ffffff">{styles}{layers}</Map>"##);
+    let loaded = Map::from_str(&xml, std::path::Path::new("/tmp")).unwrap();
+    MapSource::from_loaded(loaded, None).unwrap()
+}
+
+fn one_road(db: &str, tile: TileCoord) {
+    exec(db, "DROP TABLE IF EXISTS roads");
+    exec(
+        db,
+        "CREATE TABLE roads (osm_id bigint, geom geometry(LineString, 3857))",
+    );
+    let wkt = Px::new(tile).line(&[(0.0, 128.0), (256.0, 128.0)]);
+    exec(
+        db,
+        &format!("INSERT INTO roads VALUES (1, ST_GeomFromText('{wkt}', 3857))"),
+    );
+}
+
+#[test]
+fn queries_run_ahead_on_two_connections_and_layers_still_draw_in_order() {
+    let cluster = PgCluster::start();
+    let db = &cluster.conninfo;
+    let (a, _) = tiles();
+    one_road(db, a);
+    let options = RenderOptions {
+        postgis_connections: 2,
+        ..RenderOptions::default()
+    };
+    let mut renderer = Renderer::new(four_layer_style(db), options);
+    // The last layer's colour is on top, whichever connection answered it.
+    assert_eq!(rgb(&mut renderer, a, 128, 128), [255, 0, 255]);
+    let counts = renderer.postgis();
+    assert_eq!(counts.queries, 4, "one query per layer");
+    // While one connection sleeps in its query, the next query went to the
+    // other: both connected.
+    assert_eq!(counts.connects, 2, "{counts:?}");
+    // One connection: the same picture, one connection.
+    let options = RenderOptions {
+        postgis_connections: 1,
+        ..RenderOptions::default()
+    };
+    let mut single = Renderer::new(four_layer_style(db), options);
+    assert_eq!(rgb(&mut single, a, 128, 128), [255, 0, 255]);
+    assert_eq!(
+        (single.postgis().queries, single.postgis().connects),
+        (4, 1)
+    );
+}
+
+#[test]
+fn a_database_restart_between_two_metatiles_fails_no_tile() {
+    let cluster = PgCluster::start();
+    let db = &cluster.conninfo;
+    let (a, _) = tiles();
+    one_road(db, a);
+    let table = "(SELECT geom, !scale_denominator! AS sd, !pixel_width! AS pw, \
+                 !pixel_height! AS ph FROM roads WHERE geom && !bbox!) AS data";
+    let options = RenderOptions {
+        postgis_connections: 1,
+        ..RenderOptions::default()
+    };
+    let mut renderer = Renderer::new(style(db, table, "roads"), options);
+    assert_eq!(rgb(&mut renderer, a, 128, 128), RED);
+    assert_eq!(renderer.postgis().connects, 1);
+    cluster.stop();
+    cluster.start_again();
+    // The old connection is broken: found so on its next query, replaced,
+    // and the query asked again.
+    assert_eq!(rgb(&mut renderer, a, 128, 128), RED);
+    assert_eq!(renderer.postgis().connects, 2);
 }
