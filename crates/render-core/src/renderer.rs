@@ -43,8 +43,15 @@ pub struct RenderOptions {
     pub scale_factor: f64,
     /// Pixels around a metatile whose features are drawn too, so that
     /// strokes and markers that straddle an edge appear on both sides.
-    /// `None` takes the map's `buffer-size`.
+    /// `None` takes the map's `buffer-size` (and each layer's own).
     pub buffer: Option<u32>,
+    /// The map's buffer when its `<Map>` sets no `buffer-size` (or 0):
+    /// `None` keeps Mapnik's 0; renderd uses half a tile times the scale
+    /// factor, which tile-server follows (labels and markers then cross
+    /// metatile edges as they do under renderd). Layers' own
+    /// `buffer-size` still win, as in Mapnik; [`RenderOptions::buffer`]
+    /// overrides all.
+    pub buffer_if_unset: Option<u32>,
     /// PNG flavour.
     pub format: TileFormat,
     /// zlib effort.
@@ -88,6 +95,7 @@ impl Default for RenderOptions {
             tile_size: 256,
             scale_factor: 1.0,
             buffer: None,
+            buffer_if_unset: None,
             format: TileFormat::Png8 { colours: 256 },
             compression: Compression::Fast,
             gdal_cache_mb: None,
@@ -571,7 +579,11 @@ impl Renderer {
         // image, as in Mapnik.
         let (width_px, height_px) = transform.image_size();
         let image = Rect::new(0.0, 0.0, f64::from(width_px), f64::from(height_px));
-        let label_buffer = f64::from(opts.buffer.unwrap_or(map.buffer_size));
+        let map_buffer = match (map.buffer_size, opts.buffer_if_unset) {
+            (0, Some(unset)) => unset,
+            (set, _) => set,
+        };
+        let label_buffer = f64::from(opts.buffer.unwrap_or(map_buffer));
         let mut collisions = Collisions::new(image.grown(label_buffer));
         // A style without text has no font book; its placement engine
         // still places markers and points.
@@ -598,7 +610,7 @@ impl Renderer {
                 });
             let buffer_px = opts
                 .buffer
-                .unwrap_or(layer.buffer_size.unwrap_or(map.buffer_size));
+                .unwrap_or(layer.buffer_size.unwrap_or(map_buffer));
             drawn.then(|| buffered_area.expanded(f64::from(buffer_px) * mpp))
         };
         // Every PostGIS query of the metatile, in drawing order, starts now

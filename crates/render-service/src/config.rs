@@ -139,7 +139,8 @@ pub struct RenderSection {
     /// HiDPI scale factor (stroke widths, and rule selection as Mapnik).
     pub scale_factor: f64,
     /// Pixels around a metatile whose features are drawn too; unset takes
-    /// the style's `buffer-size`.
+    /// the style's `buffer-size`, or, for a style without one, half a tile
+    /// times the scale factor (128 for 256 px tiles), as renderd does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<u32>,
     /// `png` (32-bit), `png8`/`png256`, or `png8:c=N`.

@@ -276,6 +276,11 @@ impl ServiceOptions {
                 tile_size: raw.render.tile_size,
                 scale_factor: raw.render.scale_factor,
                 buffer: raw.render.buffer,
+                // renderd's rule for styles without a buffer-size (such as
+                // openstreetmap-carto): half a tile, scaled.
+                buffer_if_unset: Some(
+                    (f64::from(raw.render.tile_size / 2) * raw.render.scale_factor).round() as u32,
+                ),
                 format: config.format,
                 gdal_cache_mb: raw.render.gdal_cache_mb,
                 statement_timeout_ms: Some(raw.render.statement_timeout_ms).filter(|ms| *ms > 0),

@@ -402,7 +402,7 @@ impl PostgisConnections {
                 values,
             });
         }
-        Ok(VectorLayer::from_features(fields, features))
+        Ok(VectorLayer::from_features_for_one_query(fields, features))
     }
 
     /// The geometry column of a table queried without `!bbox!`: the first

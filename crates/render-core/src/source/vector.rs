@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use gdal::vector::{FieldValue, LayerAccess};
 use gdal::Dataset;
-use rstar::{RTree, RTreeObject, AABB};
+use rstar::{Envelope, RTree, RTreeObject, AABB};
 use tile_math::{LngLat, MercatorBbox, EARTH_CIRCUMFERENCE, MAX_MERCATOR};
 
 use super::geometry::{unwrap_antimeridian, Geometry, Point};
@@ -118,9 +118,21 @@ pub struct VectorLayer {
     /// style loaded after the data) fall back to the name.
     field_of_key: Vec<u32>,
     features: Vec<Feature>,
-    index: RTree<Entry>,
+    index: Index,
     /// Simplified geometry per zoom level, made on first use.
     simplified: Vec<OnceLock<Vec<Geometry>>>,
+}
+
+/// How a layer finds the features in an area.
+#[derive(Debug)]
+enum Index {
+    /// An R-tree: a layer held for the whole map and asked for many areas.
+    Tree(RTree<Entry>),
+    /// The entries in the source's order, each tested: a layer read for
+    /// one metatile (PostGIS), whose rows the database already chose by
+    /// area; building a tree for one question costs more than it saves,
+    /// and the rows stay in the order they came.
+    Scan(Vec<Entry>),
 }
 
 /// A feature found by a query, with the shift to draw it at.
@@ -226,8 +238,19 @@ impl VectorLayer {
         }
     }
 
-    /// Builds a layer from features already in metres (tests, embedding).
+    /// Builds a layer from features already in metres (tests, embedding),
+    /// indexed for many queries.
     pub fn from_features(fields: Vec<String>, features: Vec<Feature>) -> VectorLayer {
+        Self::build(fields, features, true)
+    }
+
+    /// Builds a layer that is asked once, for the area it was read for (a
+    /// metatile's PostGIS rows): no spatial index.
+    pub fn from_features_for_one_query(fields: Vec<String>, features: Vec<Feature>) -> VectorLayer {
+        Self::build(fields, features, false)
+    }
+
+    fn build(fields: Vec<String>, features: Vec<Feature>, indexed: bool) -> VectorLayer {
         let field_index = (fields.len() > FIELDS_SCANNED).then(|| {
             fields
                 .iter()
@@ -240,7 +263,8 @@ impl VectorLayer {
             let Some(b) = feature.geometry.bbox() else {
                 continue;
             };
-            for x_shift in [0.0, EARTH_CIRCUMFERENCE, -EARTH_CIRCUMFERENCE] {
+            // West, home, east: the order a query gives them in.
+            for x_shift in [-EARTH_CIRCUMFERENCE, 0.0, EARTH_CIRCUMFERENCE] {
                 let (left, right) = (b.left + x_shift, b.right + x_shift);
                 // The unshifted copy always; a shifted one only where it
                 // lands (partly) inside the world.
@@ -267,7 +291,11 @@ impl VectorLayer {
             field_index,
             field_of_key,
             features,
-            index: RTree::bulk_load(entries),
+            index: if indexed {
+                Index::Tree(RTree::bulk_load(entries))
+            } else {
+                Index::Scan(entries)
+            },
             simplified: (0..SIMPLIFIED_ZOOMS).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -296,23 +324,33 @@ impl VectorLayer {
     pub fn query(&self, area: &MercatorBbox, metres_per_pixel: f64) -> Vec<Found<'_>> {
         let geometries = self.geometries_for(metres_per_pixel);
         let envelope = AABB::from_corners([area.left, area.bottom], [area.right, area.top]);
-        let mut found: Vec<Found<'_>> = self
-            .index
-            .locate_in_envelope_intersecting(&envelope)
-            .map(move |e| Found {
-                layer: self,
-                feature: &self.features[e.feature],
-                geometry: geometries.get(e.feature),
-                x_shift: e.x_shift,
-                position: e.feature,
-            })
-            .collect();
-        found.sort_by(|a, b| {
-            a.position
-                .cmp(&b.position)
-                .then(a.x_shift.total_cmp(&b.x_shift))
-        });
-        found
+        let found = move |e: &Entry| Found {
+            layer: self,
+            feature: &self.features[e.feature],
+            geometry: geometries.get(e.feature),
+            x_shift: e.x_shift,
+            position: e.feature,
+        };
+        match &self.index {
+            Index::Tree(tree) => {
+                let mut found: Vec<Found<'_>> = tree
+                    .locate_in_envelope_intersecting(&envelope)
+                    .map(found)
+                    .collect();
+                found.sort_by(|a, b| {
+                    a.position
+                        .cmp(&b.position)
+                        .then(a.x_shift.total_cmp(&b.x_shift))
+                });
+                found
+            }
+            // Already in that order.
+            Index::Scan(entries) => entries
+                .iter()
+                .filter(|e| e.envelope.intersects(&envelope))
+                .map(found)
+                .collect(),
+        }
     }
 
     /// The geometry list to draw at a resolution: the simplified copy of the

@@ -1311,3 +1311,49 @@ fn a_render_whose_stop_flag_is_set_stops_with_an_error_saying_so() {
         .unwrap();
     assert_eq!(tiles.len(), 1);
 }
+
+#[test]
+fn a_style_without_buffer_size_takes_the_buffer_given_for_it_and_its_own_wins_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    // A 60 px marker centred 20 px left of the tile: its right half shows
+    // in the tile when the point is read, i.e. when the buffer reaches it.
+    write_gpkg(
+        dir.path(),
+        "data",
+        3857,
+        &[feat("dot", 0, px.point(-20.0, 128.0))],
+    );
+    let xml = |buffer_attr: &str| {
+        format!(
+            r##"<Map srs="epsg:3857" background-color="#ffffff"{buffer_attr}>
+<Style name="s"><Rule><MarkersSymbolizer width="60" height="60" fill="#ff0000" stroke-width="0" allow-overlap="true"/></Rule></Style>
+<Layer name="data" srs="epsg:3857"><StyleName>s</StyleName><Datasource>
+<Parameter name="type">ogr</Parameter><Parameter name="file">data.gpkg</Parameter><Parameter name="layer">data</Parameter>
+</Datasource></Layer></Map>"##
+        )
+    };
+    let with = |buffer_if_unset| RenderOptions {
+        buffer_if_unset,
+        ..options(TileFormat::Png32)
+    };
+    let red = [255, 0, 0, 255];
+    let white = [255, 255, 255, 255];
+    let unset = source(&xml(""), dir.path());
+    // Mapnik's default: no buffer, the point is not read.
+    assert_eq!(
+        render_tile(&unset, base_tile(), with(None)).pixel(2, 128),
+        white
+    );
+    // renderd's rule, as tile-server applies it: half a tile.
+    assert_eq!(
+        render_tile(&unset, base_tile(), with(Some(128))).pixel(2, 128),
+        red
+    );
+    // A style that sets its buffer keeps it (16 px does not reach the point).
+    let own = source(&xml(r#" buffer-size="16""#), dir.path());
+    assert_eq!(
+        render_tile(&own, base_tile(), with(Some(128))).pixel(2, 128),
+        white
+    );
+}

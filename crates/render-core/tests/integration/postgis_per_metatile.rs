@@ -124,7 +124,11 @@ fn postgis_is_queried_per_metatile_with_mapnik_s_tokens() {
     let table = "(SELECT geom, osm_id, !scale_denominator! AS sd, !pixel_width! AS pw, \
                  !pixel_height! AS ph FROM roads WHERE geom && !bbox!) AS data";
     let map = style(db, table, "roads");
-    let mut renderer = Renderer::new(map, RenderOptions::default());
+    let one_connection = RenderOptions {
+        postgis_connections: 1,
+        ..RenderOptions::default()
+    };
+    let mut renderer = Renderer::new(map, one_connection);
     // The tokens made the red rule match; the road is drawn.
     assert_eq!(rgb(&mut renderer, a, 128, 128), RED);
     assert_eq!(rgb(&mut renderer, a, 128, 100), WHITE);

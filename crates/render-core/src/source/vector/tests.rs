@@ -574,3 +574,60 @@ fn filters_find_attributes_by_number_and_by_name_when_numbered_after_the_layer()
     let late_missing = Expr::parse("[vt_late_missing] != null").unwrap();
     assert!(!late_missing.eval(&found[0]));
 }
+
+#[test]
+fn a_layer_read_for_one_query_finds_what_the_indexed_one_finds_in_the_same_order() {
+    let w = EARTH_CIRCUMFERENCE / 2.0;
+    let point = |x: f64, y: f64| Geometry {
+        points: vec![[x, y]],
+        ..Geometry::default()
+    };
+    let geometries = vec![
+        point(100.0, 100.0),
+        point(-5000.0, 0.0),
+        // Crossing the antimeridian: found on both sides.
+        Geometry {
+            lines: vec![vec![[w - 1000.0, 0.0], [w + 1000.0, 0.0]]],
+            ..Geometry::default()
+        },
+        point(50.0, 60.0),
+        Geometry::default(),
+    ];
+    let features = || -> Vec<Feature> {
+        geometries
+            .iter()
+            .map(|g| Feature {
+                geometry: g.clone(),
+                kind: GeometryType::Point,
+                values: Vec::new(),
+            })
+            .collect()
+    };
+    let indexed = VectorLayer::from_features(Vec::new(), features());
+    let once = VectorLayer::from_features_for_one_query(Vec::new(), features());
+    let areas = [
+        MercatorBbox::new(0.0, 0.0, 200.0, 200.0),
+        MercatorBbox::new(-6000.0, -10.0, 200.0, 200.0),
+        MercatorBbox::new(w - 500.0, -10.0, w, 10.0),
+        MercatorBbox::new(-w, -10.0, -w + 500.0, 10.0),
+        MercatorBbox::new(-w, -w, w, w),
+    ];
+    for area in &areas {
+        let key = |found: Vec<Found<'_>>| -> Vec<(usize, i64)> {
+            found
+                .iter()
+                .map(|f| (f.position, f.x_shift.round() as i64))
+                .collect()
+        };
+        let a = key(indexed.query(area, 1.0));
+        assert_eq!(a, key(once.query(area, 1.0)), "{area:?}");
+        assert!(a.windows(2).all(|p| p[0] <= p[1]), "in source order: {a:?}");
+    }
+    // The whole world: everything but the empty geometry, the line twice.
+    let all: Vec<usize> = once
+        .query(&areas[4], 1.0)
+        .iter()
+        .map(|f| f.position)
+        .collect();
+    assert_eq!(all, vec![0, 1, 2, 2, 3]);
+}
