@@ -582,7 +582,7 @@ fn a_layer_read_for_one_query_finds_what_the_indexed_one_finds_in_the_same_order
         points: vec![[x, y]],
         ..Geometry::default()
     };
-    let geometries = vec![
+    let geometries = [
         point(100.0, 100.0),
         point(-5000.0, 0.0),
         // Crossing the antimeridian: found on both sides.
