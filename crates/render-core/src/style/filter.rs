@@ -77,6 +77,11 @@ impl Value {
     pub fn compare(op: CompareOp, lhs: &Value, rhs: &Value) -> bool {
         use Value::*;
         let ord = match (lhs, rhs) {
+            // Equality needs no order: two strings are equal exactly when
+            // their UTF-16 forms are (most filters are `[key] = 'text'`).
+            (String(a), String(b)) if matches!(op, CompareOp::Eq | CompareOp::Ne) => {
+                return (a == b) == (op == CompareOp::Eq);
+            }
             (String(a), String(b)) => Some(a.encode_utf16().cmp(b.encode_utf16())),
             (Null, Null) => Some(Ordering::Equal),
             (Null, String(s)) => {

@@ -30,8 +30,8 @@ use super::symbolizer::{
 };
 use super::text::FontSet;
 use super::{
-    Datasource, FilterMode, Layer, LoadedMap, Map, OgrLayer, Rule, RuleKind, Style, StyleWarning,
-    DEFAULT_SRS,
+    Datasource, FilterMode, GateCell, Layer, LoadedMap, Map, OgrLayer, Rule, RuleKind, Style,
+    StyleWarning, DEFAULT_SRS,
 };
 use crate::error::{Error, Location, Result};
 use crate::image::ImageInfo;
@@ -508,6 +508,7 @@ impl Loader<'_, '_> {
             rules: Vec::new(),
             image_filters: Vec::new(),
             line: self.line_of(node),
+            gate: GateCell::default(),
         };
         let mut named = false;
         for a in node.attributes() {

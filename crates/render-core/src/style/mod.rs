@@ -10,6 +10,8 @@
 //!   language.
 //! - [`color`]: CSS colours.
 //! - [`composite`]: `comp-op`, Mapnik's compositing modes.
+//! - [`rule_gate`]: a style's rules gated by one attribute, so a feature is
+//!   tested only against the rules it can match.
 //!
 //! # Scale denominators
 //! Rules and layers are chosen by scale denominator, computed in Mapnik's
@@ -25,6 +27,7 @@ pub mod composite;
 pub mod filter;
 pub mod image_filter;
 pub mod mapnik_xml;
+pub mod rule_gate;
 pub mod symbolizer;
 pub mod text;
 mod transform;
@@ -167,9 +170,30 @@ pub struct Style {
     /// Line of the `<Style>` element, in the file that holds it (an
     /// included file for a style split over files).
     pub line: u32,
+    /// The rules gated by one attribute ([`rule_gate`]), made on first use.
+    pub(crate) gate: GateCell,
+}
+
+/// A style's [`rule_gate::RuleGate`], made once on first use. Derived from
+/// the rules, so it takes no part in comparing styles.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GateCell(std::sync::OnceLock<Option<rule_gate::RuleGate>>);
+
+impl PartialEq for GateCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Style {
+    /// The style's rule gate, if its rules have one.
+    fn gate(&self) -> Option<&rule_gate::RuleGate> {
+        self.gate
+            .0
+            .get_or_init(|| rule_gate::RuleGate::build(&self.rules))
+            .as_ref()
+    }
+
     /// The rules active at `scale_denominator`, sorted the way Mapnik's
     /// `rule_cache` sorts them.
     pub fn active_rules(&self, scale_denominator: f64) -> ActiveRules<'_> {
@@ -178,13 +202,24 @@ impl Style {
             if_rules: Vec::new(),
             else_rules: Vec::new(),
             also_rules: Vec::new(),
+            gate: None,
         };
-        for rule in self.rules.iter().filter(|r| r.active(scale_denominator)) {
+        let mut position = vec![None; self.rules.len()];
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.active(scale_denominator) {
+                continue;
+            }
             match rule.kind {
-                RuleKind::Filter => active.if_rules.push(rule),
+                RuleKind::Filter => {
+                    position[index] = u32::try_from(active.if_rules.len()).ok();
+                    active.if_rules.push(rule);
+                }
                 RuleKind::Else => active.else_rules.push(rule),
                 RuleKind::Also => active.also_rules.push(rule),
             }
+        }
+        if active.if_rules.len() >= 2 {
+            active.gate = self.gate().map(|gate| (gate, position));
         }
         active
     }
@@ -202,6 +237,9 @@ pub struct ActiveRules<'a> {
     /// `<AlsoFilter/>` rules: drawn when some ordinary rule matched (and the
     /// filter mode is `all`).
     pub also_rules: Vec<&'a Rule>,
+    /// The style's rule gate, with each style rule's place in `if_rules`
+    /// (`None`: not an active ordinary rule).
+    gate: Option<(&'a rule_gate::RuleGate, Vec<Option<u32>>)>,
 }
 
 impl<'a> ActiveRules<'a> {
@@ -216,10 +254,33 @@ impl<'a> ActiveRules<'a> {
     /// else the `ElseFilter` rules when none matched, then the `AlsoFilter`
     /// rules when one matched in `all` mode.
     pub fn matching<F: FeatureView + ?Sized>(&self, feature: &F, out: &mut Vec<&'a Rule>) {
+        // With a gate and a string value of its key, only the rules that
+        // can match are tested (the same ones match, in the same order).
+        if let Some((gate, position)) = &self.gate {
+            if let Some(value) = feature.attribute_of(gate.key()) {
+                if let filter::Value::String(value) = &*value {
+                    let rules = gate.candidates(value).filter_map(|index| {
+                        let at = position.get(index as usize).copied().flatten()?;
+                        self.if_rules.get(at as usize).copied()
+                    });
+                    self.match_in(rules, feature, out);
+                    return;
+                }
+            }
+        }
+        self.match_in(self.if_rules.iter().copied(), feature, out);
+    }
+
+    fn match_in<F: FeatureView + ?Sized>(
+        &self,
+        if_rules: impl Iterator<Item = &'a Rule>,
+        feature: &F,
+        out: &mut Vec<&'a Rule>,
+    ) {
         out.clear();
         let mut matched = false;
         let mut do_also = false;
-        for &rule in &self.if_rules {
+        for rule in if_rules {
             if rule.matches(feature) {
                 matched = true;
                 do_also = true;
