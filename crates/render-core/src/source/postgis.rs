@@ -36,7 +36,7 @@
 use std::collections::HashMap;
 
 use postgres::types::{FromSql, Type};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 use tile_math::{LngLat, MercatorBbox, MercatorPoint, MAX_MERCATOR};
 
 use super::ewkb;
@@ -153,6 +153,41 @@ impl PostgisLayer {
         sql
     }
 
+    /// The SQL for every metatile as a prepared statement, and one
+    /// metatile's values for it: the tokens become parameters —
+    /// `!bbox!` an envelope of `$1`-`$4` (float8, the area in the data's
+    /// SRID), `!scale_denominator!`, `!pixel_width!` and `!pixel_height!`
+    /// `$5`-`$7` sent as text and read as `numeric`, the type PostgreSQL
+    /// gives the number written in (what [`PostgisLayer::sql`] does).
+    pub fn prepared(
+        &self,
+        area: &QueryArea,
+        geometry_column: Option<&str>,
+    ) -> (String, [f64; 4], [String; 3]) {
+        let bbox = format!("ST_MakeEnvelope($1,$2,$3,$4,{})", self.srid);
+        let table = self
+            .table
+            .replace("!bbox!", &bbox)
+            .replace("!scale_denominator!", "($5::numeric)")
+            .replace("!pixel_width!", "($6::numeric)")
+            .replace("!pixel_height!", "($7::numeric)");
+        let mut sql = format!("SELECT * FROM {table}");
+        if !self.table.contains("!bbox!") {
+            if let Some(column) = geometry_column.or(self.geometry_field.as_deref()) {
+                sql.push_str(&format!(
+                    " WHERE \"{}\" && {bbox}",
+                    column.replace('"', "\"\"")
+                ));
+            }
+        }
+        let numbers = [
+            number(area.scale_denominator),
+            number(area.pixel_size.0),
+            number(area.pixel_size.1),
+        ];
+        (sql, self.bbox_in_data_srs(&area.bbox), numbers)
+    }
+
     /// Mapnik's `sql_bbox`: the area in the data's SRID, as an envelope.
     fn bbox_sql(&self, area: &MercatorBbox) -> String {
         let [x0, y0, x1, y1] = self.bbox_in_data_srs(area);
@@ -211,6 +246,9 @@ fn with_default_connect_timeout(connection: &str) -> String {
 pub struct PostgisConnections {
     /// Open connections by connection string.
     open: HashMap<String, Client>,
+    /// Prepared statements by (connection string, SQL): each layer's query
+    /// is parsed once per connection; each metatile sends only its values.
+    statements: HashMap<(String, String), Statement>,
     /// Geometry column of each table without `!bbox!` (found once).
     geometry_columns: HashMap<String, Option<String>>,
     /// Layer srs values known to need no reprojection (GDAL's spatial
@@ -225,6 +263,8 @@ pub struct PostgisConnections {
     pub queries: u64,
     /// Connections opened (one per database, plus one after each failure).
     pub connects: u64,
+    /// Statements prepared (one per layer and connection).
+    pub prepares: u64,
 }
 
 impl std::fmt::Debug for PostgisConnections {
@@ -251,7 +291,7 @@ impl PostgisConnections {
     pub fn probe(&mut self, layer: &PostgisLayer) -> Result<(), SourceError> {
         let result = self.connection(layer).map(|_| ());
         if result.is_err() {
-            self.open.remove(&layer.connection);
+            self.close(&layer.connection);
         }
         result
     }
@@ -270,27 +310,75 @@ impl PostgisConnections {
         } else {
             self.geometry_column(layer)?
         };
-        let sql = layer.sql(area, geometry_column.as_deref());
+        let query = layer.prepared(area, geometry_column.as_deref());
         self.queries += 1;
         let reused = self.open.contains_key(&layer.connection);
         self.lost_connection = false;
-        let mut result = self.read(layer, &sql);
+        let mut result = self.read(layer, &query);
         if result.is_err() {
             // The connection may be dead (a restarted server): the next
             // metatile opens a new one.
-            self.open.remove(&layer.connection);
+            self.close(&layer.connection);
             if reused && self.lost_connection {
                 // It died while idle, since its last query (the server
                 // restarted between two metatiles): once more, on a new
                 // connection, rather than fail a tile the database could
                 // answer now. A query the server refused is not retried.
-                result = self.read(layer, &sql);
+                result = self.read(layer, &query);
                 if result.is_err() {
-                    self.open.remove(&layer.connection);
+                    self.close(&layer.connection);
                 }
             }
         }
         result
+    }
+
+    /// Forgets a connection and the statements prepared on it.
+    fn close(&mut self, connection: &str) {
+        self.open.remove(connection);
+        self.statements.retain(|(c, _), _| c != connection);
+    }
+
+    /// The prepared statement of `sql` on `layer`'s connection (prepared
+    /// now the first time).
+    fn statement(
+        &mut self,
+        layer: &PostgisLayer,
+        sql: &str,
+        what: &str,
+    ) -> Result<Statement, SourceError> {
+        let key = (layer.connection.clone(), sql.to_owned());
+        if let Some(statement) = self.statements.get(&key) {
+            return Ok(statement.clone());
+        }
+        let client = self.connection(layer)?;
+        // Parameter types given, so a token the SQL does not use is fine.
+        let types = [
+            Type::FLOAT8,
+            Type::FLOAT8,
+            Type::FLOAT8,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ];
+        let prepared = client
+            .prepare_typed(sql, &types)
+            .map_err(|e| (connection_lost(&e, client), e));
+        self.prepares += 1;
+        match prepared {
+            Ok(statement) => {
+                self.statements.insert(key, statement.clone());
+                Ok(statement)
+            }
+            Err((lost, e)) => {
+                self.lost_connection = lost;
+                Err(SourceError::Gdal {
+                    what: what.to_owned(),
+                    message: pg_message(&e),
+                })
+            }
+        }
     }
 
     fn connection(&mut self, layer: &PostgisLayer) -> Result<&mut Client, SourceError> {
@@ -318,7 +406,11 @@ impl PostgisConnections {
             })
     }
 
-    fn read(&mut self, layer: &PostgisLayer, sql: &str) -> Result<VectorLayer, SourceError> {
+    fn read(
+        &mut self,
+        layer: &PostgisLayer,
+        (sql, bbox, numbers): &(String, [f64; 4], [String; 3]),
+    ) -> Result<VectorLayer, SourceError> {
         let reprojection = match self.identity_srs.get(&layer.srs) {
             Some(true) => Reprojection::Identity,
             _ => {
@@ -330,12 +422,14 @@ impl PostgisConnections {
         };
         let transform = reprojection.transform()?;
         let what = format!("querying PostGIS table {}", short(&layer.table));
+        let statement = self.statement(layer, sql, &what)?;
         let client = self.connection(layer)?;
-        let rows = match client.query(sql, &[]) {
+        let [x0, y0, x1, y1] = bbox;
+        let [sd, pw, ph] = numbers;
+        let rows = match client.query(&statement, &[x0, y0, x1, y1, sd, pw, ph]) {
             Ok(rows) => rows,
             Err(e) => {
-                // No server error: the connection itself failed.
-                self.lost_connection = e.as_db_error().is_none();
+                self.lost_connection = connection_lost(&e, client);
                 return Err(SourceError::Gdal {
                     what,
                     message: pg_message(&e),
@@ -497,6 +591,17 @@ fn numeric(b: &[u8]) -> Option<f64> {
 }
 
 /// PostgreSQL's own message for an error (severity, message, detail).
+/// Whether an error means the connection is gone (rather than the server
+/// refusing the query): no answer from the server, a `FATAL` one (a
+/// restart's "terminating connection due to administrator command"), a
+/// connection-class SQLSTATE (`08...`), or the client closed since.
+fn connection_lost(e: &postgres::Error, client: &Client) -> bool {
+    let fatal = e
+        .as_db_error()
+        .is_none_or(|db| db.severity() == "FATAL" || db.code().code().starts_with("08"));
+    fatal || client.is_closed()
+}
+
 fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {

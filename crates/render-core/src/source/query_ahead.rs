@@ -56,12 +56,16 @@ pub struct PostgisCounts {
     /// Connections opened (per query thread: one per database, plus one
     /// after each failure).
     pub connects: u64,
+    /// Statements prepared (per query thread: one per layer, again after a
+    /// reconnection).
+    pub prepares: u64,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     queries: AtomicU64,
     connects: AtomicU64,
+    prepares: AtomicU64,
 }
 
 type Answer = Result<VectorLayer, SourceError>;
@@ -173,6 +177,7 @@ impl QueryAhead {
         PostgisCounts {
             queries: self.counters.queries.load(Ordering::Relaxed),
             connects: self.counters.connects.load(Ordering::Relaxed),
+            prepares: self.counters.prepares.load(Ordering::Relaxed),
         }
     }
 
@@ -216,8 +221,15 @@ fn run(jobs: &Receiver<Job>, mut connections: PostgisConnections, counters: &Cou
         if job.abandoned.load(Ordering::Relaxed) {
             continue;
         }
-        let (queries, connects) = (connections.queries, connections.connects);
+        let (queries, connects, prepares) = (
+            connections.queries,
+            connections.connects,
+            connections.prepares,
+        );
         let result = connections.query(&job.query.postgis, &job.query.area);
+        counters
+            .prepares
+            .fetch_add(connections.prepares - prepares, Ordering::Relaxed);
         counters
             .queries
             .fetch_add(connections.queries - queries, Ordering::Relaxed);

@@ -133,10 +133,15 @@ fn postgis_is_queried_per_metatile_with_mapnik_s_tokens() {
     assert_eq!(rgb(&mut renderer, a, 128, 128), RED);
     assert_eq!(rgb(&mut renderer, a, 128, 100), WHITE);
     assert_eq!(rgb(&mut renderer, b, 30, 128), RED);
-    // One query per metatile, on one connection.
+    // One query per metatile, on one connection, from one statement
+    // prepared once.
     assert_eq!(
-        (renderer.postgis().queries, renderer.postgis().connects),
-        (3, 1)
+        (
+            renderer.postgis().queries,
+            renderer.postgis().connects,
+            renderer.postgis().prepares
+        ),
+        (3, 1, 1)
     );
     // At z10 no rule applies: the layer is not queried at all.
     let z10 = TileCoord::new(10, 582, 296).unwrap();
