@@ -671,9 +671,16 @@ fn client_config(connection: &str, statement_timeout_ms: Option<u64>) -> Result<
             .map_err(|_| format!("bad connect_timeout `{t}`"))?;
         config.connect_timeout(std::time::Duration::from_secs(secs.max(1)));
     }
+    // Every metatile's query planned with its own values, as Mapnik's
+    // literal queries are (PostgreSQL would switch a prepared statement to
+    // one generic plan after five runs; rows that tie in an ORDER BY then
+    // come in another order, and labels are placed differently from
+    // Mapnik's). The statement is still parsed and analysed once.
+    let mut options = String::from("-c plan_cache_mode=force_custom_plan");
     if let Some(ms) = statement_timeout_ms {
-        config.options(&format!("-c statement_timeout={ms}"));
+        options.push_str(&format!(" -c statement_timeout={ms}"));
     }
+    config.options(&options);
     config.application_name("tessera");
     Ok(config)
 }
