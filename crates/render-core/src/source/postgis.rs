@@ -131,16 +131,36 @@ impl PostgisLayer {
         &self.table
     }
 
-    /// The SQL for one metatile. `geometry_column` names the column to
-    /// filter on when the table has no `!bbox!` token.
+    /// The SQL for one metatile, the values written in (what Mapnik sends;
+    /// tessera sends [`PostgisLayer::prepared`]). `geometry_column` names
+    /// the column to filter on when the table has no `!bbox!` token.
     pub fn sql(&self, area: &QueryArea, geometry_column: Option<&str>) -> String {
-        let bbox = self.bbox_sql(&area.bbox);
+        self.with_tokens(
+            &self.bbox_sql(&area.bbox),
+            [
+                &number(area.scale_denominator),
+                &number(area.pixel_size.0),
+                &number(area.pixel_size.1),
+            ],
+            geometry_column,
+        )
+    }
+
+    /// `SELECT * FROM` the table with `!bbox!` and the scale and pixel
+    /// tokens replaced by these texts, and the bbox filter added when the
+    /// table has no `!bbox!` of its own (as Mapnik does).
+    fn with_tokens(
+        &self,
+        bbox: &str,
+        [scale, width, height]: [&str; 3],
+        geometry_column: Option<&str>,
+    ) -> String {
         let table = self
             .table
-            .replace("!bbox!", &bbox)
-            .replace("!scale_denominator!", &number(area.scale_denominator))
-            .replace("!pixel_width!", &number(area.pixel_size.0))
-            .replace("!pixel_height!", &number(area.pixel_size.1));
+            .replace("!bbox!", bbox)
+            .replace("!scale_denominator!", scale)
+            .replace("!pixel_width!", width)
+            .replace("!pixel_height!", height);
         let mut sql = format!("SELECT * FROM {table}");
         if !self.table.contains("!bbox!") {
             if let Some(column) = geometry_column.or(self.geometry_field.as_deref()) {
@@ -164,22 +184,11 @@ impl PostgisLayer {
         area: &QueryArea,
         geometry_column: Option<&str>,
     ) -> (String, [f64; 4], [String; 3]) {
-        let bbox = format!("ST_MakeEnvelope($1,$2,$3,$4,{})", self.srid);
-        let table = self
-            .table
-            .replace("!bbox!", &bbox)
-            .replace("!scale_denominator!", "($5::numeric)")
-            .replace("!pixel_width!", "($6::numeric)")
-            .replace("!pixel_height!", "($7::numeric)");
-        let mut sql = format!("SELECT * FROM {table}");
-        if !self.table.contains("!bbox!") {
-            if let Some(column) = geometry_column.or(self.geometry_field.as_deref()) {
-                sql.push_str(&format!(
-                    " WHERE \"{}\" && {bbox}",
-                    column.replace('"', "\"\"")
-                ));
-            }
-        }
+        let sql = self.with_tokens(
+            &format!("ST_MakeEnvelope($1,$2,$3,$4,{})", self.srid),
+            ["($5::numeric)", "($6::numeric)", "($7::numeric)"],
+            geometry_column,
+        );
         let numbers = [
             number(area.scale_denominator),
             number(area.pixel_size.0),
@@ -770,6 +779,38 @@ mod tests {
             "SELECT * FROM (SELECT way, way_area/NULLIF(2.388657133911758::real*2.388657133911758::real,0) AS way_pixels, \
              8530.918335399136 AS sd FROM planet_osm_polygon WHERE way && \
              ST_MakeEnvelope(2700000,8430000,2780000,8510000,3857)) AS landcover"
+        );
+    }
+
+    #[test]
+    fn the_prepared_statement_has_parameters_where_the_tokens_were() {
+        let l = layer(
+            "(SELECT way, !pixel_width!::real AS pw, !scale_denominator! AS sd FROM t \
+             WHERE way && !bbox!) AS x",
+            "epsg:3857",
+            None,
+        );
+        let (sql, bbox, numbers) = l.prepared(&area(), None);
+        assert_eq!(
+            sql,
+            "SELECT * FROM (SELECT way, ($6::numeric)::real AS pw, ($5::numeric) AS sd FROM t \
+             WHERE way && ST_MakeEnvelope($1,$2,$3,$4,3857)) AS x"
+        );
+        assert_eq!(bbox, [2_700_000.0, 8_430_000.0, 2_780_000.0, 8_510_000.0]);
+        // The numbers as the literal form writes them.
+        assert_eq!(
+            numbers,
+            [
+                "8530.918335399136".to_string(),
+                "2.388657133911758".into(),
+                "2.388657133911758".into()
+            ]
+        );
+        // A table without !bbox!: the same filter, with the parameters.
+        let plain = layer("planet_osm_line", "epsg:3857", None);
+        assert_eq!(
+            plain.prepared(&area(), Some("way")).0,
+            "SELECT * FROM planet_osm_line WHERE \"way\" && ST_MakeEnvelope($1,$2,$3,$4,3857)"
         );
     }
 
