@@ -386,11 +386,20 @@ fn load_fonts(
                     "font face {} not found and no font is installed: these labels are not drawn",
                     quote_list(&missing)
                 )
-            } else {
+            } else if used.len() <= SHOWN_FACES {
                 format!(
                     "font face {} not found; using {}",
                     quote_list(&missing),
                     quote_list(&used)
+                )
+            } else {
+                // A long fontset (openstreetmap-carto's have ~40 faces):
+                // the missing ones matter, the rest is counted.
+                format!(
+                    "font face {} not found; using the list's other {} faces ({}, ...)",
+                    quote_list(&missing),
+                    used.len(),
+                    quote_list(&used[..SHOWN_FACES])
                 )
             };
             // Returned to the caller, who says it (once).
@@ -405,6 +414,9 @@ fn load_fonts(
     }
     (Some(book), chains)
 }
+
+/// How many of the faces used instead of a missing one a warning names.
+const SHOWN_FACES: usize = 3;
 
 fn quote_list<S: AsRef<str>>(names: &[S]) -> String {
     names

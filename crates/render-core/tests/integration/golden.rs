@@ -1357,3 +1357,43 @@ fn a_style_without_buffer_size_takes_the_buffer_given_for_it_and_its_own_wins_ot
         white
     );
 }
+
+#[test]
+fn a_missing_face_in_a_long_fontset_names_it_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let px = Px::new(base_tile());
+    write_gpkg(
+        dir.path(),
+        "data",
+        3857,
+        &[feat("a", 0, px.point(128.0, 128.0))],
+    );
+    let faces = [
+        "No Such Face Regular",
+        "DejaVu Sans Book",
+        "DejaVu Sans Bold",
+        "DejaVu Serif Book",
+        "DejaVu Sans Mono Book",
+        "DejaVu Serif Bold",
+    ];
+    let fonts: String = faces
+        .iter()
+        .map(|f| format!(r#"<Font face-name="{f}"/>"#))
+        .collect();
+    let styles = format!(
+        r#"<FontSet name="fs">{fonts}</FontSet><Style name="s"><Rule>
+<TextSymbolizer fontset-name="fs" size="14">[kind]</TextSymbolizer>
+</Rule></Style>"#
+    );
+    let loaded = Map::from_str(&map_xml(&styles, &["s"], "epsg:3857"), dir.path()).unwrap();
+    let map = MapSource::from_loaded(loaded, None).unwrap();
+    let messages: Vec<String> = map.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].ends_with(
+            "font face \"No Such Face Regular\" not found; using the list's other 5 faces \
+             (\"DejaVu Sans Book\", \"DejaVu Sans Bold\", \"DejaVu Serif Book\", ...)"
+        ),
+        "{messages:?}"
+    );
+}
