@@ -9,8 +9,8 @@
 //! quantiser: the median over `--rounds` of the time to make the palettes
 //! and indices of all those tiles on one thread, the pooled PSNR (RGB) of
 //! the palette image against the tile, the worst tile, and the PNG bytes
-//! per tile (both written alike: zlib level 4, no row filter, as
-//! render-core writes `png8`). With `--json`, one line per quantiser with
+//! per tile (both written by render-core's own `png8` writer,
+//! `render_core::encode::png8_file`, zlib level 4). With `--json`, one line per quantiser with
 //! the run's metadata. Used by `benches/scripts/palette_quality.sh`.
 
 // A benchmark tool reports on stdout and stderr.
@@ -21,6 +21,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use render_core::encode::png8_file;
+use render_core::Compression;
 
 #[derive(Parser, Debug)]
 #[command(about = "png8 quantisers: time, PSNR and bytes on the same tiles")]
@@ -152,7 +154,7 @@ fn main() -> Result<()> {
             if p < worst.0 {
                 worst = (p, tile.name.clone());
             }
-            bytes += write_png8(tile.width, tile.height, palette, indices)?.len();
+            bytes += png8_file(palette, indices, tile.width, tile.height, Compression::Fast)?.len();
         }
         let pooled = psnr(squared, samples);
         let per_tile_ms = median * 1e3 / tiles.len() as f64;
@@ -219,31 +221,4 @@ fn read_rgba(path: &Path) -> Result<Tile> {
         height: info.height,
         rgba: buffer,
     })
-}
-
-/// A palette PNG written as render-core writes `png8` (zlib level 4, no
-/// row filter, 8 bits per index).
-fn write_png8(width: u32, height: u32, palette: &[[u8; 4]], indices: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, width, height);
-        encoder.set_color(png::ColorType::Indexed);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_deflate_compression(png::DeflateCompression::Level(4));
-        encoder.set_filter(png::Filter::NoFilter);
-        encoder.set_palette(
-            palette
-                .iter()
-                .flat_map(|c| [c[0], c[1], c[2]])
-                .collect::<Vec<u8>>(),
-        );
-        let alpha: Vec<u8> = palette.iter().map(|c| c[3]).collect();
-        if let Some(last) = alpha.iter().rposition(|&a| a != 255) {
-            encoder.set_trns(alpha[..=last].to_vec());
-        }
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(indices)?;
-        writer.finish()?;
-    }
-    Ok(out)
 }

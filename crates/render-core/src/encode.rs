@@ -171,20 +171,34 @@ fn encode_palette(
     compression: Compression,
 ) -> Result<Vec<u8>, EncodeError> {
     let (palette, indices) = palette::palette(rgba, usize::from(max_colours));
+    png8_file(&palette, &indices, width, height, compression)
+}
+
+/// A palette PNG of `palette` and one index per pixel, written as
+/// [`encode_png`] writes `png8`: 1, 2, 4 or 8 bits per index by palette
+/// size, no row filter, `tRNS` as long as the last non-opaque entry.
+/// Public for benchmarks that compare palettes written alike.
+pub fn png8_file(
+    palette: &[[u8; 4]],
+    indices: &[u8],
+    width: u32,
+    height: u32,
+    compression: Compression,
+) -> Result<Vec<u8>, EncodeError> {
     let depth = match palette.len() {
         0..=2 => png::BitDepth::One,
         3..=4 => png::BitDepth::Two,
         5..=16 => png::BitDepth::Four,
         _ => png::BitDepth::Eight,
     };
-    let packed = pack_indices(&indices, width as usize, depth);
+    let packed = pack_indices(indices, width as usize, depth);
     let header = Header {
         width,
         height,
         colour: png::ColorType::Indexed,
         depth,
     };
-    write_png(header, Some(&palette), &packed, compression)
+    write_png(header, Some(palette), &packed, compression)
 }
 
 /// Packs one palette index per pixel into rows of `depth` bits per pixel.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tile_math::{scale_denominator, Metatile, PixelTransform, TileCoord};
+use tile_math::{scale_denominator, MercatorBbox, Metatile, PixelTransform, TileCoord};
 
 use crate::draw::Canvas;
 use crate::encode::{Compression, TileEncoder, TileFormat};
@@ -625,6 +625,7 @@ impl Renderer {
                 .unwrap_or(layer.buffer_size.unwrap_or(map_buffer));
             drawn.then(|| buffered_area.expanded(f64::from(buffer_px) * mpp))
         };
+        let read_areas: Vec<Option<MercatorBbox>> = map.layers.iter().map(read_area).collect();
         // Every PostGIS query of the metatile, in drawing order, starts now
         // on the query thread: the database answers the next layers while
         // this one is drawn.
@@ -635,9 +636,9 @@ impl Renderer {
             .filter(|(index, _)| {
                 source.raster_source(*index).is_none() && source.layer_data(*index).is_none()
             })
-            .filter_map(|(index, layer)| {
+            .filter_map(|(index, _)| {
                 let postgis = source.postgis_layer(index)?.clone();
-                let bbox = read_area(layer)?;
+                let bbox = read_areas.get(index).copied().flatten()?;
                 Some(LayerQuery {
                     layer: index,
                     postgis,
@@ -671,7 +672,7 @@ impl Renderer {
                 draw_raster_layer(&mut canvas, &target, map, layer, raster, open)?;
                 continue;
             }
-            let Some(query) = read_area(layer) else {
+            let Some(query) = read_areas.get(index).copied().flatten() else {
                 continue;
             };
             let queried;

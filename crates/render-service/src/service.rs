@@ -573,10 +573,9 @@ impl Core {
     /// Commands in, jobs out when a worker is idle, answers to clients.
     fn run(mut self, commands: Receiver<Command>, jobs: Sender<WorkerJob>) {
         let mut idle = self.workers;
-        // Jobs handed out, and whether each is background (bulk, dirty) work.
-        let mut running: HashMap<JobId, bool> = HashMap::new();
-        // Each running job's stop flag, and the jobs told to stop.
-        let mut stops: HashMap<JobId, Arc<AtomicBool>> = HashMap::new();
+        // Jobs handed out: whether each is background work, and its stop
+        // flag; `stopping` counts the flags set whose reports are awaited.
+        let mut running: HashMap<JobId, RunningJob> = HashMap::new();
         let mut stopping = 0usize;
         let mut background_running = 0usize;
         let mut shutting_down = false;
@@ -590,11 +589,9 @@ impl Core {
                     match command {
                         Command::WorkDone(done) => {
                             idle += 1;
-                            if running.remove(&done.job) == Some(true) {
-                                background_running -= 1;
-                            }
-                            if stops.remove(&done.job).is_some_and(|f| f.load(Ordering::Relaxed)) {
-                                stopping -= 1;
+                            if let Some(job) = running.remove(&done.job) {
+                                background_running -= usize::from(job.background);
+                                stopping -= usize::from(job.stop.load(Ordering::Relaxed));
                             }
                             if done.stopped {
                                 tracing::debug!(job = done.job, "job stopped");
@@ -626,14 +623,14 @@ impl Core {
             // waits and no worker is free, a render only left-behind
             // screens want makes way for it.
             for id in self.scheduler.drain_abandoned() {
-                stopping += stop_render(&stops, id, "nobody waits for it");
+                stopping += stop_render(&running, id, "nobody waits for it");
             }
             if !shutting_down && idle == 0 {
                 while stopping < self.scheduler.viewport_jobs_waiting() {
                     let Some(id) = self.scheduler.preempt() else {
                         break;
                     };
-                    stopping += stop_render(&stops, id, "on-screen work needs the worker");
+                    stopping += stop_render(&running, id, "on-screen work needs the worker");
                 }
             }
             if !shutting_down {
@@ -663,8 +660,13 @@ impl Core {
                     {
                         break;
                     }
-                    stops.insert(id, flag);
-                    running.insert(id, background);
+                    running.insert(
+                        id,
+                        RunningJob {
+                            background,
+                            stop: flag,
+                        },
+                    );
                     background_running += usize::from(background);
                     idle -= 1;
                 }
@@ -849,10 +851,18 @@ impl Core {
     }
 }
 
+/// A job a worker has, as the core keeps it.
+struct RunningJob {
+    /// Bulk or dirty work (see [`lowest_class_to_start`]).
+    background: bool,
+    /// Set to stop its render.
+    stop: Arc<AtomicBool>,
+}
+
 /// Sets a running job's stop flag: 1 if it was not set yet, else 0.
-fn stop_render(stops: &HashMap<JobId, Arc<AtomicBool>>, id: JobId, why: &str) -> usize {
-    match stops.get(&id) {
-        Some(flag) if !flag.swap(true, Ordering::Relaxed) => {
+fn stop_render(running: &HashMap<JobId, RunningJob>, id: JobId, why: &str) -> usize {
+    match running.get(&id) {
+        Some(job) if !job.stop.swap(true, Ordering::Relaxed) => {
             tracing::debug!(job = id, "stopping the render: {why}");
             1
         }

@@ -197,16 +197,7 @@ fn a_database_restart_fails_the_tiles_in_between_and_rendering_resumes() {
     let cluster = PgCluster::start();
     let db = &cluster.conninfo;
     let (a, _) = tiles();
-    exec(db, "DROP TABLE IF EXISTS roads");
-    exec(
-        db,
-        "CREATE TABLE roads (osm_id bigint, geom geometry(LineString, 3857))",
-    );
-    let wkt = Px::new(a).line(&[(0.0, 128.0), (256.0, 128.0)]);
-    exec(
-        db,
-        &format!("INSERT INTO roads VALUES (1, ST_GeomFromText('{wkt}', 3857))"),
-    );
+    one_road(db, a);
     let table = "(SELECT geom, !scale_denominator! AS sd, !pixel_width! AS pw, \
                  !pixel_height! AS ph FROM roads WHERE geom && !bbox!) AS data";
     let mut renderer = Renderer::new(style(db, table, "roads"), RenderOptions::default());
@@ -230,16 +221,7 @@ fn a_map_loads_while_its_database_is_down_and_renders_once_it_is_up() {
     let cluster = PgCluster::start();
     let db = &cluster.conninfo;
     let (a, _) = tiles();
-    exec(db, "DROP TABLE IF EXISTS roads");
-    exec(
-        db,
-        "CREATE TABLE roads (osm_id bigint, geom geometry(LineString, 3857))",
-    );
-    let wkt = Px::new(a).line(&[(0.0, 128.0), (256.0, 128.0)]);
-    exec(
-        db,
-        &format!("INSERT INTO roads VALUES (1, ST_GeomFromText('{wkt}', 3857))"),
-    );
+    one_road(db, a);
     cluster.stop();
     let table = "(SELECT geom FROM roads WHERE geom && !bbox!) AS data";
     let map = style(db, table, "roads");
@@ -291,6 +273,7 @@ fn four_layer_style(conninfo: &str) -> MapSource {
     MapSource::from_loaded(loaded, None).unwrap()
 }
 
+/// A `roads` table with one road across the middle of `tile`.
 fn one_road(db: &str, tile: TileCoord) {
     exec(db, "DROP TABLE IF EXISTS roads");
     exec(
