@@ -41,7 +41,7 @@ pub mod store;
 pub use config::{ConfigError, ConfigOverrides, ServiceConfig, ValidConfig};
 pub use server::{Server, ServerError};
 pub use service::{
-    ClientEvent, ServiceError, ServiceHandle, ServiceOptions, TileOutcome, TileService,
+    ClientEvent, ServiceError, ServiceHandle, ServiceOptions, TileOutcome, TileService, UNATTENDED,
 };
 pub use stats::StatsSnapshot;
 

@@ -85,6 +85,10 @@ pub struct MapEntry {
     pub fresh_after: SystemTime,
 }
 
+/// The client that owns work nobody waits for
+/// ([`ServiceHandle::submit_unattended`]); connections get ids from 1 on.
+pub const UNATTENDED: ClientId = 0;
+
 /// The final answer for one tile of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TileOutcome {
@@ -227,6 +231,8 @@ pub struct ServiceHandle {
     commands: Sender<Command>,
     maps: Arc<Vec<MapEntry>>,
     next_client: Arc<AtomicU64>,
+    /// Request ids of [`UNATTENDED`] work.
+    next_unattended: Arc<AtomicU64>,
     stats: Arc<Stats>,
     /// `true` once shutdown has begun. Submissions hold the read lock while
     /// they check it and send, and shutdown sets it under the write lock
@@ -387,11 +393,21 @@ impl TileService {
         let handle = ServiceHandle {
             commands,
             maps,
+            // Client 0 is UNATTENDED: registered with the core below.
             next_client: Arc::new(AtomicU64::new(1)),
+            next_unattended: Arc::new(AtomicU64::new(1)),
             stats,
             closed: Arc::new(RwLock::new(false)),
             retry_after_ms,
         };
+        // Unattended work's answers go to a channel nobody reads: sending to
+        // it fails, which the core takes as "nobody to tell".
+        let (events, _) = unbounded();
+        let _ = handle.commands.send(Command::Register {
+            client: UNATTENDED,
+            events,
+            backlog: None,
+        });
         Ok(TileService {
             handle,
             core: Some(core),
@@ -494,6 +510,32 @@ impl ServiceHandle {
             self.stats.from_store();
         }
         found
+    }
+
+    /// Queues work that nobody waits for: re-renders of expired tiles
+    /// (`tile-client expire`, renderd's `dirty` requests). It belongs to
+    /// the service's own [`UNATTENDED`] client, whose answers are dropped;
+    /// it is merged with any other request for the same metatiles, bounded
+    /// like a client's work (`max_queued_tiles_per_client`; beyond it the
+    /// tiles are not queued and stay as they are in the store), and it does
+    /// not end when the connection that asked for it closes. `false` when
+    /// shutdown has begun.
+    pub fn submit_unattended(
+        &self,
+        map: MapId,
+        tiles: Vec<TileCoord>,
+        class: PriorityClass,
+    ) -> bool {
+        let request_id = self.next_unattended.fetch_add(1, Ordering::Relaxed);
+        self.submit(TileRequest {
+            client: UNATTENDED,
+            request_id,
+            map,
+            tiles,
+            class,
+            deadline: None,
+            force: true,
+        })
     }
 
     /// Queues a request. Its answers arrive on the client's channel.
