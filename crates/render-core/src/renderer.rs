@@ -273,11 +273,19 @@ impl MapSource {
     /// The newest modification time of the style and its data files: tiles
     /// older than this may be out of date.
     pub fn modified(&self) -> Option<SystemTime> {
-        self.inner
-            .files
-            .iter()
+        self.input_files()
             .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
             .max()
+    }
+
+    /// Every file this map was made from: the style, the files it
+    /// includes, its image files and its data files (PostGIS data is not a
+    /// file: its changes reach a server as expired tiles).
+    pub fn input_files(&self) -> impl Iterator<Item = &Path> {
+        let style = &self.inner.map.input_files;
+        // `files` starts with the style file itself, which `style` has too.
+        let data = self.inner.files.iter().filter(|f| !style.contains(f));
+        style.iter().chain(data).map(PathBuf::as_path)
     }
 
     /// The vector data of the style's layer `index`, if it has any.

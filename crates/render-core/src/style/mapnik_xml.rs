@@ -119,8 +119,15 @@ fn load(
         fontsets: Vec::new(),
         text_faces: Vec::new(),
         layer_locations: Vec::new(),
+        image_files: Default::default(),
     };
-    let map = loader.parse_map(doc.root_element())?;
+    let mut map = loader.parse_map(doc.root_element())?;
+    map.input_files = loader.source_map.file_paths().map(Path::to_path_buf).collect();
+    for image in loader.image_files.take() {
+        if !map.input_files.contains(&image) {
+            map.input_files.push(image);
+        }
+    }
     Ok(LoadedMap {
         map,
         warnings: loader.warnings,
@@ -153,6 +160,8 @@ struct Loader<'d, 'i> {
     /// Where each layer of `Map::layers` is (its file may be an included
     /// one).
     layer_locations: Vec<Location>,
+    /// The constant image files named so far (for `Map::input_files`).
+    image_files: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 /// The concatenated text content of an element (text and CDATA children).
@@ -372,6 +381,7 @@ impl Loader<'_, '_> {
             font_directory: None,
             fontsets: Vec::new(),
             text_faces: Vec::new(),
+            input_files: Vec::new(),
         };
         for a in node.attributes() {
             match a.name() {
@@ -942,7 +952,10 @@ impl Loader<'_, '_> {
         }
         let path = self.resolve(raw);
         match crate::image::check(&path) {
-            Ok(info) => Ok((path, info)),
+            Ok(info) => {
+                self.image_files.borrow_mut().push(path.clone());
+                Ok((path, info))
+            }
             Err(e) => Err(self.error_attr(node, a, format!("image {}: {e}", path.display()))),
         }
     }

@@ -73,6 +73,11 @@ pub struct Map {
     /// Each distinct list of faces the text symbolizers ask for, with where
     /// it is first used (to name it when a face is missing).
     pub text_faces: Vec<(Vec<String>, Location)>,
+    /// Every file the style was read from: the style file, the files it
+    /// includes (entities, XInclude) and the image files it names as
+    /// constants. A server compares them to decide whether its tiles are
+    /// still current.
+    pub input_files: Vec<PathBuf>,
 }
 
 /// What [`Map::load`] returns: the map and everything that was ignored on the

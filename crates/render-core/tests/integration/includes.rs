@@ -482,3 +482,37 @@ fn positions_point_into_included_files_and_entity_values() {
         ]
     );
 }
+
+#[test]
+fn a_split_style_lists_every_file_it_was_made_from() {
+    // A server decides from these files whether its tiles are current: an
+    // edit of an included file must count like an edit of the style.
+    let dir = tempfile::tempdir().unwrap();
+    write_split_style(dir.path());
+    let source = MapSource::load(dir.path().join("style.xml")).unwrap();
+    let mut names: Vec<String> = source
+        .input_files()
+        .map(|p| {
+            p.strip_prefix(dir.path())
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "data.gpkg",
+            "inc/entities.xml.inc",
+            "inc/layer-data.xml.inc",
+            "inc/settings.xml.inc",
+            "style.xml"
+        ]
+    );
+
+    let xinclude = MapSource::load(dir.path().join("xinclude.xml")).unwrap();
+    let listed: Vec<_> = xinclude.input_files().collect();
+    assert!(listed.contains(&dir.path().join("inc/data.xml").as_path()), "{listed:?}");
+    assert!(listed.contains(&dir.path().join("xinclude.xml").as_path()), "{listed:?}");
+}

@@ -190,6 +190,12 @@ impl SourceMap {
     }
 
     /// Where byte `out` of the expanded text came from.
+    /// The files the text came from, the main file first (none for a
+    /// style given as a string).
+    pub(crate) fn file_paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().filter_map(|f| f.path.as_deref())
+    }
+
     pub(crate) fn location(&self, out: usize) -> Location {
         let i = self.segments.partition_point(|s| s.out <= out);
         match i.checked_sub(1).and_then(|i| self.segments.get(i)) {

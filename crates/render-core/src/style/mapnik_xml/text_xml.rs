@@ -184,6 +184,7 @@ impl Loader<'_, '_> {
             if let Err(e) = crate::image::check(&path) {
                 return Err(self.error_node(node, format!("shield image {}: {e}", path.display())));
             }
+            self.image_files.borrow_mut().push(path);
         }
         Ok(())
     }
@@ -551,6 +552,7 @@ mod tests {
             }],
             text_faces: Vec::new(),
             layer_locations: Vec::new(),
+            image_files: Default::default(),
         };
         let node = doc
             .descendants()
