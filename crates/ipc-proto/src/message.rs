@@ -79,6 +79,8 @@ pub mod kind {
     pub const STATS_REQUEST: u8 = 0x14;
     /// `ListMaps`: client → server.
     pub const LIST_MAPS: u8 = 0x15;
+    /// `Reload`: client → server.
+    pub const RELOAD: u8 = 0x16;
     /// [`super::TileDone`]: server → client.
     pub const TILE_DONE: u8 = 0x20;
     /// [`super::TileFailed`]: server → client.
@@ -93,6 +95,8 @@ pub mod kind {
     pub const STATS_REPLY: u8 = 0x25;
     /// `MapList { maps }`: server → client.
     pub const MAP_LIST: u8 = 0x26;
+    /// [`super::Reloaded`]: server → client.
+    pub const RELOADED: u8 = 0x27;
 }
 
 /// Feature bits exchanged in [`Hello`] and [`Welcome`]. Unknown bits are
@@ -113,6 +117,8 @@ impl Capabilities {
     pub const STATS: Capabilities = Capabilities(1 << 3);
     /// `ListMaps` is answered with `MapList`.
     pub const LIST_MAPS: Capabilities = Capabilities(1 << 4);
+    /// `Reload` is answered with [`Reloaded`].
+    pub const RELOAD: Capabilities = Capabilities(1 << 5);
 
     /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: Capabilities) -> bool {
@@ -411,6 +417,68 @@ pub struct Rejected {
     pub message: String,
 }
 
+/// What a reload did to one map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapReloadStatus {
+    /// 0: its files and settings are as they were; its tiles stay fresh.
+    Unchanged = 0,
+    /// 1: loaded again; its older tiles are stale.
+    Reloaded = 1,
+    /// 2: new in the configuration, now served.
+    Added = 2,
+    /// 3: no longer in the configuration, no longer served.
+    Removed = 3,
+    /// 4: its new style or data did not load: the old one still serves
+    /// (or, for a new map, it is not served); the detail says why.
+    Failed = 4,
+}
+
+impl MapReloadStatus {
+    /// Every status, by code.
+    pub const ALL: [MapReloadStatus; 5] = [
+        MapReloadStatus::Unchanged,
+        MapReloadStatus::Reloaded,
+        MapReloadStatus::Added,
+        MapReloadStatus::Removed,
+        MapReloadStatus::Failed,
+    ];
+
+    /// A word for logs and the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapReloadStatus::Unchanged => "unchanged",
+            MapReloadStatus::Reloaded => "reloaded",
+            MapReloadStatus::Added => "added",
+            MapReloadStatus::Removed => "removed",
+            MapReloadStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One map in a [`Reloaded`] answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapReload {
+    /// The map's name.
+    pub map: String,
+    /// What happened to it.
+    pub status: MapReloadStatus,
+    /// Why it failed (empty otherwise).
+    pub detail: String,
+}
+
+/// Server → client: the answer to `Reload`, sent once the new maps serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Why nothing was reloaded (the configuration did not read or check,
+    /// or the server has nothing to reload from); empty when it was.
+    pub error: String,
+    /// Each map of the old and the new configuration.
+    pub maps: Vec<MapReload>,
+    /// Settings that changed but only take effect at a restart
+    /// (`server.listen`, `render.threads`, ...).
+    pub restart_needed: Vec<String>,
+}
+
 /// Server → client: every tile of a request has had its final answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchDone {
@@ -517,6 +585,10 @@ pub enum Message {
         /// Map names.
         maps: Vec<String>,
     },
+    /// Reload the configuration and the styles; answered with `Reloaded`.
+    Reload,
+    /// See [`Reloaded`].
+    Reloaded(Reloaded),
 }
 
 /// The name of the message with this kind byte, if there is one.
@@ -545,6 +617,8 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         kind::BATCH_DONE => "BatchDone",
         kind::STATS_REPLY => "StatsReply",
         kind::MAP_LIST => "MapList",
+        kind::RELOAD => "Reload",
+        kind::RELOADED => "Reloaded",
         _ => return None,
     })
 }
@@ -576,6 +650,8 @@ impl Message {
             Message::BatchDone(_) => kind::BATCH_DONE,
             Message::StatsReply { .. } => kind::STATS_REPLY,
             Message::MapList { .. } => kind::MAP_LIST,
+            Message::Reload => kind::RELOAD,
+            Message::Reloaded(_) => kind::RELOADED,
         }
     }
 
@@ -641,7 +717,7 @@ impl Message {
                 w.str(reason, "reason")?;
             }
             Message::Ping { token } | Message::Pong { token } => w.u64(*token),
-            Message::AuthNone | Message::StatsRequest | Message::ListMaps => {}
+            Message::AuthNone | Message::StatsRequest | Message::ListMaps | Message::Reload => {}
             Message::AuthChallenge { nonce } => w.bytes(nonce),
             Message::AuthResponse {
                 client_nonce,
@@ -755,6 +831,19 @@ impl Message {
                     w.str(name, "maps")?;
                 }
             }
+            Message::Reloaded(r) => {
+                w.str(&r.error, "error")?;
+                w.list_len(r.maps.len(), "maps")?;
+                for m in &r.maps {
+                    w.str(&m.map, "maps.map")?;
+                    w.u8(m.status as u8);
+                    w.str(&m.detail, "maps.detail")?;
+                }
+                w.list_len(r.restart_needed.len(), "restart_needed")?;
+                for key in &r.restart_needed {
+                    w.str(key, "restart_needed")?;
+                }
+            }
         }
         Ok(())
     }
@@ -824,6 +913,37 @@ impl Message {
             },
             kind::STATS_REQUEST => Message::StatsRequest,
             kind::LIST_MAPS => Message::ListMaps,
+            kind::RELOAD => Message::Reload,
+            kind::RELOADED => {
+                let error = r.str("error")?;
+                // A map is at least two string lengths and a status byte.
+                let n = r.count("maps", 5)?;
+                let mut maps = Vec::with_capacity(n);
+                for i in 0..n {
+                    let map = r.str("maps.map").map_err(|e| at_index(e, i))?;
+                    let code = r.u8("maps.status").map_err(|e| at_index(e, i))?;
+                    let status = MapReloadStatus::ALL
+                        .get(usize::from(code))
+                        .copied()
+                        .ok_or_else(|| r.bad("maps.status", format!("unknown status {code}")))?;
+                    let detail = r.str("maps.detail").map_err(|e| at_index(e, i))?;
+                    maps.push(MapReload {
+                        map,
+                        status,
+                        detail,
+                    });
+                }
+                let n = r.count("restart_needed", 2)?;
+                let mut restart_needed = Vec::with_capacity(n);
+                for i in 0..n {
+                    restart_needed.push(r.str("restart_needed").map_err(|e| at_index(e, i))?);
+                }
+                Message::Reloaded(Reloaded {
+                    error,
+                    maps,
+                    restart_needed,
+                })
+            }
             kind::TILE_DONE => Message::TileDone(TileDone {
                 request_id: r.u64("request_id")?,
                 tile: r.tile("tile")?,
@@ -1197,6 +1317,12 @@ mod tests {
             maps: vec!["osm".into(), "demo".into()],
         });
         round_trip(&Message::MapList { maps: vec![] });
+        round_trip(&Message::Reload);
+        round_trip(&Message::Reloaded(Reloaded {
+            error: "cannot read tile-server.toml".into(),
+            maps: vec![],
+            restart_needed: vec![],
+        }));
         round_trip(&Message::RenderRequest(RenderRequest {
             request_id: 7,
             map: "osm".into(),
@@ -1224,6 +1350,26 @@ mod tests {
             Error::Malformed { field, .. } => assert_eq!(field, "ids"),
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn an_unknown_reload_status_is_refused() {
+        let good = Message::Reloaded(Reloaded {
+            error: String::new(),
+            maps: vec![MapReload {
+                map: "a".into(),
+                status: MapReloadStatus::Failed,
+                detail: String::new(),
+            }],
+            restart_needed: vec![],
+        });
+        let mut bytes = good.to_bytes().unwrap();
+        // The status byte follows the map's name, the only `a`.
+        let status_at = bytes.iter().rposition(|&b| b == b'a').unwrap() + 1;
+        assert_eq!(bytes[status_at], 4);
+        bytes[status_at] = 5;
+        let err = Message::from_bytes(&bytes, DEFAULT_MAX_FRAME).unwrap_err();
+        assert!(err.to_string().contains("unknown status 5"), "{err}");
     }
 
     #[test]

@@ -141,6 +141,23 @@ pub fn samples() -> Vec<Message> {
         Message::MapList {
             maps: vec!["osm".into(), "demo".into()],
         },
+        Message::Reload,
+        Message::Reloaded(Reloaded {
+            error: String::new(),
+            maps: vec![
+                MapReload {
+                    map: "osm".into(),
+                    status: MapReloadStatus::Reloaded,
+                    detail: String::new(),
+                },
+                MapReload {
+                    map: "demo".into(),
+                    status: MapReloadStatus::Failed,
+                    detail: "style.xml:3:1: unknown element".into(),
+                },
+            ],
+            restart_needed: vec!["render.threads".into()],
+        }),
     ]
 }
 
@@ -324,6 +341,24 @@ pub fn arb_message() -> BoxedStrategy<Message> {
             .prop_map(|entries| Message::StatsReply { entries }),
         Just(Message::ListMaps),
         prop::collection::vec(arb_string(), 0..10).prop_map(|maps| Message::MapList { maps }),
+        Just(Message::Reload),
+        (
+            arb_string(),
+            prop::collection::vec((arb_string(), 0u8..5, arb_string()), 0..6),
+            prop::collection::vec(arb_string(), 0..4)
+        )
+            .prop_map(|(error, maps, restart_needed)| Message::Reloaded(Reloaded {
+                error,
+                maps: maps
+                    .into_iter()
+                    .map(|(map, code, detail)| MapReload {
+                        map,
+                        status: MapReloadStatus::ALL[usize::from(code)],
+                        detail,
+                    })
+                    .collect(),
+                restart_needed,
+            })),
     ]
     .boxed()
 }

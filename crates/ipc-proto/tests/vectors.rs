@@ -165,6 +165,19 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Message>)> {
                 maps: vec!["osm".into(), "demo".into()],
             },
         ),
+        ("reload", Message::Reload),
+        (
+            "reloaded",
+            Message::Reloaded(Reloaded {
+                error: String::new(),
+                maps: vec![MapReload {
+                    map: "osm".into(),
+                    status: MapReloadStatus::Reloaded,
+                    detail: String::new(),
+                }],
+                restart_needed: vec!["render.threads".into()],
+            }),
+        ),
         (
             "goodbye",
             Message::Goodbye {
