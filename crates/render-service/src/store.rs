@@ -17,9 +17,11 @@
 //!   middle) never sees half a PNG. A failed write (full disk, permissions)
 //!   removes its temporary file and reports the error; the old tile, if any,
 //!   stays as it was.
-//! - **Freshness.** A stored tile is fresh when it is newer than a cut-off
-//!   the service sets (for example the modification time of the style and
-//!   its data), so unchanged tiles are served without rendering.
+//! - **Freshness.** Every tile is written with its render's stamp as its
+//!   modification time (the moment the render began), and a stored tile
+//!   is fresh when that stamp is at or after its map generation's cut-off
+//!   ([`crate::generation`]): a render by an older style or older data is
+//!   always older than the cut-off of the generation that replaced it.
 //! - **Shared single-colour tiles.** Open sea and inland tiles are
 //!   byte-identical. [`TileStore::write_shared`] keeps one file per distinct
 //!   content (under `.shared/`, per server run) and hard-links each such
@@ -368,7 +370,7 @@ impl TileStore {
         Some(StoredTile { path, modified })
     }
 
-    /// The stored tile if it was written at or after `fresh_after`.
+    /// The stored tile if its stamp is at or after `fresh_after`.
     pub fn fresh(&self, tile: TileCoord, fresh_after: SystemTime) -> Option<StoredTile> {
         self.lookup(tile).filter(|t| t.modified >= fresh_after)
     }
@@ -384,11 +386,18 @@ impl TileStore {
     }
 
     /// Writes a tile atomically: a temporary file in the same directory,
-    /// then a rename over the old tile. Returns the tile's path.
-    pub fn write(&self, tile: TileCoord, png: &[u8]) -> Result<PathBuf, StoreError> {
+    /// then a rename over the old tile. Its modification time is `stamp`,
+    /// the moment its render began (see [`crate::generation`]), not the
+    /// moment it was written. Returns the tile's path.
+    pub fn write(
+        &self,
+        tile: TileCoord,
+        png: &[u8],
+        stamp: SystemTime,
+    ) -> Result<PathBuf, StoreError> {
         let path = self.path_of(tile);
         let temp = self.temp_for(&path)?;
-        let result = write_file(&temp, png).and_then(|()| fs::rename(&temp, &path));
+        let result = write_file(&temp, png, stamp).and_then(|()| fs::rename(&temp, &path));
         finish(result, &temp, path)
     }
 
@@ -396,9 +405,16 @@ impl TileStore {
     /// it becomes a hard link to one file per distinct content, placed with
     /// the same temporary-name-and-rename as [`TileStore::write`]. Falls back
     /// to a file of its own when a link cannot be made.
-    pub fn write_shared(&self, tile: TileCoord, png: &Arc<Vec<u8>>) -> Result<PathBuf, StoreError> {
-        let Some(shared) = self.shared_file(png) else {
-            return self.write(tile, png);
+    /// The shared file carries the stamp of the first tile that made it:
+    /// all its tiles were drawn by this store's generation.
+    pub fn write_shared(
+        &self,
+        tile: TileCoord,
+        png: &Arc<Vec<u8>>,
+        stamp: SystemTime,
+    ) -> Result<PathBuf, StoreError> {
+        let Some(shared) = self.shared_file(png, stamp) else {
+            return self.write(tile, png, stamp);
         };
         let path = self.path_of(tile);
         let temp = self.temp_for(&path)?;
@@ -421,13 +437,13 @@ impl TileStore {
                     path.display()
                 );
                 self.lock_shared().remove(&content_hash(png));
-                self.write(tile, png)
+                self.write(tile, png, stamp)
             }
         }
     }
 
     /// The shared file for these bytes, written on first use.
-    fn shared_file(&self, png: &Arc<Vec<u8>>) -> Option<PathBuf> {
+    fn shared_file(&self, png: &Arc<Vec<u8>>, stamp: SystemTime) -> Option<PathBuf> {
         let hash = content_hash(png);
         let mut shared = self.lock_shared();
         if let Some(file) = shared.get(&hash) {
@@ -439,7 +455,7 @@ impl TileStore {
         let unique = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let path = self.shared_dir.join(format!("{hash:016x}-{unique}.png"));
         let temp = self.shared_dir.join(format!(".{hash:016x}-{unique}.tmp"));
-        if write_file(&temp, png)
+        if write_file(&temp, png, stamp)
             .and_then(|()| fs::rename(&temp, &path))
             .is_err()
         {
@@ -463,6 +479,13 @@ impl TileStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// This store's shared files are no longer needed once it is gone
+    /// (after a reload, or at shutdown): the tiles linked to them keep
+    /// their content.
+    fn remove_shared_files(&self) {
+        let _ = fs::remove_dir_all(&self.shared_dir);
+    }
+
     /// Makes the tile's directory and picks a temporary name beside it.
     fn temp_for(&self, path: &Path) -> Result<PathBuf, StoreError> {
         let dir = path.parent().unwrap_or(&self.root);
@@ -482,8 +505,17 @@ impl TileStore {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    File::create(path).and_then(|mut file| file.write_all(bytes))
+/// Writes a new file whose modification time is `stamp`.
+impl Drop for TileStore {
+    fn drop(&mut self) {
+        self.remove_shared_files();
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], stamp: SystemTime) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.set_modified(stamp)
 }
 
 /// The tile's path, or the error with the temporary file removed.
@@ -582,13 +614,13 @@ mod tests {
         let layout = TileLayout::parse("{z}/{map}/{x}/{y}.png").unwrap();
         let a = TileStore::open(dir.path(), layout.for_map("a")).unwrap();
         let sea = Arc::new(b"sea png".to_vec());
-        a.write_shared(t(3, 0, 0), &sea).unwrap();
+        a.write_shared(t(3, 0, 0), &sea, SystemTime::now()).unwrap();
         let b = TileStore::open(dir.path(), layout.for_map("b")).unwrap();
-        b.write_shared(t(3, 0, 0), &sea).unwrap();
+        b.write_shared(t(3, 0, 0), &sea, SystemTime::now()).unwrap();
         // `a`'s shared file survived `b`'s opening: its next tile links to
         // it (three names) instead of falling back to a file of its own.
         use std::os::unix::fs::MetadataExt;
-        let second = a.write_shared(t(3, 1, 0), &sea).unwrap();
+        let second = a.write_shared(t(3, 1, 0), &sea, SystemTime::now()).unwrap();
         assert_eq!(fs::metadata(second).unwrap().nlink(), 3);
         assert_eq!(fs::read_dir(dir.path().join(".shared")).unwrap().count(), 2);
     }
@@ -617,9 +649,9 @@ mod tests {
         let store = TileStore::open(dir.path().join("tiles"), TileLayout::default()).unwrap();
         let tile = t(5, 3, 4);
         assert!(store.lookup(tile).is_none());
-        let path = store.write(tile, b"first").unwrap();
+        let path = store.write(tile, b"first", SystemTime::now()).unwrap();
         assert_eq!(path, dir.path().join("tiles/5/3/4.png"));
-        store.write(tile, b"second").unwrap();
+        store.write(tile, b"second", SystemTime::now()).unwrap();
         assert_eq!(store.read(tile).unwrap(), b"second");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -635,9 +667,15 @@ mod tests {
         let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
         let sea = Arc::new(b"sea png".to_vec());
         let land = Arc::new(b"land png".to_vec());
-        let a = store.write_shared(t(3, 0, 0), &sea).unwrap();
-        let b = store.write_shared(t(3, 1, 0), &sea).unwrap();
-        let c = store.write_shared(t(3, 2, 0), &land).unwrap();
+        let a = store
+            .write_shared(t(3, 0, 0), &sea, SystemTime::now())
+            .unwrap();
+        let b = store
+            .write_shared(t(3, 1, 0), &sea, SystemTime::now())
+            .unwrap();
+        let c = store
+            .write_shared(t(3, 2, 0), &land, SystemTime::now())
+            .unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"sea png");
         assert_eq!(fs::read(&c).unwrap(), b"land png");
         let (ma, mb, mc) = (
@@ -649,28 +687,25 @@ mod tests {
         assert_ne!(ma.ino(), mc.ino());
         assert_eq!(ma.nlink(), 3, "two tiles and the shared file");
         // Replacing one tile leaves the others as they were.
-        store.write(t(3, 0, 0), b"new").unwrap();
+        store.write(t(3, 0, 0), b"new", SystemTime::now()).unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"sea png");
-        // A new run starts a new shared folder and clears those of other
-        // processes (here one made up, as a run that ended would leave);
-        // the tiles keep their content.
+        // A store that is dropped (reload, shutdown) removes its shared
+        // folder; the tiles keep their content.
         drop(store);
         let shared_root = dir.path().join(".shared");
+        assert_eq!(fs::read_dir(&shared_root).unwrap().count(), 0);
+        assert_eq!(fs::read(&b).unwrap(), b"sea png");
+        // A new run clears the folders of other processes (here one made
+        // up, as a run killed with -9 would leave).
         let ended_run = shared_root.join(format!("{}-0-0", std::process::id() + 1));
-        fs::rename(
-            fs::read_dir(&shared_root)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path(),
-            &ended_run,
-        )
-        .unwrap();
+        fs::create_dir_all(&ended_run).unwrap();
+        fs::write(ended_run.join("0-0.png"), b"sea png").unwrap();
         let again = TileStore::open(dir.path(), TileLayout::default()).unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"sea png");
         assert!(!ended_run.exists(), "an ended run's folder is cleared");
-        again.write_shared(t(3, 3, 0), &sea).unwrap();
+        again
+            .write_shared(t(3, 3, 0), &sea, SystemTime::now())
+            .unwrap();
         assert_eq!(fs::read_dir(&shared_root).unwrap().count(), 1);
     }
 
@@ -685,7 +720,7 @@ mod tests {
         // shared file when it is written again.
         for _ in 0..3 {
             for tile in tiles {
-                store.write_shared(tile, &sea).unwrap();
+                store.write_shared(tile, &sea, SystemTime::now()).unwrap();
             }
         }
         let mut names: Vec<_> = fs::read_dir(dir.path())
@@ -704,7 +739,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
         let tile = t(1, 0, 1);
-        store.write(tile, b"png").unwrap();
+        store.write(tile, b"png", SystemTime::now()).unwrap();
         let written = store.lookup(tile).unwrap().modified;
         assert!(store.fresh(tile, written).is_some());
         assert!(store
@@ -721,13 +756,15 @@ mod tests {
         // root, permissions cannot be used to make a write fail).
         let blocker = store.path_of(tile);
         fs::create_dir_all(blocker.join("in-the-way")).unwrap();
-        let err = store.write(tile, b"png").unwrap_err();
+        let err = store.write(tile, b"png", SystemTime::now()).unwrap_err();
         assert!(err.to_string().starts_with("writing "), "{err}");
         assert!(err.to_string().contains("2/1/1.png"), "{err}");
         // A shared (single-colour) tile fails the same way: its link is
         // made, the rename fails, the link is removed.
         let sea = Arc::new(b"sea png".to_vec());
-        store.write_shared(tile, &sea).unwrap_err();
+        store
+            .write_shared(tile, &sea, SystemTime::now())
+            .unwrap_err();
         let names: Vec<_> = fs::read_dir(blocker.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
