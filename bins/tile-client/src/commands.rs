@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ipc_proto::{Delivery, FailureKind, Priority, Secret, TilePayload};
+use ipc_proto::{
+    Capabilities, Delivery, FailureKind, MapReloadStatus, Priority, Secret, TilePayload,
+};
 use tile_client::{Event, RequestOptions, TileClient};
 use tile_math::{tiles_covering, LngLatBbox, TileCoord, Viewport};
 
@@ -88,8 +90,46 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload => reload(&mut client),
         Command::Tiles { .. } => unreachable!("handled above"),
     }
+}
+
+/// `reload`: one line per map, then the settings that wait for a restart.
+fn reload(client: &mut TileClient) -> anyhow::Result<ExitCode> {
+    if !client.welcome().capabilities.contains(Capabilities::RELOAD) {
+        anyhow::bail!(
+            "this server cannot reload (it does not announce Reload); restart it instead"
+        );
+    }
+    let answer = client.reload()?;
+    if !answer.error.is_empty() {
+        eprintln!("tile-client: {}", answer.error);
+        return Ok(ExitCode::from(1));
+    }
+    let mut failed = false;
+    for m in &answer.maps {
+        if m.status == MapReloadStatus::Failed {
+            failed = true;
+            println!(
+                "{}: failed, the old style still serves: {}",
+                m.map, m.detail
+            );
+        } else {
+            println!("{}: {}", m.map, m.status.name());
+        }
+    }
+    if !answer.restart_needed.is_empty() {
+        println!(
+            "changed, but only at a restart: {}",
+            answer.restart_needed.join(", ")
+        );
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn options(args: &RequestArgs, default_priority: Priority) -> RequestOptions {

@@ -25,8 +25,8 @@ use std::collections::VecDeque;
 
 use ipc_proto::{
     BatchDone, Capabilities, Connection, Delivery, Endpoint, Hello, Message, Priority, Rejected,
-    RenderRequest, Secret, Stream, TileDone, TileFailed, TileSet, ViewArea, ViewportUpdate,
-    Welcome, PROTOCOL_VERSION,
+    Reloaded, RenderRequest, Secret, Stream, TileDone, TileFailed, TileSet, ViewArea,
+    ViewportUpdate, Welcome, PROTOCOL_VERSION,
 };
 use tile_math::{LngLatBbox, TileCoord};
 
@@ -284,6 +284,25 @@ impl TileClient {
             };
             if let Message::MapList { maps } = message {
                 return Ok(maps);
+            }
+            if let Some(event) = self.event_of(message)? {
+                self.backlog.push_back(event);
+            }
+        }
+    }
+
+    /// Asks the server to reload its configuration and styles; returns its
+    /// answer once the new maps serve (which can take as long as loading
+    /// the styles).
+    pub fn reload(&mut self) -> Result<Reloaded, ClientError> {
+        self.queue(&Message::Reload)?;
+        self.conn.flush()?;
+        loop {
+            let Some(message) = self.conn.read_message()? else {
+                return Err(ClientError::Closed(None));
+            };
+            if let Message::Reloaded(answer) = message {
+                return Ok(answer);
             }
             if let Some(event) = self.event_of(message)? {
                 self.backlog.push_back(event);

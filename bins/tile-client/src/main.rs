@@ -110,6 +110,10 @@ enum Command {
     Stats,
     /// Print the names of the server's maps, the default first.
     Maps,
+    /// Make the server read its configuration and styles again (as SIGHUP
+    /// does) and print what happened to each map. Exit status 1 if a map
+    /// failed to load (the old one still serves) or nothing was reloaded.
+    Reload,
     /// Print the tiles covering a bbox, one `z/x/y` per line, in the order
     /// of mercantile's `tiles` (west part first across the antimeridian, then
     /// zoom by zoom, column by column, north to south). Needs no server.

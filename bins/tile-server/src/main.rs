@@ -1,6 +1,7 @@
 //! `tile-server`: the warm tile render server, a thin `main` over
 //! render-service: parse arguments, build the configuration, start the
-//! server, wait for SIGINT or SIGTERM, shut down gracefully.
+//! server, reload on SIGHUP, wait for SIGINT or SIGTERM, shut down
+//! gracefully.
 //!
 //! With no arguments it serves the demo map, which it carries inside the
 //! binary ([`demo`]), on tcp:127.0.0.1:7420. `--check-config` loads
@@ -18,16 +19,16 @@ mod check;
 mod demo;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use ipc_proto::say_once;
-use render_service::{ConfigOverrides, Server, ServiceConfig, ValidConfig};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use render_service::{ConfigOverrides, Reloader, Server, ServiceConfig, ValidConfig};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// The warm tile render server.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "tile-server", version, about)]
 struct Args {
     /// A TOML configuration file (default: the built-in one, which serves
@@ -83,11 +84,11 @@ struct Stop {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
-    match configure(args) {
+    match configure(args.clone()) {
         Ok((config, check_only, _demo)) if check_only => check::check_config(&config),
         // `_demo` lives until the server has stopped: a temporary demo
         // folder is removed when it is dropped.
-        Ok((config, _, _demo)) => match run(&config) {
+        Ok((config, _, demo)) => match run(&config, reload_source(args, demo.as_ref())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(stop) => {
                 eprintln!("tile-server: {}", stop.message);
@@ -119,7 +120,7 @@ fn init_logging() {
 /// folder when the built-in configuration serves the demo.
 fn configure(args: Args) -> Result<(ValidConfig, bool, Option<demo::DemoFolder>), Stop> {
     let bad = |message: String| Stop { status: 2, message };
-    let (mut config, origin, demo) = match &args.config {
+    let (config, origin, demo) = match &args.config {
         Some(path) => match ServiceConfig::from_file(path) {
             Ok(config) => (config, path.display().to_string(), None),
             Err(e) => return Err(bad(say_once(&e))),
@@ -138,35 +139,68 @@ fn configure(args: Args) -> Result<(ValidConfig, bool, Option<demo::DemoFolder>)
             (config, "built-in default".to_owned(), demo)
         }
     };
-    let overrides = ConfigOverrides {
-        style: args.style,
-        tile_dir: args.tile_dir,
-        tile_layout: args.tile_layout,
-        listen: args.listen,
-        legacy_listen: args.legacy_listen,
-        threads: args.threads,
-        metatile: args.metatile,
-        secret_file: args.secret_file,
-        format: args.format,
-        fifo: args.fifo,
-    };
-    config.apply(&overrides);
-    match config.validate(&origin) {
+    match with_overrides(config, &args, &origin) {
         Ok(config) => Ok((config, args.check_config, demo)),
-        Err(e) => Err(bad(say_once(&overrides.blame(e)))),
+        Err(message) => Err(bad(message)),
     }
 }
 
-fn run(config: &ValidConfig) -> Result<(), Stop> {
+/// Applies the command line's overrides to a configuration and checks it;
+/// an error is blamed on the flag when a flag is at fault.
+fn with_overrides(
+    mut config: ServiceConfig,
+    args: &Args,
+    origin: &str,
+) -> Result<ValidConfig, String> {
+    let overrides = ConfigOverrides {
+        style: args.style.clone(),
+        tile_dir: args.tile_dir.clone(),
+        tile_layout: args.tile_layout.clone(),
+        listen: args.listen.clone(),
+        legacy_listen: args.legacy_listen.clone(),
+        threads: args.threads,
+        metatile: args.metatile,
+        secret_file: args.secret_file.clone(),
+        format: args.format.clone(),
+        fifo: args.fifo,
+    };
+    config.apply(&overrides);
+    match config.validate(origin) {
+        Ok(config) => Ok(config),
+        Err(e) => Err(say_once(&overrides.blame(e))),
+    }
+}
+
+/// How a reload reads the configuration again: the same file and the same
+/// command line (the built-in configuration: the same demo folder).
+fn reload_source(args: Args, demo: Option<&demo::DemoFolder>) -> render_service::ConfigSource {
+    let demo_dir = demo.map(|d| d.path().to_path_buf());
+    Box::new(move || {
+        let base = match &args.config {
+            Some(path) => ServiceConfig::from_file(path).map_err(|e| say_once(&e))?,
+            None => ServiceConfig::builtin_default(demo_dir.as_deref().unwrap_or(Path::new(""))),
+        };
+        let origin = args
+            .config
+            .as_ref()
+            .map_or("built-in default".to_owned(), |p| p.display().to_string());
+        with_overrides(base, &args, &origin)
+    })
+}
+
+fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(), Stop> {
     let failed = |message: String| Stop { status: 1, message };
     // Signals are registered before anything starts, so an early Ctrl-C is
-    // not lost.
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+    // not lost, and a SIGHUP does not kill the server (its default).
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| failed(format!("cannot handle signals: {e}")))?;
     let server = Server::start(config).map_err(|e| Stop {
         status: if e.is_configuration() { 2 } else { 1 },
         message: say_once(&e),
     })?;
+    server
+        .handle()
+        .set_reloader(Reloader::new(config.clone(), reload));
     for endpoint in server.endpoints() {
         println!("tile-server: listening on {endpoint}");
     }
@@ -189,19 +223,29 @@ fn run(config: &ValidConfig) -> Result<(), Stop> {
             "SIGTERM"
         }
     };
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            // The reload logs each map; a configuration that does not load
+            // changes nothing and is said here.
+            tracing::info!("SIGHUP: reloading the configuration and the styles");
+            if let Err(e) = server.handle().reload() {
+                tracing::error!("{e}");
+            }
+            continue;
+        }
         println!(
             "tile-server: {}: finishing running renders, cancelling the queue \
              (a second signal exits at once)",
             signal_name(signal)
         );
+        break;
     }
     // Graceful shutdown can take as long as the slowest client's write
     // timeout; an operator who asks twice gets out now.
     std::thread::Builder::new()
         .name("second signal".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            if let Some(signal) = signals.forever().find(|s| *s != SIGHUP) {
                 eprintln!(
                     "tile-server: second {}: exiting without waiting",
                     signal_name(signal)

@@ -353,6 +353,37 @@ impl ServerProcess {
         }
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits (at most a minute) until the log (stderr) has `count`
+    /// lines containing `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str, count: usize) -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.stderr.lock().unwrap().clone();
+            if log.lines().filter(|l| l.contains(needle)).count() >= count {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no {count} log lines with {needle:?} within a minute; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// SIGTERM, then waits (at most a minute) for it to exit.
     pub fn stop(mut self) -> Ended {
         let sent = std::process::Command::new("kill")

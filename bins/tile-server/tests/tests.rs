@@ -14,6 +14,9 @@ mod conformance;
 /// Rendering through the framed protocol: paths, inline PNGs, the store,
 /// viewports, stats, auth, bad requests.
 mod framed;
+/// Fresh tiles across style and data changes, restarts and reloads;
+/// SIGHUP under load; failed reloads; maps added and removed.
+mod freshness;
 /// The legacy line protocol, as the C# program of the seeds speaks it.
 mod legacy;
 /// Shutdown, kill -9 and the store: no partial PNG ever.

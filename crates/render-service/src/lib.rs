@@ -21,6 +21,12 @@
 //!   graceful shutdown.
 //! - [`store`]: [`TileStore`] — the tile directory, laid out by a template
 //!   (`{map}`, `{z}`, `{x}`, `{y}`), written atomically.
+//! - [`generation`]: which stored tiles are current — a map's fingerprint
+//!   (its files and pixel settings) and the cut-off its tiles' stamps are
+//!   compared with, kept beside the tiles across restarts.
+//! - [`reload`]: [`Reloader`] — the configuration and styles read again
+//!   while serving; changed maps swapped in at once, a failed one keeps
+//!   the old.
 //! - [`config`]: [`ServiceConfig`] — TOML file plus command-line overrides
 //!   (blamed on the flag when invalid), with an embedded default that
 //!   serves the demo map from a folder the caller supplies; the effective
@@ -30,7 +36,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod generation;
 pub mod legacy_session;
+pub mod reload;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -39,9 +47,12 @@ pub mod stats;
 pub mod store;
 
 pub use config::{ConfigError, ConfigOverrides, ServiceConfig, ValidConfig};
+pub use generation::Generation;
+pub use reload::{ConfigSource, ReloadError, ReloadReport, Reloader};
 pub use server::{Server, ServerError};
 pub use service::{
-    ClientEvent, ServiceError, ServiceHandle, ServiceOptions, TileOutcome, TileService, UNATTENDED,
+    ClientEvent, MapEntry, MapTable, ServiceError, ServiceHandle, ServiceOptions, TileOutcome,
+    TileService, UNATTENDED,
 };
 pub use stats::StatsSnapshot;
 

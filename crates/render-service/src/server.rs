@@ -371,7 +371,8 @@ impl Server {
         }
         // Said once everything is in place: every map loaded, every
         // listener bound and accepting.
-        let maps: Vec<&str> = handle.maps().iter().map(|m| m.name.as_str()).collect();
+        let table = handle.maps();
+        let maps: Vec<&str> = table.iter().map(|m| m.name.as_str()).collect();
         tracing::info!(maps = maps.join(","), "ready");
         Ok(Server {
             service: Some(service),

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +39,8 @@ use render_core::{MapSource, RenderOptions, Renderer, TileEncoder};
 use tile_math::{TileCoord, Viewport};
 
 use crate::config::{MapSection, ValidConfig};
+use crate::generation::{self, Generation};
+use crate::reload::{ReloadError, ReloadReport, Reloader};
 use crate::scheduler::{
     Answer, CancelReason, ClientId, JobId, MapId, Outcome, PriorityClass, RenderJob, RequestId,
     Scheduler, SchedulerConfig, TileRequest,
@@ -80,9 +82,85 @@ pub struct MapEntry {
     pub source: MapSource,
     /// Where its tiles go.
     pub store: TileStore,
-    /// Stored tiles written before this are stale (the style or its data
-    /// changed after them).
-    pub fresh_after: SystemTime,
+    /// What its tiles are drawn from; stored tiles stamped before its
+    /// cut-off are stale.
+    pub generation: Generation,
+}
+
+/// The maps served now. A reload replaces the whole table at once. Ids are
+/// stable across reloads: a reloaded map keeps its id, a new map takes the
+/// next one and a removed map leaves its slot empty, so queued work never
+/// changes maps.
+#[derive(Debug, Default)]
+pub struct MapTable {
+    slots: Vec<Option<Arc<MapEntry>>>,
+    /// Ids in configuration order: the first is the default map.
+    order: Vec<MapId>,
+}
+
+impl MapTable {
+    /// A table of these maps, ids in this order.
+    fn new(entries: Vec<MapEntry>) -> MapTable {
+        MapTable {
+            order: (0..entries.len() as MapId).collect(),
+            slots: entries.into_iter().map(|e| Some(Arc::new(e))).collect(),
+        }
+    }
+
+    /// The maps, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<MapEntry>> {
+        self.order.iter().filter_map(|&id| self.get(id))
+    }
+
+    /// The map with this id, if it is still served.
+    pub fn get(&self, id: MapId) -> Option<&Arc<MapEntry>> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
+    /// The id of a map by name; the empty name means the default map.
+    pub fn id_of(&self, name: &str) -> Option<MapId> {
+        if name.is_empty() {
+            return self.order.first().copied();
+        }
+        self.order
+            .iter()
+            .copied()
+            .find(|&id| self.get(id).is_some_and(|m| m.name == name))
+    }
+
+    /// How many maps are served.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether no map is served.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// A table that serves `maps` (in this order), keeping the ids of those
+    /// already here by name.
+    pub(crate) fn replaced_by(&self, maps: Vec<Arc<MapEntry>>) -> MapTable {
+        let mut slots: Vec<Option<Arc<MapEntry>>> = vec![None; self.slots.len()];
+        let mut order = Vec::with_capacity(maps.len());
+        for entry in maps {
+            let id = match self.id_of_named(&entry.name) {
+                Some(id) => id,
+                None => {
+                    slots.push(None);
+                    (slots.len() - 1) as MapId
+                }
+            };
+            slots[id as usize] = Some(entry);
+            order.push(id);
+        }
+        MapTable { slots, order }
+    }
+
+    /// The id of a served map by its name (never the default's "").
+    fn id_of_named(&self, name: &str) -> Option<MapId> {
+        (!name.is_empty()).then(|| self.id_of(name)).flatten()
+    }
 }
 
 /// The client that owns work nobody waits for
@@ -229,7 +307,10 @@ struct WorkerJob {
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
     commands: Sender<Command>,
-    maps: Arc<Vec<MapEntry>>,
+    /// The maps now. Workers take the time and the map under the read lock,
+    /// a reload swaps the table and sets new cut-offs under the write lock
+    /// (see [`crate::generation`] for why).
+    maps: Arc<RwLock<Arc<MapTable>>>,
     next_client: Arc<AtomicU64>,
     /// Request ids of [`UNATTENDED`] work.
     next_unattended: Arc<AtomicU64>,
@@ -240,6 +321,9 @@ pub struct ServiceHandle {
     /// core before the shutdown command, and none is lost behind it.
     closed: Arc<RwLock<bool>>,
     retry_after_ms: u32,
+    /// Where a reload reads the configuration from, once the server has
+    /// said ([`ServiceHandle::set_reloader`]).
+    reloader: Arc<OnceLock<Reloader>>,
 }
 
 /// The running service. Dropping it without [`TileService::shutdown`]
@@ -343,19 +427,29 @@ impl TileService {
         maps: Vec<(String, MapSource, TileStore)>,
         options: ServiceOptions,
     ) -> Result<TileService, ServiceError> {
-        let maps: Arc<Vec<MapEntry>> = Arc::new(
-            maps.into_iter()
-                .map(|(name, source, store)| {
-                    let fresh_after = source.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                    MapEntry {
-                        name,
-                        source,
-                        store,
-                        fresh_after,
-                    }
-                })
-                .collect(),
-        );
+        let entries = maps
+            .into_iter()
+            .map(|(name, source, store)| {
+                let fingerprint = generation::fingerprint(
+                    &source,
+                    &options.render,
+                    options.scheduler.metatile_size,
+                );
+                let record = generation::record_path(store.root(), &name);
+                let (generation, warning) =
+                    generation::resolve(&record, fingerprint, source.modified(), SystemTime::now());
+                if let Some(warning) = warning {
+                    tracing::warn!(map = %name, "{warning}");
+                }
+                MapEntry {
+                    name,
+                    source,
+                    store,
+                    generation,
+                }
+            })
+            .collect();
+        let maps = Arc::new(RwLock::new(Arc::new(MapTable::new(entries))));
         let threads = options.threads.max(1);
         // Commands are bounded so a flood of requests slows its senders
         // instead of growing memory; workers' reports use the same channel.
@@ -399,6 +493,7 @@ impl TileService {
             stats,
             closed: Arc::new(RwLock::new(false)),
             retry_after_ms,
+            reloader: Arc::new(OnceLock::new()),
         };
         // Unattended work's answers go to a channel nobody reads: sending to
         // it fails, which the core takes as "nobody to tell".
@@ -481,31 +576,64 @@ impl ServiceHandle {
         let _ = self.commands.send(Command::Unregister { client });
     }
 
-    /// The maps served, in configuration order (the first is the default).
-    pub fn maps(&self) -> &[MapEntry] {
-        &self.maps
+    /// The maps served now, in configuration order (the first is the
+    /// default). A reload may replace them at any time; this table stays
+    /// as it was.
+    pub fn maps(&self) -> Arc<MapTable> {
+        Arc::clone(&self.read_maps())
     }
 
-    /// The id of a map by name; the empty name means the first map.
-    pub fn map_id(&self, name: &str) -> Option<MapId> {
-        if name.is_empty() {
-            return (!self.maps.is_empty()).then_some(0);
-        }
+    fn read_maps(&self) -> std::sync::RwLockReadGuard<'_, Arc<MapTable>> {
+        // The table is replaced whole: a poisoned lock still holds one.
         self.maps
-            .iter()
-            .position(|m| m.name == name)
-            .map(|i| i as MapId)
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The map with this id.
-    pub fn map(&self, id: MapId) -> Option<&MapEntry> {
-        self.maps.get(id as usize)
+    /// The id of a map by name; the empty name means the default map.
+    pub fn map_id(&self, name: &str) -> Option<MapId> {
+        self.read_maps().id_of(name)
+    }
+
+    /// The map with this id, if it is still served.
+    pub fn map(&self, id: MapId) -> Option<Arc<MapEntry>> {
+        self.read_maps().get(id).cloned()
+    }
+
+    /// Replaces the map table. `build` gets the current table and returns
+    /// the new one; it runs under the write lock, so the cut-offs it sets
+    /// from the clock are later than the stamp of any render that got a
+    /// map from the old table (see [`crate::generation`]). Keep it short:
+    /// no loading in there.
+    pub(crate) fn swap_maps(&self, build: impl FnOnce(&MapTable) -> MapTable) {
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = build(&maps);
+        *maps = Arc::new(next);
+    }
+
+    /// Says where reloads read the configuration from (the server does,
+    /// with the file and the command line it started with). `false` if
+    /// one was set already: it stays.
+    pub fn set_reloader(&self, reloader: Reloader) -> bool {
+        self.reloader.set(reloader).is_ok()
+    }
+
+    /// Reads the configuration again and reloads the maps that changed
+    /// (see [`crate::reload`]); returns once the new maps serve.
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        self.reloader
+            .get()
+            .ok_or(ReloadError::NoSource)?
+            .reload(self)
     }
 
     /// A stored tile that is still fresh, if there is one.
     pub fn fresh_tile(&self, map: MapId, tile: TileCoord) -> Option<StoredTile> {
         let entry = self.map(map)?;
-        let found = entry.store.fresh(tile, entry.fresh_after);
+        let found = entry.store.fresh(tile, entry.generation.since);
         if found.is_some() {
             self.stats.from_store();
         }
@@ -943,62 +1071,105 @@ struct WorkerContext {
     stats: Arc<Stats>,
 }
 
+/// A worker's renderer for one map, with the map it was made for: a
+/// reloaded map gets a new renderer.
+struct WarmRenderer {
+    entry: Arc<MapEntry>,
+    renderer: Renderer,
+}
+
 /// A render worker: one `Renderer` per map, made on first use.
 fn run_worker(
     jobs: Receiver<WorkerJob>,
     done: Sender<Command>,
-    maps: Arc<Vec<MapEntry>>,
+    maps: Arc<RwLock<Arc<MapTable>>>,
     context: WorkerContext,
 ) {
-    let mut renderers: Vec<Option<Renderer>> = (0..maps.len()).map(|_| None).collect();
+    let mut renderers: HashMap<MapId, WarmRenderer> = HashMap::new();
     for WorkerJob { job, stop } in jobs {
-        let report = render_job(&job, &stop, &maps, &mut renderers, &context);
+        // The stamp is taken with the map, under the read lock: a reload
+        // cannot slip in between (see `crate::generation`).
+        let (stamp, entry) = {
+            let table = maps
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (SystemTime::now(), table.get(job.map).cloned())
+        };
+        let report = match entry {
+            Some(entry) => {
+                let warm = renderers.entry(job.map).or_insert_with(|| WarmRenderer {
+                    entry: Arc::clone(&entry),
+                    renderer: context.renderer_for(&entry),
+                });
+                if !Arc::ptr_eq(&warm.entry, &entry) {
+                    tracing::debug!(map = %entry.name, "new renderer for the reloaded map");
+                    *warm = WarmRenderer {
+                        entry: Arc::clone(&entry),
+                        renderer: context.renderer_for(&entry),
+                    };
+                }
+                let report = render_job(&job, &stop, &entry, &mut warm.renderer, stamp, &context);
+                if report.panicked {
+                    // The renderer may be in any state: build a new one
+                    // next time.
+                    renderers.remove(&job.map);
+                }
+                report.done
+            }
+            None => WorkDone {
+                job: job.id,
+                tiles: HashMap::new(),
+                failure: Some((
+                    FailureKind::InvalidTile,
+                    "its map is no longer served (removed by a reload)".to_owned(),
+                )),
+                stopped: false,
+            },
+        };
         if done.send(Command::WorkDone(report)).is_err() {
             break;
         }
     }
 }
 
+impl WorkerContext {
+    fn renderer_for(&self, entry: &MapEntry) -> Renderer {
+        Renderer::with_encoder(
+            entry.source.clone(),
+            self.options.clone(),
+            self.encoder.clone(),
+        )
+    }
+}
+
+/// What a render produced, and whether the renderer panicked.
+struct JobReport {
+    done: WorkDone,
+    panicked: bool,
+}
+
 fn render_job(
     job: &RenderJob,
     stop: &AtomicBool,
-    maps: &[MapEntry],
-    renderers: &mut [Option<Renderer>],
+    entry: &MapEntry,
+    renderer: &mut Renderer,
+    stamp: SystemTime,
     worker: &WorkerContext,
-) -> WorkDone {
-    let WorkerContext {
-        options,
-        encoder,
-        stats,
-    } = worker;
+) -> JobReport {
+    let stats = &worker.stats;
     let started = Instant::now();
-    let index = job.map as usize;
-    let (Some(entry), Some(slot)) = (maps.get(index), renderers.get_mut(index)) else {
-        return WorkDone {
-            job: job.id,
-            tiles: HashMap::new(),
-            failure: Some((
-                FailureKind::InvalidTile,
-                format!("no map with id {}", job.map),
-            )),
-            stopped: false,
-        };
-    };
-    let renderer = slot.get_or_insert_with(|| {
-        Renderer::with_encoder(entry.source.clone(), options.clone(), encoder.clone())
-    });
     let result = catch_unwind(AssertUnwindSafe(|| {
         renderer.render_metatile_unless_stopped(&job.metatile, stop)
     }));
     let rendered = match result {
         Ok(Ok(tiles)) => tiles,
         Ok(Err(render_core::Error::Stopped { .. })) => {
-            return WorkDone {
+            return JobReport::of(WorkDone {
                 job: job.id,
                 tiles: HashMap::new(),
                 failure: None,
                 stopped: true,
-            };
+            });
         }
         Ok(Err(error)) => {
             let kind = match error {
@@ -1012,16 +1183,14 @@ fn render_job(
                 tiles = job.metatile.tile_count(),
                 "render failed: {error}"
             );
-            return WorkDone {
+            return JobReport::of(WorkDone {
                 job: job.id,
                 tiles: HashMap::new(),
                 failure: Some((kind, error.to_string())),
                 stopped: false,
-            };
+            });
         }
         Err(panic) => {
-            // The renderer may be in any state: build a new one next time.
-            *slot = None;
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -1033,14 +1202,17 @@ fn render_job(
                 tiles = job.metatile.tile_count(),
                 "renderer panicked: {message}"
             );
-            return WorkDone {
-                job: job.id,
-                tiles: HashMap::new(),
-                failure: Some((
-                    FailureKind::Internal,
-                    format!("renderer panicked: {message}"),
-                )),
-                stopped: false,
+            return JobReport {
+                done: WorkDone {
+                    job: job.id,
+                    tiles: HashMap::new(),
+                    failure: Some((
+                        FailureKind::Internal,
+                        format!("renderer panicked: {message}"),
+                    )),
+                    stopped: false,
+                },
+                panicked: true,
             };
         }
     };
@@ -1059,9 +1231,9 @@ fn render_job(
         .into_iter()
         .map(|t| {
             let written = if t.single_colour {
-                entry.store.write_shared(t.tile, &t.png)
+                entry.store.write_shared(t.tile, &t.png, stamp)
             } else {
-                entry.store.write(t.tile, &t.png)
+                entry.store.write(t.tile, &t.png, stamp)
             };
             let outcome = match written {
                 Ok(path) => TileOutcome::Done {
@@ -1083,11 +1255,20 @@ fn render_job(
         })
         .collect();
     stats.rendered(count, failed, elapsed_ms);
-    WorkDone {
+    JobReport::of(WorkDone {
         job: job.id,
         tiles,
         failure: None,
         stopped: false,
+    })
+}
+
+impl JobReport {
+    fn of(done: WorkDone) -> JobReport {
+        JobReport {
+            done,
+            panicked: false,
+        }
     }
 }
 

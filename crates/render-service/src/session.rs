@@ -55,7 +55,8 @@ pub const SERVER_CAPABILITIES: Capabilities = Capabilities(
         | Capabilities::STORE_PATH.0
         | Capabilities::VIEWPORT.0
         | Capabilities::STATS.0
-        | Capabilities::LIST_MAPS.0,
+        | Capabilities::LIST_MAPS.0
+        | Capabilities::RELOAD.0,
 );
 
 /// The `Goodbye` reason every client gets at server shutdown.
@@ -352,6 +353,17 @@ impl ReaderContext<'_> {
                 let maps = self.service.maps().iter().map(|m| m.name.clone()).collect();
                 send(Message::MapList { maps });
             }
+            Message::Reload => {
+                let answer = match self.service.reload() {
+                    Ok(report) => report.to_message(),
+                    Err(e) => ipc_proto::Reloaded {
+                        error: e.to_string(),
+                        maps: Vec::new(),
+                        restart_needed: Vec::new(),
+                    },
+                };
+                send(Message::Reloaded(answer));
+            }
             Message::Ping { token } => send(Message::Pong { token }),
             other => {
                 return Err(format!(
@@ -394,12 +406,8 @@ impl ReaderContext<'_> {
             return Ok(());
         }
         let Some(map) = self.service.map_id(&request.map) else {
-            let names: Vec<&str> = self
-                .service
-                .maps()
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect();
+            let table = self.service.maps();
+            let names: Vec<&str> = table.iter().map(|m| m.name.as_str()).collect();
             let message = format!(
                 "no map named {:?}; this server has {}",
                 request.map,

@@ -122,7 +122,11 @@ fn load(
         image_files: Default::default(),
     };
     let mut map = loader.parse_map(doc.root_element())?;
-    map.input_files = loader.source_map.file_paths().map(Path::to_path_buf).collect();
+    map.input_files = loader
+        .source_map
+        .file_paths()
+        .map(Path::to_path_buf)
+        .collect();
     for image in loader.image_files.take() {
         if !map.input_files.contains(&image) {
             map.input_files.push(image);

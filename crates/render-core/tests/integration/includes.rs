@@ -513,6 +513,12 @@ fn a_split_style_lists_every_file_it_was_made_from() {
 
     let xinclude = MapSource::load(dir.path().join("xinclude.xml")).unwrap();
     let listed: Vec<_> = xinclude.input_files().collect();
-    assert!(listed.contains(&dir.path().join("inc/data.xml").as_path()), "{listed:?}");
-    assert!(listed.contains(&dir.path().join("xinclude.xml").as_path()), "{listed:?}");
+    assert!(
+        listed.contains(&dir.path().join("inc/data.xml").as_path()),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&dir.path().join("xinclude.xml").as_path()),
+        "{listed:?}"
+    );
 }
