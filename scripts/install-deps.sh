@@ -23,6 +23,8 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 # echo-demo's SIGTERM test runs the kill program (not the shell builtin).
 type -P kill >/dev/null 2>&1 || missing+=(procps)
+# tile-server's packaging test verifies its systemd unit.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # render-core's text tests draw with the faces the classic OSM style and the
 # Japanese application ask for: DejaVu Sans and Noto Sans CJK JP.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)

@@ -117,11 +117,48 @@ fn small_server(dir: &Path) -> render_service::Server {
         dir.join("tiles").display(),
         dir.join("small.xml").display()
     );
-    let config = render_service::ServiceConfig::from_toml(&toml, "test")
-        .unwrap()
-        .validate("test")
-        .unwrap();
-    render_service::Server::start(&config).unwrap()
+    // Written to a file and reloaded from it, as tile-server does.
+    let config_file = dir.join("tessera.toml");
+    std::fs::write(&config_file, toml).unwrap();
+    let read = |path: &Path| {
+        render_service::ServiceConfig::from_file(path)
+            .map_err(|e| e.to_string())?
+            .validate("test")
+            .map_err(|e| e.to_string())
+    };
+    let config = read(&config_file).unwrap();
+    let server = render_service::Server::start(&config).unwrap();
+    let reloader = render_service::Reloader::new(config, Box::new(move || read(&config_file)));
+    assert!(server.handle().set_reloader(reloader));
+    server
+}
+
+#[test]
+fn reload_prints_each_map_and_fails_when_a_style_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = small_server(dir.path());
+    let addr = format!("unix:{}", dir.path().join("s.sock").display());
+    let out = tile_client(&["--server", &addr, "reload"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "small: unchanged\n");
+
+    let style = dir.path().join("small.xml");
+    let text = std::fs::read_to_string(&style).unwrap();
+    std::fs::write(&style, text.replace("#aad3df", "#ff0000")).unwrap();
+    let out = tile_client(&["--server", &addr, "reload"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "small: reloaded\n");
+
+    std::fs::write(&style, "<Map").unwrap();
+    let out = tile_client(&["--server", &addr, "reload"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("small: failed, the old style still serves: ")
+            && stdout.contains("small.xml"),
+        "{stdout}"
+    );
+    server.shutdown();
 }
 
 #[test]

@@ -17,6 +17,7 @@
 
 mod check;
 mod demo;
+mod systemd;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -216,6 +217,7 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
         );
     }
     println!("tile-server: ready");
+    systemd::notify("READY=1\nSTATUS=serving");
     let signal_name = |signal: i32| {
         if signal == SIGINT {
             "SIGINT"
@@ -228,9 +230,18 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
             // The reload logs each map; a configuration that does not load
             // changes nothing and is said here.
             tracing::info!("SIGHUP: reloading the configuration and the styles");
-            if let Err(e) = server.handle().reload() {
-                tracing::error!("{e}");
-            }
+            systemd::notify("RELOADING=1\nSTATUS=reloading");
+            let status = match server.handle().reload() {
+                Ok(report) if report.has_failures() => {
+                    "serving; the last reload kept an old style (see the log)"
+                }
+                Ok(_) => "serving",
+                Err(e) => {
+                    tracing::error!("{e}");
+                    "serving; the last reload failed (see the log)"
+                }
+            };
+            systemd::notify(&format!("READY=1\nSTATUS={status}"));
             continue;
         }
         println!(
@@ -238,6 +249,7 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
              (a second signal exits at once)",
             signal_name(signal)
         );
+        systemd::notify("STOPPING=1\nSTATUS=finishing running renders");
         break;
     }
     // Graceful shutdown can take as long as the slowest client's write

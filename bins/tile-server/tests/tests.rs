@@ -30,3 +30,5 @@ mod shutdown;
 mod slow_clients;
 /// A server on a throwaway configuration, and small styles to render.
 mod support;
+/// The systemd unit verifies; READY/RELOADING/STOPPING notifications.
+mod systemd;
