@@ -438,3 +438,119 @@ fn reload_without_a_source_is_an_error() {
     drop(c);
     server.shutdown();
 }
+
+/// The small style with a layer of `squares` small squares over the whole
+/// world: slow to draw, quick to load (GDAL reads it in C; drawing them is
+/// ours).
+fn write_slow_style(dir: &Path, squares: usize) -> std::path::PathBuf {
+    let mut features = Vec::with_capacity(squares);
+    let side = (squares as f64).sqrt().ceil() as usize;
+    for i in 0..squares {
+        let (col, row) = ((i % side) as f64, (i / side) as f64);
+        let w = -170.0 + 340.0 * col / side as f64;
+        let s = -80.0 + 160.0 * row / side as f64;
+        features.push(format!(
+            r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[[[{w},{s}],[{},{s}],[{},{}],[{w},{}],[{w},{s}]]]}}}}"#,
+            w + 0.1,
+            w + 0.1,
+            s + 0.1,
+            s + 0.1
+        ));
+    }
+    std::fs::write(
+        dir.join("many.geojson"),
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",")
+        ),
+    )
+    .unwrap();
+    let style = write_small_style(dir);
+    let text = std::fs::read_to_string(&style).unwrap().replace(
+        "</Map>",
+        r##"  <Style name="many"><Rule>
+    <PolygonSymbolizer fill="#203040"/>
+    <LineSymbolizer stroke="#102030" stroke-width="0.5" stroke-dasharray="1,1"/>
+  </Rule></Style>
+  <Layer name="many" srs="epsg:4326">
+    <StyleName>many</StyleName>
+    <Datasource>
+      <Parameter name="type">ogr</Parameter>
+      <Parameter name="file">many.geojson</Parameter>
+      <Parameter name="layer_by_index">0</Parameter>
+    </Datasource>
+  </Layer>
+</Map>"##,
+    );
+    std::fs::write(&style, text).unwrap();
+    style
+}
+
+/// A render that began with the old style and ends after a reload is
+/// delivered to its client as it was drawn (the old look), but stored as
+/// stale: the next request draws it with the new style. The old render is
+/// made slow (many features) and the new style quick to load, so the
+/// reload lands while it runs (checked: the job is still running when the
+/// reload returns).
+#[test]
+fn a_render_that_spans_a_reload_is_stored_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_slow_style(dir.path(), 40_000);
+    let config_file = dir.path().join("tessera.toml");
+    write_config(&config_file, dir.path(), 1, &[("small", &style)]);
+    let server = reloadable_server(&config_file);
+    let handle = server.handle().clone();
+    let running = || {
+        handle
+            .stats()
+            .unwrap()
+            .entries
+            .iter()
+            .find(|(k, _)| k == "running_jobs")
+            .map(|(_, v)| *v)
+            .unwrap()
+    };
+    let mut c = client(&server.endpoints()[0]);
+    let options = RequestOptions {
+        delivery: Delivery::InlinePng,
+        ..RequestOptions::default()
+    };
+    let id = c.request_tiles(vec![sea_tile()], &options).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while running() == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the render never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The new style: red, without the slow layer.
+    write_small_style(dir.path());
+    edit(&style, "#aad3df", "#ff0000");
+    let answer = handle.reload().unwrap();
+    assert_eq!(answer.maps[0].status, MapReloadStatus::Reloaded);
+    assert_eq!(running(), 1, "the old render still runs after the reload");
+
+    match c.next_event().unwrap().unwrap() {
+        Event::Done(done) => {
+            let TilePayload::Png(png) = done.payload else {
+                panic!("inline")
+            };
+            let rgba = decode_rgba(&png);
+            assert_eq!(
+                &rgba.pixels[..3],
+                &SEA,
+                "drawn with the style it began with"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(c.next_event().unwrap().unwrap(), Event::BatchDone(b) if b.request_id == id));
+    assert_eq!(
+        fetch(&mut c, sea_tile()),
+        (false, RED),
+        "stored as stale, drawn again"
+    );
+    drop(c);
+    server.shutdown();
+}
