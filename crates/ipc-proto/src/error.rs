@@ -198,6 +198,18 @@ pub enum Error {
         secret_configured: bool,
     },
 
+    /// renderd's protocol asked to listen on a non-loopback address. It has
+    /// no authentication at all, so a shared secret does not make that safe.
+    #[error(
+        "refusing to serve renderd's protocol on non-loopback address {addr}: it has no \
+         authentication (a shared secret cannot protect it); use a Unix socket or loopback, \
+         or set allow_insecure_remote if the network is trusted"
+    )]
+    InsecureRenderd {
+        /// The address that was asked for.
+        addr: SocketAddr,
+    },
+
     /// A Unix socket path where another listener is accepting connections.
     #[error("unix socket {path} is in use by a running listener")]
     SocketInUse {

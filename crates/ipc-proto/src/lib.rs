@@ -5,7 +5,8 @@
 //! messages, answers on the connection the request came in on, keeps one
 //! connection open for many requests, sets `TCP_NODELAY`, and understands
 //! half-close. It also speaks the legacy line protocol
-//! (`16_58001_25480\n...stop`) of the original desktop client.
+//! (`16_58001_25480\n...stop`) of the original desktop client, and
+//! renderd's binary socket protocol (what Apache's mod_tile speaks).
 //!
 //! The byte-exact specification, written so that a C# or Python client can
 //! be built from it alone, is `docs/protocol.md` in the repository; the
@@ -29,6 +30,9 @@
 //!   shared [`Secret`].
 //! - [`legacy`]: the line protocol of the original C# client: an
 //!   incremental [`LegacyDecoder`] and the port+1 callbacks.
+//! - [`renderd`]: renderd's socket protocol (mod_tile's `struct protocol`,
+//!   versions 1-3): a pure incremental [`RenderdDecoder`], the answers, and
+//!   its listener.
 //! - [`error`]: [`Error`] and [`Result`].
 //!
 //! # A client in five lines
@@ -53,6 +57,7 @@ pub mod error;
 pub mod frame;
 pub mod legacy;
 pub mod message;
+pub mod renderd;
 
 pub use auth::Secret;
 pub use connection::{Connection, ConnectionReader, ConnectionWriter, Transport};
@@ -65,3 +70,4 @@ pub use message::{
     Priority, RejectReason, Rejected, Reloaded, RenderRequest, TileDone, TileFailed, TilePayload,
     TileSet, ViewArea, ViewportUpdate, Welcome, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 };
+pub use renderd::{RenderdCommand, RenderdDecoder, RenderdMessage, RenderdVersion};
