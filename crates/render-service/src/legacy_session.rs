@@ -312,8 +312,9 @@ impl LegacyReader<'_> {
                 });
                 if let Some(stored) = self.service.fresh_tile(Self::MAP, tile) {
                     let outcome = TileOutcome::Done {
+                        own_file: stored.png.is_none(),
                         path: stored.path,
-                        png: None,
+                        png: stored.png,
                         render_ms: 0,
                         cached: true,
                     };

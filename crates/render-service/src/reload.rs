@@ -27,7 +27,7 @@ use ipc_proto::{MapReload, MapReloadStatus, Reloaded};
 
 use crate::config::ValidConfig;
 use crate::generation::{self, Generation};
-use crate::service::{load_map, MapEntry, ServiceHandle, ServiceOptions};
+use crate::service::{load_map, publish_cut_off, MapEntry, ServiceHandle, ServiceOptions};
 use crate::store::TileStore;
 
 /// Reads the configuration again (the file and the command line it was
@@ -221,6 +221,7 @@ impl Reloader {
                     if let Some(warning) = warning {
                         tracing::warn!(map = %section.name, "{warning}");
                     }
+                    publish_cut_off(&section.name, &store, &generation);
                     Prepared::Add(MapEntry {
                         name: section.name.clone(),
                         source,
@@ -269,6 +270,7 @@ impl Reloader {
             old.replaced_by(entries)
         });
         for entry in &replaced {
+            publish_cut_off(&entry.name, &entry.store, &entry.generation);
             let record = generation::record_path(entry.store.root(), &entry.name);
             if let Err(e) = generation::save(&record, &entry.generation) {
                 tracing::warn!(

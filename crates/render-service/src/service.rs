@@ -172,14 +172,19 @@ pub const UNATTENDED: ClientId = 0;
 pub enum TileOutcome {
     /// The tile is in the store.
     Done {
-        /// Its file.
+        /// Its file (in the mod_tile layout: its metatile's `.meta` file).
         path: PathBuf,
-        /// Its bytes, when it was just rendered (saves reading it back).
+        /// Its bytes, when it was just rendered (saves reading it back), or
+        /// read from a `.meta` file.
         png: Option<Arc<Vec<u8>>>,
         /// Render time per tile (metatile time / tiles), 0 from the store.
         render_ms: u32,
         /// Whether it came from the store without rendering.
         cached: bool,
+        /// Whether `path` is the tile's own PNG file, which a client on the
+        /// same machine can be given instead of the bytes (not in the
+        /// mod_tile layout: `png` then always holds the bytes).
+        own_file: bool,
     },
     /// It could not be made.
     Failed {
@@ -390,6 +395,15 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
+/// Tells readers outside tessera (mod_tile) from when the map's stored
+/// tiles count ([`TileStore::publish_cut_off`]); a failure is logged, the
+/// generation still holds for tessera.
+pub(crate) fn publish_cut_off(map: &str, store: &TileStore, generation: &Generation) {
+    if let Err(e) = store.publish_cut_off(generation.since) {
+        tracing::warn!(map, "cannot tell mod_tile which tiles are stale: {e}");
+    }
+}
+
 /// Loads one configured map's style and data as the service does when it
 /// starts (`--check-config` loads them this way too). The style's warnings
 /// are in [`MapSource::warnings`].
@@ -441,6 +455,7 @@ impl TileService {
                 if let Some(warning) = warning {
                     tracing::warn!(map = %name, "{warning}");
                 }
+                publish_cut_off(&name, &store, &generation);
                 MapEntry {
                     name,
                     source,
@@ -1226,21 +1241,38 @@ fn render_job(
         "metatile rendered"
     );
     let per_tile_ms = (elapsed_ms / count.max(1) as f64).ceil() as u32;
+    let written = match entry.store.write_metatile(&job.metatile, &rendered, stamp) {
+        Ok(written) => written,
+        Err(e) => {
+            // One file for the whole metatile: one line for its tiles.
+            tracing::warn!(
+                map = %entry.name,
+                metatile = %job.metatile,
+                tiles = count,
+                "tile failed: {e}"
+            );
+            stats.rendered(count, count, elapsed_ms);
+            return JobReport::of(WorkDone {
+                job: job.id,
+                tiles: HashMap::new(),
+                failure: Some((FailureKind::Storage, e.to_string())),
+                stopped: false,
+            });
+        }
+    };
+    let own_file = entry.store.has_tile_files();
     let mut failed = 0;
     let tiles = rendered
         .into_iter()
-        .map(|t| {
-            let written = if t.single_colour {
-                entry.store.write_shared(t.tile, &t.png, stamp)
-            } else {
-                entry.store.write(t.tile, &t.png, stamp)
-            };
+        .zip(written)
+        .map(|(t, (_, written))| {
             let outcome = match written {
                 Ok(path) => TileOutcome::Done {
                     path,
                     png: Some(t.png),
                     render_ms: per_tile_ms,
                     cached: false,
+                    own_file,
                 },
                 Err(e) => {
                     failed += 1;
@@ -1424,6 +1456,7 @@ mod tests {
             png: Some(png),
             render_ms: 1,
             cached: false,
+            own_file: true,
         };
         commands
             .send(Command::WorkDone(WorkDone {

@@ -440,8 +440,9 @@ impl ReaderContext<'_> {
             match fresh {
                 Some(stored) => {
                     let outcome = TileOutcome::Done {
+                        own_file: stored.png.is_none(),
                         path: stored.path,
-                        png: None,
+                        png: stored.png,
                         render_ms: 0,
                         cached: true,
                     };
@@ -664,15 +665,16 @@ impl SessionWriter<'_> {
                 png,
                 render_ms,
                 cached,
+                own_file,
             } => {
-                let payload = match state.delivery {
-                    Delivery::StorePath => {
+                // A tile without a file of its own (mod_tile's `.meta`
+                // layout) has no path to give: its bytes go instead.
+                let payload = match (state.delivery, png) {
+                    (Delivery::StorePath, _) if own_file => {
                         Ok(TilePayload::Path(path.to_string_lossy().into_owned()))
                     }
-                    Delivery::InlinePng => match png {
-                        Some(png) => Ok(TilePayload::Png(png.as_ref().clone())),
-                        None => std::fs::read(&path).map(TilePayload::Png),
-                    },
+                    (_, Some(png)) => Ok(TilePayload::Png(png.as_ref().clone())),
+                    (_, None) => std::fs::read(&path).map(TilePayload::Png),
                 };
                 match payload {
                     Ok(payload) => {

@@ -1,4 +1,10 @@
-//! The tile store: a directory of PNG files laid out by a template.
+//! The tile store: a directory of tiles, either one PNG file per tile laid
+//! out by a template, or mod_tile's `.meta` files ([`mod_tile`]).
+//!
+//! The store is written a metatile at a time
+//! ([`TileStore::write_metatile`]): the layout decides whether that is one
+//! file per tile or one file for the whole metatile, and every other part
+//! of the service is the same for both.
 //!
 //! - **Layout.** A template such as `{z}/{x}/{y}.png` (web maps) or
 //!   `{z}_{x}_{y}.png` (what the legacy desktop application reads) is
@@ -12,6 +18,12 @@
 //!   digits, `-`, `_`), and [`TileLayout::split_folder`] makes the folders
 //!   before the first number the store's root, so each map keeps its own
 //!   folder (and its own `.shared/`) where the template allows.
+//! - **mod_tile.** The layout `mod_tile` ([`MOD_TILE_LAYOUT`]) keeps each
+//!   map's tiles as renderd does: `<dir>/<map>/<z>/<hash>.meta`, one file
+//!   per 8×8 metatile, which Apache's mod_tile serves and renderd's tools
+//!   read. A tile there has no file of its own: lookups read its PNG out of
+//!   the metatile's file ([`StoredTile::png`]). No single-colour sharing:
+//!   the file holds every tile's bytes.
 //! - **Atomic writes.** A tile is written to a temporary file in the same
 //!   directory and renamed into place, so a reader (or a `kill -9` in the
 //!   middle) never sees half a PNG. A failed write (full disk, permissions)
@@ -43,7 +55,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tile_math::TileCoord;
+use tile_math::{Metatile, TileCoord};
+
+pub mod mod_tile;
 
 /// The default layout of one store, the one web maps use.
 pub const DEFAULT_LAYOUT: &str = "{z}/{x}/{y}.png";
@@ -54,6 +68,10 @@ pub const DEFAULT_MAP_LAYOUT: &str = "{map}/{z}/{x}/{y}.png";
 
 /// The layout the legacy desktop application reads (`16_58001_25480.png`).
 pub const LEGACY_LAYOUT: &str = "{z}_{x}_{y}.png";
+
+/// mod_tile's layout: `<map>/<z>/<h4>/<h3>/<h2>/<h1>/<h0>.meta`, one file
+/// per 8×8 metatile ([`mod_tile`]).
+pub const MOD_TILE_LAYOUT: &str = "mod_tile";
 
 /// Why a layout template or a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +85,10 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The tile cannot be kept in this layout (a zoom level mod_tile's
+    /// paths cannot name, a single-tile write to a metatile layout).
+    #[error("{0}")]
+    NotInLayout(String),
     /// Reading or writing a tile failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -87,6 +109,8 @@ enum Piece {
     Z,
     X,
     Y,
+    /// mod_tile's metatile path: `{z}/{h4}/{h3}/{h2}/{h1}/{h0}.meta`.
+    ModTile,
 }
 
 /// A checked layout template.
@@ -99,6 +123,12 @@ pub struct TileLayout {
 impl TileLayout {
     /// Parses and checks a template.
     pub fn parse(template: &str) -> Result<Self, StoreError> {
+        if template == MOD_TILE_LAYOUT {
+            return Ok(Self {
+                template: template.to_owned(),
+                pieces: vec![Piece::Map, Piece::Text("/".into()), Piece::ModTile],
+            });
+        }
         let bad = |reason| StoreError::BadLayout {
             template: template.to_owned(),
             reason,
@@ -162,6 +192,11 @@ impl TileLayout {
         &self.template
     }
 
+    /// Whether this is mod_tile's `.meta` layout (one file per metatile).
+    pub fn is_mod_tile(&self) -> bool {
+        self.pieces.contains(&Piece::ModTile)
+    }
+
     /// Whether the template names `{map}`.
     pub fn names_map(&self) -> bool {
         self.pieces.contains(&Piece::Map)
@@ -219,6 +254,7 @@ impl TileLayout {
                 Piece::Z => "{z}",
                 Piece::X => "{x}",
                 Piece::Y => "{y}",
+                Piece::ModTile => "{mod_tile}",
             })
             .collect();
         TileLayout {
@@ -227,7 +263,8 @@ impl TileLayout {
         }
     }
 
-    /// The relative path of a tile.
+    /// The relative path of a tile (in the mod_tile layout: of the
+    /// `.meta` file that holds it).
     pub fn relative_path(&self, tile: TileCoord) -> PathBuf {
         let mut out = String::with_capacity(self.template.len() + 16);
         for piece in &self.pieces {
@@ -239,6 +276,7 @@ impl TileLayout {
                 Piece::Z => out.push_str(&tile.z().to_string()),
                 Piece::X => out.push_str(&tile.x().to_string()),
                 Piece::Y => out.push_str(&tile.y().to_string()),
+                Piece::ModTile => out.push_str(&mod_tile::relative_path(tile).to_string_lossy()),
             }
         }
         PathBuf::from(out)
@@ -264,10 +302,14 @@ impl Default for TileLayout {
 /// A tile found in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTile {
-    /// Where it is.
+    /// Where it is: its PNG file, or (mod_tile layout) its metatile's
+    /// `.meta` file.
     pub path: PathBuf,
     /// When it was written.
     pub modified: SystemTime,
+    /// Its PNG, read with the lookup, when it has no file of its own (the
+    /// mod_tile layout); `None` when `path` is the tile's own PNG file.
+    pub png: Option<Arc<Vec<u8>>>,
 }
 
 /// Tells apart the stores one process opens (their `.shared/` folders).
@@ -278,6 +320,8 @@ static STORE_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct TileStore {
     root: PathBuf,
     layout: TileLayout,
+    /// One PNG file per tile, or one `.meta` file per metatile.
+    kind: StoreKind,
     /// Makes temporary names unique between threads of this process.
     temp_counter: AtomicU64,
     /// This run's shared files, by content hash.
@@ -285,6 +329,15 @@ pub struct TileStore {
     /// `.shared/<run>`: a fresh folder per server run, so shared files are
     /// always newer than the run's freshness cut-off.
     shared_dir: PathBuf,
+}
+
+/// How a store keeps its tiles (fixed by its layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    /// One PNG file per tile, single-colour tiles shared by hard links.
+    PngFiles,
+    /// mod_tile's `.meta` files, one per 8×8 metatile.
+    ModTile,
 }
 
 /// One shared file: its bytes (to rule out hash collisions) and its path.
@@ -335,9 +388,15 @@ impl TileStore {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
+        let kind = if layout.is_mod_tile() {
+            StoreKind::ModTile
+        } else {
+            StoreKind::PngFiles
+        };
         Ok(Self {
             root,
             layout,
+            kind,
             temp_counter: AtomicU64::new(0),
             shared: Mutex::new(HashMap::new()),
             shared_dir: shared_root.join(run),
@@ -354,12 +413,21 @@ impl TileStore {
         &self.layout
     }
 
-    /// Where a tile lives (whether or not it exists).
+    /// Whether each tile is a PNG file of its own (false in the mod_tile
+    /// layout, where a tile is a part of its metatile's file).
+    pub fn has_tile_files(&self) -> bool {
+        self.kind == StoreKind::PngFiles
+    }
+
+    /// Where a tile lives (whether or not it exists): its PNG file, or its
+    /// metatile's `.meta` file.
     pub fn path_of(&self, tile: TileCoord) -> PathBuf {
         self.root.join(self.layout.relative_path(tile))
     }
 
-    /// The stored tile, if there is one.
+    /// The stored tile, if there is one. In the mod_tile layout its PNG is
+    /// read out of the metatile's file (a file that does not read as a
+    /// `.meta` file counts as no tile, and is logged).
     pub fn lookup(&self, tile: TileCoord) -> Option<StoredTile> {
         let path = self.path_of(tile);
         let meta = fs::metadata(&path).ok()?;
@@ -367,22 +435,138 @@ impl TileStore {
             return None;
         }
         let modified = meta.modified().ok()?;
-        Some(StoredTile { path, modified })
+        let png = match self.kind {
+            StoreKind::PngFiles => None,
+            StoreKind::ModTile => match mod_tile::read_tile(&path, tile) {
+                Ok(png) => Some(Arc::new(png?)),
+                Err(e) => {
+                    tracing::warn!(%tile, "cannot read {}: {e}; rendering it again", path.display());
+                    return None;
+                }
+            },
+        };
+        Some(StoredTile {
+            path,
+            modified,
+            png,
+        })
     }
 
-    /// The stored tile if its stamp is at or after `fresh_after`.
+    /// The stored tile if its stamp is at or after `fresh_after` (in the
+    /// mod_tile layout also at or after `planet-import-complete`, as
+    /// mod_tile judges it).
     pub fn fresh(&self, tile: TileCoord, fresh_after: SystemTime) -> Option<StoredTile> {
-        self.lookup(tile).filter(|t| t.modified >= fresh_after)
+        let cut_off = match self.kind {
+            StoreKind::PngFiles => fresh_after,
+            StoreKind::ModTile => mod_tile::planet_time(&self.root)
+                .map_or(fresh_after, |planet| planet.max(fresh_after)),
+        };
+        self.lookup(tile).filter(|t| t.modified >= cut_off)
     }
 
     /// Reads a stored tile's bytes.
     pub fn read(&self, tile: TileCoord) -> Result<Vec<u8>, StoreError> {
         let path = self.path_of(tile);
-        fs::read(&path).map_err(|source| StoreError::Io {
+        let io_error = |source| StoreError::Io {
             action: "reading",
-            path,
+            path: path.clone(),
             source,
-        })
+        };
+        match self.kind {
+            StoreKind::PngFiles => fs::read(&path).map_err(io_error),
+            StoreKind::ModTile => mod_tile::read_tile(&path, tile)
+                .map_err(io_error)?
+                .ok_or_else(|| {
+                    io_error(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("no tile {tile} in the metatile file"),
+                    ))
+                }),
+        }
+    }
+
+    /// Writes the tiles of one rendered metatile, each stamped `stamp` (the
+    /// moment its render began, see [`crate::generation`]). PNG layouts
+    /// write one file per tile (single-colour tiles shared); the result
+    /// says, tile by tile, where each went or why it failed. The mod_tile
+    /// layout writes one `.meta` file, atomically; `Err` when it failed,
+    /// which fails every tile of the metatile.
+    pub fn write_metatile(
+        &self,
+        metatile: &Metatile,
+        tiles: &[render_core::RenderedTile],
+        stamp: SystemTime,
+    ) -> Result<Vec<(TileCoord, Result<PathBuf, StoreError>)>, StoreError> {
+        match self.kind {
+            StoreKind::PngFiles => Ok(tiles
+                .iter()
+                .map(|t| {
+                    let written = if t.single_colour {
+                        self.write_shared(t.tile, &t.png, stamp)
+                    } else {
+                        self.write(t.tile, &t.png, stamp)
+                    };
+                    (t.tile, written)
+                })
+                .collect()),
+            StoreKind::ModTile => {
+                let path = self.write_meta(metatile, tiles, stamp)?;
+                Ok(tiles.iter().map(|t| (t.tile, Ok(path.clone()))).collect())
+            }
+        }
+    }
+
+    /// One `.meta` file for the metatile, written atomically.
+    fn write_meta(
+        &self,
+        metatile: &Metatile,
+        tiles: &[render_core::RenderedTile],
+        stamp: SystemTime,
+    ) -> Result<PathBuf, StoreError> {
+        let first = metatile.first_tile();
+        if metatile.size() != mod_tile::METATILE {
+            return Err(StoreError::NotInLayout(format!(
+                "metatile {metatile}: mod_tile's .meta layout holds 8×8 metatiles, not {0}×{0}",
+                metatile.size()
+            )));
+        }
+        if let Some(why) = mod_tile::unsupported(first) {
+            return Err(StoreError::NotInLayout(why));
+        }
+        let given: Vec<(TileCoord, &[u8])> =
+            tiles.iter().map(|t| (t.tile, t.png.as_slice())).collect();
+        let bytes = mod_tile::encode(metatile, &given);
+        let path = self.path_of(first);
+        let temp = self.temp_for(&path)?;
+        let result = write_file(&temp, &bytes, stamp).and_then(|()| fs::rename(&temp, &path));
+        finish(result, &temp, path)
+    }
+
+    /// Tells readers outside tessera which stored tiles are stale: in the
+    /// mod_tile layout, `planet-import-complete` in the map's folder is
+    /// moved forward to `cut_off` (mod_tile re-renders tiles older than
+    /// it); nothing for the PNG layouts.
+    pub fn publish_cut_off(&self, cut_off: SystemTime) -> Result<(), StoreError> {
+        match self.kind {
+            StoreKind::PngFiles => Ok(()),
+            StoreKind::ModTile => {
+                mod_tile::publish_cut_off(&self.root, cut_off).map_err(|source| StoreError::Io {
+                    action: "updating",
+                    path: self.root.join(mod_tile::PLANET_TIMESTAMP),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// A single-tile write where the layout keeps whole metatiles.
+    fn refuse_single_tile(&self, tile: TileCoord) -> Result<(), StoreError> {
+        match self.kind {
+            StoreKind::PngFiles => Ok(()),
+            StoreKind::ModTile => Err(StoreError::NotInLayout(format!(
+                "tile {tile}: mod_tile's .meta layout is written a metatile at a time"
+            ))),
+        }
     }
 
     /// Writes a tile atomically: a temporary file in the same directory,
@@ -395,6 +579,7 @@ impl TileStore {
         png: &[u8],
         stamp: SystemTime,
     ) -> Result<PathBuf, StoreError> {
+        self.refuse_single_tile(tile)?;
         let path = self.path_of(tile);
         let temp = self.temp_for(&path)?;
         let result = write_file(&temp, png, stamp).and_then(|()| fs::rename(&temp, &path));
@@ -413,6 +598,7 @@ impl TileStore {
         png: &Arc<Vec<u8>>,
         stamp: SystemTime,
     ) -> Result<PathBuf, StoreError> {
+        self.refuse_single_tile(tile)?;
         let Some(shared) = self.shared_file(png, stamp) else {
             return self.write(tile, png, stamp);
         };
@@ -771,5 +957,162 @@ mod tests {
             .collect();
         assert_eq!(names, ["1.png"], "the temporary file was removed");
         assert!(blocker.join("in-the-way").is_dir());
+    }
+
+    fn rendered(metatile: &Metatile) -> Vec<render_core::RenderedTile> {
+        let sea = Arc::new(b"sea png".to_vec());
+        metatile
+            .tiles()
+            .map(|tile| render_core::RenderedTile {
+                tile,
+                // Half of them single-colour: the .meta file holds every
+                // tile's own bytes all the same.
+                png: if tile.x() % 2 == 0 {
+                    Arc::clone(&sea)
+                } else {
+                    Arc::new(format!("png {tile}").into_bytes())
+                },
+                single_colour: tile.x() % 2 == 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_mod_tile_layout_writes_one_meta_file_per_metatile_in_each_maps_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = TileLayout::parse(MOD_TILE_LAYOUT).unwrap();
+        assert!(layout.is_mod_tile() && layout.names_map());
+        let (folder, inside) = layout.for_map("demo").split_folder();
+        assert_eq!(folder, PathBuf::from("demo"));
+        let store = TileStore::open(dir.path().join(&folder), inside).unwrap();
+        assert!(!store.has_tile_files());
+        let metatile = Metatile::containing(t(12, 2275, 1185), 8).unwrap();
+        let tiles = rendered(&metatile);
+        let stamp = SystemTime::now() - std::time::Duration::from_secs(60);
+        let written = store.write_metatile(&metatile, &tiles, stamp).unwrap();
+        assert_eq!(written.len(), 64);
+        let meta = dir.path().join("demo/12/0/0/132/234/0.meta");
+        for (_, path) in &written {
+            assert_eq!(path.as_ref().unwrap(), &meta);
+        }
+        assert_eq!(
+            files_in(dir.path()),
+            [meta.clone()],
+            "one file, no temporaries"
+        );
+        assert_eq!(fs::metadata(&meta).unwrap().modified().unwrap(), stamp);
+        for tile in &tiles {
+            assert_eq!(store.read(tile.tile).unwrap(), *tile.png);
+            let found = store.lookup(tile.tile).unwrap();
+            assert_eq!(found.path, meta);
+            assert_eq!(found.png.as_deref(), Some(&*tile.png));
+        }
+        // Fresh by its stamp, and by planet-import-complete as mod_tile
+        // judges it.
+        assert!(store.fresh(t(12, 2275, 1185), stamp).is_some());
+        assert!(store
+            .fresh(t(12, 2275, 1185), stamp + std::time::Duration::from_secs(1))
+            .is_none());
+        store
+            .publish_cut_off(stamp + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(store.fresh(t(12, 2275, 1185), stamp).is_none());
+        // Forced again: replaced, still one file; no temporary.
+        let later = SystemTime::now();
+        store.write_metatile(&metatile, &tiles, later).unwrap();
+        assert_eq!(
+            files_in(dir.path()).len(),
+            2,
+            "the .meta and planet-import-complete"
+        );
+        assert!(store.fresh(t(12, 2275, 1185), stamp).is_some());
+        // A single tile cannot be written into a metatile file.
+        let err = store.write(t(12, 2275, 1185), b"x", later).unwrap_err();
+        assert!(err.to_string().contains("a metatile at a time"), "{err}");
+        let asked = tiles.iter().find(|r| r.tile == t(12, 2275, 1185)).unwrap();
+        assert_eq!(
+            store.read(asked.tile).unwrap(),
+            *asked.png,
+            "still as it was"
+        );
+    }
+
+    #[test]
+    fn the_mod_tile_layout_refuses_what_its_paths_cannot_name_and_cleans_up_failed_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(
+            dir.path(),
+            TileLayout::parse(MOD_TILE_LAYOUT)
+                .unwrap()
+                .for_map("m")
+                .split_folder()
+                .1,
+        )
+        .unwrap();
+        let deep = Metatile::containing(t(21, 0, 0), 8).unwrap();
+        let err = store
+            .write_metatile(&deep, &rendered(&deep), SystemTime::now())
+            .unwrap_err();
+        assert!(err.to_string().contains("zoom levels 0 to 20"), "{err}");
+        let small = Metatile::containing(t(12, 0, 0), 4).unwrap();
+        let err = store
+            .write_metatile(&small, &rendered(&small), SystemTime::now())
+            .unwrap_err();
+        assert!(err.to_string().contains("8×8"), "{err}");
+        // A directory where the .meta file should go: the rename fails,
+        // the temporary file is removed.
+        let metatile = Metatile::containing(t(3, 0, 0), 8).unwrap();
+        let blocker = store.path_of(t(3, 0, 0));
+        fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+        let err = store
+            .write_metatile(&metatile, &rendered(&metatile), SystemTime::now())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("writing "), "{err}");
+        let names: Vec<_> = fs::read_dir(blocker.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["0.meta"], "only the directory in the way");
+        assert!(files_in(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn png_layouts_write_a_metatile_tile_by_tile_and_share_single_colour_tiles() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        assert!(store.has_tile_files());
+        let metatile = Metatile::containing(t(3, 0, 0), 8).unwrap();
+        let tiles = rendered(&metatile);
+        let written = store
+            .write_metatile(&metatile, &tiles, SystemTime::now())
+            .unwrap();
+        assert_eq!(written.len(), 64);
+        for ((tile, path), rendered) in written.iter().zip(&tiles) {
+            let path = path.as_ref().unwrap();
+            assert_eq!(path, &store.path_of(*tile));
+            assert_eq!(fs::read(path).unwrap(), *rendered.png);
+            assert!(store.lookup(*tile).unwrap().png.is_none());
+        }
+        let sea = fs::metadata(store.path_of(t(3, 0, 0))).unwrap();
+        assert_eq!(sea.nlink(), 33, "32 sea tiles and the shared file");
+    }
+
+    /// Every file under `dir`, recursively, hidden ones included.
+    fn files_in(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(folder) = stack.pop() {
+            for entry in fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
     }
 }
