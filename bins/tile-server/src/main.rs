@@ -44,7 +44,8 @@ struct Args {
     tile_dir: Option<PathBuf>,
     /// Layout of tile files: {map}, {z}, {x}, {y}, e.g. '{map}/{z}/{x}/{y}.png'
     /// (the default) or '{z}_{x}_{y}.png' (one map, straight into the tile
-    /// dir, as the legacy application reads).
+    /// dir, as the legacy application reads); or 'mod_tile': one .meta file
+    /// per metatile in <tile dir>/<map>/, as renderd writes them.
     #[arg(long)]
     tile_layout: Option<String>,
     /// Where to serve the framed protocol: tcp:HOST:PORT or unix:PATH
@@ -54,6 +55,11 @@ struct Args {
     /// Where to serve the legacy line protocol (tcp:HOST:PORT).
     #[arg(long)]
     legacy_listen: Option<String>,
+    /// Where to serve renderd's socket protocol, for Apache's mod_tile,
+    /// render_list and render_expired: unix:PATH or loopback tcp:HOST:PORT
+    /// (repeatable; replaces the configured list).
+    #[arg(long)]
+    renderd_listen: Vec<String>,
     /// Render threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -159,6 +165,7 @@ fn with_overrides(
         tile_layout: args.tile_layout.clone(),
         listen: args.listen.clone(),
         legacy_listen: args.legacy_listen.clone(),
+        renderd_listen: args.renderd_listen.clone(),
         threads: args.threads,
         metatile: args.metatile,
         secret_file: args.secret_file.clone(),
@@ -207,6 +214,9 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
     }
     if let Some(endpoint) = server.legacy_endpoint() {
         println!("tile-server: legacy line protocol on {endpoint}");
+    }
+    for endpoint in server.renderd_endpoints() {
+        println!("tile-server: renderd protocol on {endpoint}");
     }
     for (map, section) in server.handle().maps().iter().zip(&config.raw.maps) {
         println!(

@@ -89,6 +89,16 @@ pub struct ServerSection {
     /// A legacy batch must be ended (`stop`, empty line, EOF) this long
     /// after its first byte, or the connection is closed; 0: no limit.
     pub legacy_batch_timeout_ms: u64,
+    /// Where renderd's socket protocol is served (`unix:PATH`, or
+    /// `tcp:HOST:PORT` on loopback), for Apache's mod_tile, `render_list`
+    /// and `render_expired`.
+    pub renderd_listen: Vec<String>,
+    /// The mode of renderd Unix sockets, in octal (`"0666"`): mod_tile
+    /// connects as the web server's user.
+    pub renderd_socket_mode: String,
+    /// Most renderd-protocol connections at once, counted apart from the
+    /// framed ones; more are closed at once.
+    pub renderd_max_connections: usize,
     /// A file holding the shared secret; required to listen beyond loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
@@ -192,6 +202,9 @@ impl Default for ServerSection {
             legacy_max_connections: 64,
             legacy_idle_timeout_ms: 30_000,
             legacy_batch_timeout_ms: 60_000,
+            renderd_listen: Vec::new(),
+            renderd_socket_mode: "0600".into(),
+            renderd_max_connections: 512,
             secret_file: None,
             allow_insecure_remote: false,
             max_connections: 256,
@@ -249,6 +262,8 @@ pub struct ConfigOverrides {
     pub listen: Vec<String>,
     /// `--legacy-listen`.
     pub legacy_listen: Option<String>,
+    /// `--renderd-listen` (repeatable): replaces the list.
+    pub renderd_listen: Vec<String>,
     /// `--threads`.
     pub threads: Option<usize>,
     /// `--metatile`.
@@ -278,6 +293,7 @@ impl ConfigOverrides {
         let flag = match section {
             "server.listen" if !self.listen.is_empty() => Some("--listen"),
             "server.legacy_listen" if self.legacy_listen.is_some() => Some("--legacy-listen"),
+            "server.renderd_listen" if !self.renderd_listen.is_empty() => Some("--renderd-listen"),
             "server.secret_file" if self.secret_file.is_some() => Some("--secret-file"),
             "render.threads" if self.threads.is_some() => Some("--threads"),
             "render.metatile" if self.metatile.is_some() => Some("--metatile"),
@@ -311,6 +327,10 @@ pub struct ValidConfig {
     pub listen: Vec<Endpoint>,
     /// Parsed legacy endpoint.
     pub legacy_listen: Option<Endpoint>,
+    /// Parsed renderd-protocol endpoints.
+    pub renderd_listen: Vec<Endpoint>,
+    /// Parsed mode of renderd Unix sockets.
+    pub renderd_socket_mode: u32,
     /// Parsed callback style.
     pub legacy_callback_style: CallbackStyle,
     /// Parsed tile format.
@@ -424,6 +444,9 @@ impl ServiceConfig {
         if let Some(legacy) = &o.legacy_listen {
             self.server.legacy_listen = Some(legacy.clone());
         }
+        if !o.renderd_listen.is_empty() {
+            self.server.renderd_listen = o.renderd_listen.clone();
+        }
         if let Some(threads) = o.threads {
             self.render.threads = threads;
         }
@@ -455,7 +478,33 @@ impl ServiceConfig {
                     .map_err(|e| invalid(format!("server.listen[{i}]"), e.to_string()))?,
             );
         }
-        if listen.is_empty() && self.server.legacy_listen.is_none() {
+        let mut renderd_listen = Vec::new();
+        for (i, text) in self.server.renderd_listen.iter().enumerate() {
+            renderd_listen.push(
+                text.parse::<Endpoint>()
+                    .map_err(|e| invalid(format!("server.renderd_listen[{i}]"), e.to_string()))?,
+            );
+        }
+        let renderd_socket_mode = u32::from_str_radix(&self.server.renderd_socket_mode, 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777 && *mode & 0o600 == 0o600)
+            .ok_or_else(|| {
+                invalid(
+                    "server.renderd_socket_mode".into(),
+                    format!(
+                        "{:?} is not an octal mode from \"0600\" to \"0777\" that lets the \
+                         server's own user read and write (e.g. \"0660\" or \"0666\")",
+                        self.server.renderd_socket_mode
+                    ),
+                )
+            })?;
+        if self.server.renderd_max_connections == 0 {
+            return Err(invalid(
+                "server.renderd_max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if listen.is_empty() && self.server.legacy_listen.is_none() && renderd_listen.is_empty() {
             return Err(invalid(
                 "server.listen".into(),
                 "nothing to listen on".into(),
@@ -557,6 +606,27 @@ impl ServiceConfig {
         }
         let layout = TileLayout::parse(&self.store.layout)
             .map_err(|e| invalid("store.layout".into(), e.to_string()))?;
+        if layout.is_mod_tile() {
+            if self.render.metatile != crate::store::mod_tile::METATILE {
+                return Err(invalid(
+                    "render.metatile".into(),
+                    format!(
+                        "{0} (metatiles of {0}×{0} tiles), but the mod_tile layout stores \
+                         mod_tile's 8×8 metatiles: use 8",
+                        self.render.metatile
+                    ),
+                ));
+            }
+            if self.server.legacy_listen.is_some() {
+                return Err(invalid(
+                    "server.legacy_listen".into(),
+                    "the legacy application reads one PNG file per tile, and the mod_tile \
+                     layout keeps tiles inside .meta files: use a PNG layout such as \
+                     \"{z}_{x}_{y}.png\" with the legacy protocol"
+                        .into(),
+                ));
+            }
+        }
         if self.maps.is_empty() {
             return Err(invalid(
                 "map".into(),
@@ -613,6 +683,8 @@ impl ServiceConfig {
             raw: self,
             listen,
             legacy_listen,
+            renderd_listen,
+            renderd_socket_mode,
             legacy_callback_style,
             format,
             layout,
@@ -853,5 +925,91 @@ mod tests {
         let config = ServiceConfig::from_file(&path).unwrap();
         assert_eq!(config.maps[0].style, dir.path().join("s.xml"));
         assert!(config.validate("t").is_ok());
+    }
+
+    #[test]
+    fn renderd_listeners_and_the_mod_tile_layout_are_checked() {
+        let mut config = builtin();
+        config.server.renderd_listen = vec!["unix:/run/renderd/renderd.sock".into()];
+        config.server.renderd_socket_mode = "0666".into();
+        config.store.layout = crate::store::MOD_TILE_LAYOUT.into();
+        let valid = config.clone().validate("x").unwrap();
+        assert_eq!(
+            valid.renderd_listen,
+            ["unix:/run/renderd/renderd.sock"
+                .parse::<Endpoint>()
+                .unwrap()]
+        );
+        assert_eq!(valid.renderd_socket_mode, 0o666);
+        assert!(valid.layout.is_mod_tile());
+        // mod_tile's folder per map, its .meta files inside.
+        let (root, layout) = valid.store_location("demo");
+        assert!(root.ends_with("demo"), "{}", root.display());
+        assert!(!layout.names_map() && layout.is_mod_tile());
+        // A renderd socket alone is something to listen on.
+        config.server.listen.clear();
+        assert!(config.clone().validate("x").is_ok());
+        for (edit, key, says) in [
+            (
+                (|c: &mut ServiceConfig| c.server.renderd_socket_mode = "0400".into())
+                    as fn(&mut ServiceConfig),
+                "server.renderd_socket_mode",
+                "octal mode",
+            ),
+            (
+                |c| c.server.renderd_socket_mode = "rw".into(),
+                "server.renderd_socket_mode",
+                "octal mode",
+            ),
+            (
+                |c| c.server.renderd_listen = vec!["http://x".into()],
+                "server.renderd_listen[0]",
+                "not an endpoint",
+            ),
+            (
+                |c| c.server.renderd_max_connections = 0,
+                "server.renderd_max_connections",
+                "at least 1",
+            ),
+            (
+                |c| c.render.metatile = 4,
+                "render.metatile",
+                "8×8 metatiles: use 8",
+            ),
+            (
+                |c| c.server.legacy_listen = Some("tcp:127.0.0.1:1".into()),
+                "server.legacy_listen",
+                "one PNG file per tile",
+            ),
+        ] {
+            let mut broken = config.clone();
+            edit(&mut broken);
+            let err = broken.validate("x").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains(says),
+                "{err}"
+            );
+        }
+        // The flags are blamed for their own values.
+        let overrides = ConfigOverrides {
+            renderd_listen: vec!["nohost".into()],
+            metatile: Some(16),
+            ..ConfigOverrides::default()
+        };
+        let mut flagged = config.clone();
+        flagged.apply(&overrides);
+        assert_eq!(flagged.server.renderd_listen, ["nohost"]);
+        let err = overrides
+            .blame(flagged.clone().validate("f").unwrap_err())
+            .to_string();
+        assert!(
+            err.starts_with("command line: `--renderd-listen`: "),
+            "{err}"
+        );
+        flagged.server.renderd_listen = vec!["unix:/tmp/r.sock".into()];
+        let err = overrides
+            .blame(flagged.validate("f").unwrap_err())
+            .to_string();
+        assert!(err.starts_with("command line: `--metatile`: 16 "), "{err}");
     }
 }

@@ -17,10 +17,13 @@
 //! - [`session`]: one framed-protocol connection (reader and writer threads).
 //! - [`legacy_session`]: one legacy line-protocol connection, with the
 //!   port+1 callbacks.
+//! - [`renderd_session`]: one connection of renderd's socket protocol
+//!   (Apache's mod_tile, `render_list`, `render_expired`), and its acceptor.
 //! - [`server`]: [`Server`] — listeners, acceptors, connection limits,
 //!   graceful shutdown.
 //! - [`store`]: [`TileStore`] — the tile directory, laid out by a template
-//!   (`{map}`, `{z}`, `{x}`, `{y}`), written atomically.
+//!   (`{map}`, `{z}`, `{x}`, `{y}`) or as mod_tile's `.meta` files, written a
+//!   metatile at a time, atomically.
 //! - [`generation`]: which stored tiles are current — a map's fingerprint
 //!   (its files and pixel settings) and the cut-off its tiles' stamps are
 //!   compared with, kept beside the tiles across restarts.
@@ -39,6 +42,7 @@ pub mod config;
 pub mod generation;
 pub mod legacy_session;
 pub mod reload;
+pub mod renderd_session;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -62,5 +66,5 @@ pub use scheduler::{
 };
 pub use store::{
     StoreError, StoredTile, TileLayout, TileStore, DEFAULT_LAYOUT, DEFAULT_MAP_LAYOUT,
-    LEGACY_LAYOUT,
+    LEGACY_LAYOUT, MOD_TILE_LAYOUT,
 };

@@ -17,8 +17,10 @@
 //! Secure defaults come from ipc-proto: TCP binds loopback unless told
 //! otherwise, binding beyond loopback needs a shared secret (or an explicit
 //! override), Unix sockets are created with mode 0600. The legacy protocol
-//! has no authentication at all, so it is refused on a non-loopback address
-//! unless the override is set.
+//! and renderd's protocol have no authentication at all, so they are
+//! refused on a non-loopback address unless the override is set; renderd
+//! sockets get the configured mode (mod_tile connects as the web server's
+//! user).
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
@@ -34,6 +36,7 @@ use ipc_proto::{
 
 use crate::config::ValidConfig;
 use crate::legacy_session::{serve_legacy_connection, LegacyOptions};
+use crate::renderd_session::{accept_renderd, RenderdOptions};
 use crate::service::{ServiceError, ServiceHandle, TileService};
 use crate::session::{handshake, serve_session, SessionLimits};
 
@@ -71,7 +74,9 @@ impl ServerError {
             ServerError::Service(ServiceError::Map { .. }) | ServerError::Secret(_) => true,
             ServerError::Listen { source, .. } => matches!(
                 source,
-                ipc_proto::Error::InsecureRemote { .. } | ipc_proto::Error::InsecureLegacy { .. }
+                ipc_proto::Error::InsecureRemote { .. }
+                    | ipc_proto::Error::InsecureLegacy { .. }
+                    | ipc_proto::Error::InsecureRenderd { .. }
             ),
             _ => false,
         }
@@ -94,6 +99,7 @@ pub struct Server {
     handle: ServiceHandle,
     endpoints: Vec<Endpoint>,
     legacy_endpoint: Option<Endpoint>,
+    renderd_endpoints: Vec<Endpoint>,
     acceptors: Vec<JoinHandle<()>>,
     wakers: Vec<ListenerWaker>,
     stopping: Arc<AtomicBool>,
@@ -283,6 +289,19 @@ impl Server {
             }
             None => None,
         };
+        let mut renderd_listeners = Vec::new();
+        for endpoint in &config.renderd_listen {
+            let listener = ipc_proto::renderd::bind_renderd(
+                endpoint,
+                raw.allow_insecure_remote,
+                config.renderd_socket_mode,
+            )
+            .map_err(|source| ServerError::Listen {
+                endpoint: endpoint.to_string(),
+                source,
+            })?;
+            renderd_listeners.push(listener);
+        }
         let service = TileService::start(config)?;
         let handle = service.handle();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -291,6 +310,10 @@ impl Server {
             .map(|l| l.local_endpoint().clone())
             .collect();
         let legacy_endpoint = legacy.as_ref().map(|l| l.local_endpoint().clone());
+        let renderd_endpoints: Vec<Endpoint> = renderd_listeners
+            .iter()
+            .map(|l| l.local_endpoint().clone())
+            .collect();
         let limits = SessionLimits {
             max_tiles_per_request: raw.max_tiles_per_request,
             max_frame: raw.max_frame_bytes,
@@ -363,8 +386,31 @@ impl Server {
                 .map_err(ServerError::Thread)?;
             acceptors.push(acceptor);
         }
+        let renderd_options = RenderdOptions {
+            idle_timeout: limits.idle_timeout,
+            write_timeout: limits.write_timeout,
+        };
+        for listener in renderd_listeners {
+            wakers.push(listener.waker().map_err(|source| ServerError::Listen {
+                endpoint: listener.local_endpoint().to_string(),
+                source,
+            })?);
+            let (handle, stopping, sessions) =
+                (handle.clone(), Arc::clone(&stopping), Arc::clone(&sessions));
+            let max = raw.renderd_max_connections;
+            let acceptor = std::thread::Builder::new()
+                .name(format!("accept renderd {}", listener.local_endpoint()))
+                .spawn(move || {
+                    accept_renderd(listener, handle, stopping, renderd_options, max, sessions)
+                })
+                .map_err(ServerError::Thread)?;
+            acceptors.push(acceptor);
+        }
         for endpoint in &endpoints {
             tracing::info!(%endpoint, "listening");
+        }
+        for endpoint in &renderd_endpoints {
+            tracing::info!(%endpoint, "listening (renderd protocol)");
         }
         if let Some(endpoint) = &legacy_endpoint {
             tracing::info!(%endpoint, "listening (legacy line protocol)");
@@ -379,6 +425,7 @@ impl Server {
             handle,
             endpoints,
             legacy_endpoint,
+            renderd_endpoints,
             acceptors,
             wakers,
             stopping,
@@ -397,6 +444,11 @@ impl Server {
     /// Where the legacy protocol is served.
     pub fn legacy_endpoint(&self) -> Option<&Endpoint> {
         self.legacy_endpoint.as_ref()
+    }
+
+    /// Where renderd's protocol is served.
+    pub fn renderd_endpoints(&self) -> &[Endpoint] {
+        &self.renderd_endpoints
     }
 
     /// The service, for stats or in-process requests.
