@@ -25,6 +25,12 @@ command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 type -P kill >/dev/null 2>&1 || missing+=(procps)
 # tile-server's packaging test verifies its systemd unit.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# tile-server's mod_tile tests put tessera in renderd's place: Apache with
+# Debian's mod_tile serves its .meta files, render_list and render_expired
+# (Debian's renderd package) drive its renderd socket.
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+[ -e /usr/lib/apache2/modules/mod_tile.so ] || missing+=(libapache2-mod-tile)
+command -v render_list >/dev/null 2>&1 || missing+=(renderd)
 # render-core's text tests draw with the faces the classic OSM style and the
 # Japanese application ask for: DejaVu Sans and Noto Sans CJK JP.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)

@@ -259,6 +259,8 @@ pub struct ServerProcess {
     pub endpoint: ipc_proto::Endpoint,
     /// The legacy endpoint, if it serves one.
     pub legacy: Option<ipc_proto::Endpoint>,
+    /// The renderd-protocol endpoints it serves.
+    pub renderd: Vec<ipc_proto::Endpoint>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -322,7 +324,7 @@ impl ServerProcess {
                     .push_str(&String::from_utf8_lossy(&chunk[..n]));
             }
         });
-        let (mut endpoint, mut legacy) = (None, None);
+        let (mut endpoint, mut legacy, mut renderd) = (None, None, Vec::new());
         loop {
             let Ok(line) = lines.recv_timeout(Duration::from_secs(120)) else {
                 let _ = child.kill();
@@ -339,6 +341,9 @@ impl ServerProcess {
             if let Some(addr) = line.strip_prefix("tile-server: legacy line protocol on ") {
                 legacy = Some(addr.parse().unwrap());
             }
+            if let Some(addr) = line.strip_prefix("tile-server: renderd protocol on ") {
+                renderd.push(addr.parse().unwrap());
+            }
             if line == "tile-server: ready" {
                 break;
             }
@@ -347,6 +352,7 @@ impl ServerProcess {
             child,
             endpoint: endpoint.expect("ready without a framed endpoint"),
             legacy,
+            renderd,
             stdout,
             stderr,
             readers: vec![out_reader, err_reader],
@@ -409,6 +415,17 @@ impl ServerProcess {
             status,
             stdout: self.stdout.lock().unwrap().clone(),
             stderr: self.stderr.lock().unwrap().clone(),
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    /// A test that failed before [`ServerProcess::stop`] leaves no server
+    /// running behind it.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

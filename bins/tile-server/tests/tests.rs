@@ -21,9 +21,15 @@ mod freshness;
 mod legacy;
 /// Shutdown, kill -9 and the store: no partial PNG ever.
 mod lifecycle;
+/// Debian's Apache mod_tile, render_list and render_expired with tessera
+/// in renderd's place, on its `.meta` files.
+mod mod_tile;
 /// What an operator sees: exit statuses, logs, --check-config, layouts,
 /// forced re-renders without leftovers, a copied binary.
 mod operator;
+/// renderd's socket protocol, byte by byte: answers, dirty work, bad
+/// input, shutdown, socket modes, refused configurations.
+mod renderd;
 /// SIGTERM under load, a deleted socket file, a second signal.
 mod shutdown;
 /// Slowloris connections and a client that never reads.
