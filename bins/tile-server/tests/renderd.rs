@@ -62,7 +62,7 @@ impl RenderdClient {
     pub fn answer(&mut self) -> Option<RenderdMessage> {
         let mut buf = [0u8; 256];
         loop {
-            if let Some(answer) = self.decoder.next().unwrap() {
+            if let Some(answer) = self.decoder.take_message().unwrap() {
                 return Some(answer);
             }
             match self.stream.read(&mut buf) {

@@ -79,7 +79,7 @@ impl RenderdVersion {
 
     /// Bytes of a message of this version on the wire (C struct padding
     /// included).
-    pub const fn len(self) -> usize {
+    pub const fn wire_len(self) -> usize {
         match self {
             Self::V1 => HEADER_LEN,
             Self::V2 => 64,
@@ -257,9 +257,9 @@ impl RenderdMessage {
         }
     }
 
-    /// The message as it goes on the wire ([`RenderdVersion::len`] bytes).
+    /// The message as it goes on the wire ([`RenderdVersion::wire_len`] bytes).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.version.len());
+        let mut out = Vec::with_capacity(self.version.wire_len());
         for value in [self.version as i32, self.command, self.x, self.y, self.z] {
             out.extend_from_slice(&value.to_ne_bytes());
         }
@@ -270,7 +270,7 @@ impl RenderdMessage {
             out.extend_from_slice(&self.mimetype);
             out.extend_from_slice(&self.options);
         }
-        out.resize(self.version.len(), 0);
+        out.resize(self.version.wire_len(), 0);
         out
     }
 
@@ -278,10 +278,10 @@ impl RenderdMessage {
     pub fn decode(bytes: &[u8]) -> std::result::Result<Self, RenderdDecodeError> {
         let mut decoder = RenderdDecoder::new();
         decoder.feed(bytes);
-        match decoder.next()? {
+        match decoder.take_message()? {
             Some(message) if decoder.buffered() == 0 => Ok(message),
             Some(message) => Err(RenderdDecodeError::TrailingBytes {
-                len: message.version.len(),
+                len: message.version.wire_len(),
                 extra: decoder.buffered(),
             }),
             None => {
@@ -389,7 +389,9 @@ impl RenderdDecoder {
 
     /// The next whole message, `None` until enough bytes have come, or the
     /// error that ends the stream.
-    pub fn next(&mut self) -> std::result::Result<Option<RenderdMessage>, RenderdDecodeError> {
+    pub fn take_message(
+        &mut self,
+    ) -> std::result::Result<Option<RenderdMessage>, RenderdDecodeError> {
         if self.buf.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -405,7 +407,7 @@ impl RenderdDecoder {
                 version: raw_version,
             });
         };
-        if self.buf.len() < version.len() {
+        if self.buf.len() < version.wire_len() {
             return Ok(None);
         }
         let name = |at: usize| {
@@ -433,7 +435,7 @@ impl RenderdDecoder {
                 message.options = name(HEADER_LEN + 2 * XMLCONFIG_MAX);
             }
         }
-        self.buf.drain(..version.len());
+        self.buf.drain(..version.wire_len());
         Ok(Some(message))
     }
 
@@ -447,7 +449,8 @@ impl RenderdDecoder {
             Some(bytes) if self.buf.len() >= HEADER_LEN => {
                 let mut raw = [0u8; 4];
                 raw.copy_from_slice(bytes);
-                RenderdVersion::from_raw(i32::from_ne_bytes(raw)).map_or(HEADER_LEN, |v| v.len())
+                RenderdVersion::from_raw(i32::from_ne_bytes(raw))
+                    .map_or(HEADER_LEN, |v| v.wire_len())
             }
             _ => HEADER_LEN,
         };
@@ -504,12 +507,12 @@ mod tests {
     fn the_sizes_are_those_of_the_c_structs_on_this_machine() {
         // sizeof(struct protocol_v1), sizeof(struct protocol_v2) and
         // sizeof(struct protocol) with 4-byte ints: 20, 61 → 64, 143 → 144.
-        assert_eq!(RenderdVersion::V1.len(), 20);
-        assert_eq!(RenderdVersion::V2.len(), 64);
-        assert_eq!(RenderdVersion::V3.len(), 144);
+        assert_eq!(RenderdVersion::V1.wire_len(), 20);
+        assert_eq!(RenderdVersion::V2.wire_len(), 64);
+        assert_eq!(RenderdVersion::V3.wire_len(), 144);
         for version in [RenderdVersion::V1, RenderdVersion::V2, RenderdVersion::V3] {
             let bytes = request(version, RenderdCommand::Render).encode();
-            assert_eq!(bytes.len(), version.len());
+            assert_eq!(bytes.len(), version.wire_len());
         }
     }
 
@@ -577,7 +580,7 @@ mod tests {
             let mut got = Vec::new();
             for chunk in stream.chunks(piece) {
                 decoder.feed(chunk);
-                while let Some(m) = decoder.next().unwrap() {
+                while let Some(m) = decoder.take_message().unwrap() {
                     got.push(m);
                 }
             }
@@ -594,21 +597,21 @@ mod tests {
         let mut decoder = RenderdDecoder::new();
         decoder.feed(&bytes);
         assert_eq!(
-            decoder.next(),
+            decoder.take_message(),
             Err(RenderdDecodeError::BadVersion { version: 4 })
         );
         let mut decoder = RenderdDecoder::new();
         decoder.feed(&0i32.to_ne_bytes());
         decoder.feed(&[0; 16]);
         assert_eq!(
-            decoder.next(),
+            decoder.take_message(),
             Err(RenderdDecodeError::BadVersion { version: 0 })
         );
         // 30 bytes of a version-2 message, then the end.
         let whole = request(RenderdVersion::V2, RenderdCommand::Render).encode();
         let mut decoder = RenderdDecoder::new();
         decoder.feed(&whole[..30]);
-        assert_eq!(decoder.next(), Ok(None));
+        assert_eq!(decoder.take_message(), Ok(None));
         assert_eq!(
             decoder.finish(),
             Err(RenderdDecodeError::Truncated { have: 30, need: 64 })

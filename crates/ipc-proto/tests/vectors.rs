@@ -233,6 +233,28 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Message>)> {
         .concat(),
         None,
     ));
+
+    // renderd's protocol (native byte order: these are little-endian).
+    let bulk = RenderdMessage::new(
+        RenderdVersion::V2,
+        RenderdCommand::RenderBulk,
+        (12, 2275, 1185),
+        "demo",
+    )
+    .unwrap();
+    out.push(("renderd-v2-render-bulk", bulk.encode(), None));
+    let prio = RenderdMessage::new(
+        RenderdVersion::V3,
+        RenderdCommand::RenderPrio,
+        (12, 2275, 1185),
+        "demo",
+    )
+    .unwrap();
+    out.push((
+        "renderd-v3-done",
+        prio.answer(RenderdCommand::Done).encode(),
+        None,
+    ));
     out
 }
 

@@ -205,7 +205,7 @@ impl RequestReader<'_> {
             last_heard = Instant::now();
             decoder.feed(&buf[..n]);
             loop {
-                match decoder.next() {
+                match decoder.take_message() {
                     Ok(Some(request)) => self.handle(request),
                     Ok(None) => break,
                     Err(e) => {

@@ -312,6 +312,10 @@ pub struct StoredTile {
     pub png: Option<Arc<Vec<u8>>>,
 }
 
+/// Where one tile of a metatile went, or why it failed
+/// ([`TileStore::write_metatile`]).
+pub type TileWritten = (TileCoord, Result<PathBuf, StoreError>);
+
 /// Tells apart the stores one process opens (their `.shared/` folders).
 static STORE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -496,7 +500,7 @@ impl TileStore {
         metatile: &Metatile,
         tiles: &[render_core::RenderedTile],
         stamp: SystemTime,
-    ) -> Result<Vec<(TileCoord, Result<PathBuf, StoreError>)>, StoreError> {
+    ) -> Result<Vec<TileWritten>, StoreError> {
         match self.kind {
             StoreKind::PngFiles => Ok(tiles
                 .iter()
@@ -997,7 +1001,7 @@ mod tests {
         }
         assert_eq!(
             files_in(dir.path()),
-            [meta.clone()],
+            std::slice::from_ref(&meta),
             "one file, no temporaries"
         );
         assert_eq!(fs::metadata(&meta).unwrap().modified().unwrap(), stamp);
