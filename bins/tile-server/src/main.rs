@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use http_front::HttpServer;
 use ipc_proto::say_once;
 use render_service::{ConfigOverrides, Reloader, Server, ServiceConfig, ValidConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -54,6 +55,11 @@ struct Args {
     /// Where to serve the legacy line protocol (tcp:HOST:PORT).
     #[arg(long)]
     legacy_listen: Option<String>,
+    /// Where to serve tiles over HTTP for web maps, HOST:PORT (repeatable;
+    /// replaces the configured list): /{map}/{z}/{x}/{y}.png, /{map}.json,
+    /// /metrics, /health and a map viewer at /.
+    #[arg(long)]
+    http_listen: Vec<String>,
     /// Render threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -164,11 +170,20 @@ fn with_overrides(
         secret_file: args.secret_file.clone(),
         format: args.format.clone(),
         fifo: args.fifo,
+        http_listen: args.http_listen.clone(),
     };
     config.apply(&overrides);
     match config.validate(origin) {
         Ok(config) => Ok(config),
         Err(e) => Err(say_once(&overrides.blame(e))),
+    }
+}
+
+/// A listener that could not start: the machine is at fault (status 1).
+fn server_failed_to_start(e: &http_front::HttpError) -> Stop {
+    Stop {
+        status: 1,
+        message: say_once(e),
     }
 }
 
@@ -202,6 +217,14 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
     server
         .handle()
         .set_reloader(Reloader::new(config.clone(), reload));
+    let http = if config.http_listen.is_empty() {
+        None
+    } else {
+        Some(
+            HttpServer::start(config, server.handle().clone())
+                .map_err(|e| server_failed_to_start(&e))?,
+        )
+    };
     for endpoint in server.endpoints() {
         println!("tile-server: listening on {endpoint}");
     }
@@ -215,6 +238,9 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
             section.style.display(),
             map.store.root().display()
         );
+    }
+    for address in http.iter().flat_map(HttpServer::addresses) {
+        println!("tile-server: http on http://{address}/ (the map viewer)");
     }
     println!("tile-server: ready");
     systemd::notify("READY=1\nSTATUS=serving");
@@ -266,7 +292,15 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
             }
         })
         .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
+    // HTTP stops taking requests first; the service's shutdown then answers
+    // the renders its requests wait for; then HTTP's last answers go out.
+    if let Some(http) = &http {
+        http.stop_accepting();
+    }
     server.shutdown();
+    if let Some(http) = http {
+        http.shutdown();
+    }
     println!("tile-server: stopped");
     Ok(())
 }
