@@ -1,0 +1,379 @@
+//! The HTTP front against a real service, over real sockets, with a plain
+//! HTTP/1.1 client written here (so what is on the wire is what is
+//! tested): tiles from the store with ETag/304, on demand, merged and
+//! cancelled; TileJSON, metrics, viewports; bad paths, bad requests,
+//! oversized heads and slow clients.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use http_front::HttpServer;
+use render_service::{Server, ServiceConfig};
+
+/// A response as read off the socket.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) and reads the answer until
+/// the server closes (the request says `Connection: close`).
+fn exchange(address: SocketAddr, request: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    }
+}
+
+fn get(address: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(address, request.as_bytes())
+}
+
+/// A style with a background and a polygon over Helsinki.
+fn write_style(dir: &Path, background: &str) -> PathBuf {
+    std::fs::write(
+        dir.join("square.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},
+           "geometry":{"type":"Polygon","coordinates":[[[20,55],[30,55],[30,65],[20,65],[20,55]]]}}]}"#,
+    )
+    .unwrap();
+    let path = dir.join("small.xml");
+    std::fs::write(
+        &path,
+        format!(
+            r##"<Map srs="epsg:3857" background-color="{background}"><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/></Rule></Style>
+<Layer name="l" srs="epsg:4326"><StyleName>s</StyleName><Datasource><Parameter name="type">ogr</Parameter>
+<Parameter name="file">square.geojson</Parameter><Parameter name="layer_by_index">0</Parameter></Datasource></Layer></Map>"##
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A service and its HTTP front on a free loopback port.
+struct Running {
+    server: Option<Server>,
+    http: Option<HttpServer>,
+    address: SocketAddr,
+}
+
+impl Running {
+    fn start(dir: &Path, extra_toml: &str) -> Running {
+        let style = write_style(dir, "#aad3df");
+        let toml = format!(
+            "[server]\nlisten = [\"unix:{}\"]\n[render]\nthreads = 2\nmetatile = 2\n[store]\ndir = \"{}\"\n\
+             [http]\nlisten = [\"127.0.0.1:0\"]\n{extra_toml}\n[[map]]\nname = \"small\"\nstyle = \"{}\"\nmax_zoom = 18\n",
+            dir.join("s.sock").display(),
+            dir.join("tiles").display(),
+            style.display()
+        );
+        let config = ServiceConfig::from_toml(&toml, "test")
+            .unwrap()
+            .validate("test")
+            .unwrap();
+        let server = Server::start(&config).unwrap();
+        let http = HttpServer::start(&config, server.handle().clone()).unwrap();
+        let address = http.addresses()[0];
+        Running {
+            server: Some(server),
+            http: Some(http),
+            address,
+        }
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let server = self.server.as_ref().unwrap();
+        let stats = server.handle().stats().unwrap();
+        stats.entries.iter().find(|(k, _)| k == name).unwrap().1
+    }
+
+    fn stop(mut self) {
+        let http = self.http.take().unwrap();
+        http.stop_accepting();
+        self.server.take().unwrap().shutdown();
+        http.shutdown();
+    }
+}
+
+const TILE: &str = "/small/5/18/9.png";
+
+#[test]
+fn a_stored_tile_has_validators_and_a_client_that_has_it_gets_304() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "cache_control = \"public, max-age=60\"");
+    let first = get(running.address, TILE, &[]);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("content-type"), Some("image/png"));
+    assert!(first.body.starts_with(b"\x89PNG"));
+    let etag = first.header("etag").unwrap().to_owned();
+    let modified = first.header("last-modified").unwrap().to_owned();
+    assert_eq!(first.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(first.header("access-control-allow-origin"), Some("*"));
+
+    let again = get(running.address, TILE, &[]);
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (200, first.body.clone())
+    );
+    assert_eq!(
+        again.header("etag"),
+        Some(etag.as_str()),
+        "the stored tile is the same version"
+    );
+    let by_tag = get(running.address, TILE, &[("If-None-Match", &etag)]);
+    assert_eq!(by_tag.status, 304);
+    assert!(by_tag.body.is_empty());
+    assert_eq!(by_tag.header("etag"), Some(etag.as_str()));
+    let by_date = get(running.address, TILE, &[("If-Modified-Since", &modified)]);
+    assert_eq!(by_date.status, 304);
+    let other_tag = get(running.address, TILE, &[("If-None-Match", "\"0-0\"")]);
+    assert_eq!(other_tag.status, 200);
+    // If-None-Match wins over a date that would match.
+    let both = get(
+        running.address,
+        TILE,
+        &[
+            ("If-None-Match", "\"0-0\""),
+            ("If-Modified-Since", &modified),
+        ],
+    );
+    assert_eq!(both.status, 200);
+    assert_eq!(
+        running.stat("tiles_rendered"),
+        4,
+        "one metatile of 2x2, rendered once"
+    );
+    running.stop();
+}
+
+#[test]
+fn bad_paths_unknown_maps_and_zooms_and_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "");
+    let status = |path: &str| get(running.address, path, &[]).status;
+    assert_eq!(status("/nomap/1/0/0.png"), 404);
+    assert_eq!(status("/small/19/0/0.png"), 404, "beyond max_zoom 18");
+    assert_eq!(status("/small/1/2/0.png"), 400, "x beyond zoom 1");
+    assert_eq!(status("/small/1/0/0.jpg"), 400);
+    assert_eq!(status("/small/a/0/0.png"), 400);
+    assert_eq!(status("/small/1/0/0.png?session=a/b"), 400);
+    assert_eq!(status("/../../etc/passwd"), 404);
+    assert_eq!(status("/viewer/../Cargo.toml"), 404);
+    assert_eq!(status("/health"), 200);
+    let delete = exchange(
+        running.address,
+        b"DELETE /small/1/0/0.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(delete.status, 405);
+    assert!(
+        !dir.path().join("tiles/small/1").exists(),
+        "nothing was rendered"
+    );
+    running.stop();
+}
+
+#[test]
+fn malformed_oversized_and_slow_requests_are_refused_without_hurting_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(
+        dir.path(),
+        "header_timeout_ms = 500\nmax_header_bytes = 2048",
+    );
+    let garbage = exchange(running.address, b"\x16\x03\x01 not http at all\r\n\r\n");
+    assert_eq!(garbage.status, 400);
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let mut stream = TcpStream::connect(running.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(big.as_bytes());
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let status = String::from_utf8_lossy(&raw);
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+
+    // Slowloris: a head that never ends is closed after the timeout,
+    // while another client is served meanwhile.
+    let mut slow = TcpStream::connect(running.address).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(get(running.address, "/health", &[]).status, 200);
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the slow client was closed by the header timeout, not by ours"
+    );
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 408") || raw.is_empty());
+    running.stop();
+}
+
+#[test]
+fn a_thousand_requests_for_one_missing_tile_make_one_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "");
+    let address = running.address;
+    let clients: Vec<_> = (0..1000)
+        .map(|_| std::thread::spawn(move || get(address, "/small/8/145/74.png", &[])))
+        .collect();
+    let replies: Vec<Reply> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(replies.iter().all(|r| r.status == 200));
+    let first = &replies[0].body;
+    assert!(replies.iter().all(|r| &r.body == first));
+    assert_eq!(running.stat("metatiles_rendered"), 1);
+    running.stop();
+}
+
+#[test]
+fn a_client_that_disconnects_mid_render_gives_up_its_interest() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "");
+    // Keep both workers busy with bulk-like on-demand work first, so the
+    // request below waits in the queue when its client goes away.
+    let address = running.address;
+    let busy: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || get(address, &format!("/small/12/{}/0.png", i * 2), &[]))
+        })
+        .collect();
+    let mut gone = TcpStream::connect(address).unwrap();
+    gone.write_all(b"GET /small/12/4000/4000.png HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(gone);
+    for b in busy {
+        assert_eq!(b.join().unwrap().status, 200);
+    }
+    // Its tile was cancelled (or stopped), not rendered for nobody.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = String::from_utf8(get(address, "/metrics", &[]).body).unwrap();
+        if metrics.contains("tessera_http_requests_given_up_total 1") {
+            break;
+        }
+        assert!(Instant::now() < until, "{metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!dir.path().join("tiles/small/12/4000/4000.png").exists());
+    running.stop();
+}
+
+#[test]
+fn tilejson_metrics_and_viewports() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "");
+    let json = get(running.address, "/small.json", &[]);
+    assert_eq!(json.status, 200);
+    let value: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+    assert_eq!(value["tilejson"], "3.0.0");
+    assert_eq!(value["maxzoom"], 18);
+    assert_eq!(value["tiles"][0], "http://localhost/small/{z}/{x}/{y}.png");
+
+    assert_eq!(get(running.address, TILE, &[]).status, 200);
+    let metrics = String::from_utf8(get(running.address, "/metrics", &[]).body).unwrap();
+    assert!(metrics.contains("tessera_tiles_rendered 4\n"), "{metrics}");
+    assert!(
+        metrics.contains("tessera_http_responses_total{status=\"200\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE tessera_queued_tiles gauge\n"),
+        "{metrics}"
+    );
+
+    let post = |body: &str| {
+        exchange(
+            running.address,
+            format!(
+                "POST /small/viewport?session=abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .status
+    };
+    assert_eq!(post(r#"{"zoom":12,"bbox":[24.9,60.1,25.0,60.2]}"#), 204);
+    assert_eq!(post(r#"{"zoom":40,"bbox":[24.9,60.1,25.0,60.2]}"#), 400);
+    assert_eq!(post(r#"{"zoom":12,"bbox":[24.9]}"#), 400);
+    assert_eq!(post("not json"), 400);
+    let page = get(running.address, "/", &[]);
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"const MAPS = ["small"];"#));
+    assert_eq!(get(running.address, "/viewer/leaflet.js", &[]).status, 200);
+    running.stop();
+}
+
+#[test]
+fn a_public_address_needs_the_config_to_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_style(dir.path(), "#aad3df");
+    let toml = |public: bool| {
+        format!(
+            "[http]\nlisten = [\"0.0.0.0:0\"]\npublic = {public}\n[[map]]\nname = \"m\"\nstyle = \"{}\"\n",
+            style.display()
+        )
+    };
+    let refused = ServiceConfig::from_toml(&toml(false), "t")
+        .unwrap()
+        .validate("t")
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("http.public = true"), "{refused}");
+    assert!(ServiceConfig::from_toml(&toml(true), "t")
+        .unwrap()
+        .validate("t")
+        .is_ok());
+}
