@@ -259,6 +259,8 @@ pub struct ServerProcess {
     pub endpoint: ipc_proto::Endpoint,
     /// The legacy endpoint, if it serves one.
     pub legacy: Option<ipc_proto::Endpoint>,
+    /// The first HTTP address (`http://HOST:PORT`), if it serves HTTP.
+    pub http: Option<String>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -322,7 +324,7 @@ impl ServerProcess {
                     .push_str(&String::from_utf8_lossy(&chunk[..n]));
             }
         });
-        let (mut endpoint, mut legacy) = (None, None);
+        let (mut endpoint, mut legacy, mut http) = (None, None, None);
         loop {
             let Ok(line) = lines.recv_timeout(Duration::from_secs(120)) else {
                 let _ = child.kill();
@@ -339,6 +341,10 @@ impl ServerProcess {
             if let Some(addr) = line.strip_prefix("tile-server: legacy line protocol on ") {
                 legacy = Some(addr.parse().unwrap());
             }
+            if let Some(rest) = line.strip_prefix("tile-server: http on ") {
+                let url = rest.split('/').take(3).collect::<Vec<_>>().join("/");
+                http.get_or_insert(url);
+            }
             if line == "tile-server: ready" {
                 break;
             }
@@ -347,6 +353,7 @@ impl ServerProcess {
             child,
             endpoint: endpoint.expect("ready without a framed endpoint"),
             legacy,
+            http,
             stdout,
             stderr,
             readers: vec![out_reader, err_reader],
