@@ -1,10 +1,13 @@
 //! `/metrics` in Prometheus' text format (version 0.0.4): the service's
-//! counters (`tessera_<name>`, as `tile-client stats` prints them) and the
-//! HTTP front's own: responses by status, tiles from the store, rendered,
+//! counters (`tessera_<name>`, as `tile-client stats` prints them),
+//! metatiles rendered by map and zoom, a histogram of metatile render
+//! times, and the HTTP front's own: responses by status, tiles from the store, rendered,
 //! not modified, stale served, requests given up.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+
+use render_service::RENDER_MS_BUCKETS;
 
 use crate::handler::State;
 
@@ -23,6 +26,36 @@ pub(crate) async fn render(state: &State) -> String {
             let _ = writeln!(out, "tessera_{name} {value}");
         }
     }
+    let renders = state.service.counters().render_counts();
+    let _ = writeln!(out, "# TYPE tessera_metatiles_rendered_by_zoom counter");
+    for ((map, zoom), count) in &renders.by_map_zoom {
+        let _ = writeln!(
+            out,
+            "tessera_metatiles_rendered_by_zoom{{map=\"{map}\",zoom=\"{zoom}\"}} {count}"
+        );
+    }
+    let _ = writeln!(out, "# TYPE tessera_metatile_render_seconds histogram");
+    let mut cumulative = 0;
+    for (i, count) in renders.buckets.iter().enumerate() {
+        cumulative += count;
+        let le = RENDER_MS_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_owned(), |ms| format!("{}", ms / 1000.0));
+        let _ = writeln!(
+            out,
+            "tessera_metatile_render_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "tessera_metatile_render_seconds_sum {}",
+        renders.sum_ms / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "tessera_metatile_render_seconds_count {}",
+        renders.count
+    );
     let counters = &state.counters;
     let _ = writeln!(out, "# TYPE tessera_http_responses_total counter");
     let mut by_status: Vec<(u16, u64)> = counters

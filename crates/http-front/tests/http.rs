@@ -105,9 +105,46 @@ struct Running {
     address: SocketAddr,
 }
 
+/// Adds to the style a layer of 40,000 small squares over the world:
+/// metatiles that take a while to draw (GDAL reads them at load in C).
+fn make_slow(style: &Path) {
+    let dir = style.parent().unwrap();
+    let squares: Vec<String> = (0..40_000)
+        .map(|i| {
+            let (w, s) = (-170.0 + f64::from(i % 200) * 1.7, -80.0 + f64::from(i / 200) * 0.8);
+            format!(
+                r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[[[{w},{s}],[{},{s}],[{},{}],[{w},{}],[{w},{s}]]]}}}}"#,
+                w + 0.1, w + 0.1, s + 0.1, s + 0.1
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.join("many.geojson"),
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            squares.join(",")
+        ),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(style).unwrap().replace(
+        "</Map>",
+        r##"<Style name="many"><Rule><PolygonSymbolizer fill="#203040"/><LineSymbolizer stroke="#102030" stroke-width="0.5" stroke-dasharray="1,1"/></Rule></Style>
+<Layer name="many" srs="epsg:4326"><StyleName>many</StyleName><Datasource><Parameter name="type">ogr</Parameter>
+<Parameter name="file">many.geojson</Parameter><Parameter name="layer_by_index">0</Parameter></Datasource></Layer></Map>"##,
+    );
+    std::fs::write(style, text).unwrap();
+}
+
 impl Running {
     fn start(dir: &Path, extra_toml: &str) -> Running {
+        Self::start_with(dir, extra_toml, false)
+    }
+
+    fn start_with(dir: &Path, extra_toml: &str, slow: bool) -> Running {
         let style = write_style(dir, "#aad3df");
+        if slow {
+            make_slow(&style);
+        }
         let toml = format!(
             "[server]\nlisten = [\"unix:{}\"]\n[render]\nthreads = 2\nmetatile = 2\n[store]\ndir = \"{}\"\n\
              [http]\nlisten = [\"127.0.0.1:0\"]\n{extra_toml}\n[[map]]\nname = \"small\"\nstyle = \"{}\"\nmax_zoom = 18\n",
@@ -281,34 +318,45 @@ fn a_thousand_requests_for_one_missing_tile_make_one_render() {
 #[test]
 fn a_client_that_disconnects_mid_render_gives_up_its_interest() {
     let dir = tempfile::tempdir().unwrap();
-    let running = Running::start(dir.path(), "");
-    // Keep both workers busy with bulk-like on-demand work first, so the
-    // request below waits in the queue when its client goes away.
+    let running = Running::start_with(dir.path(), "", true);
     let address = running.address;
-    let busy: Vec<_> = (0..8)
-        .map(|i| {
-            std::thread::spawn(move || get(address, &format!("/small/12/{}/0.png", i * 2), &[]))
+    let wait_for = |what: &str, ok: &dyn Fn(&Running) -> bool| {
+        let until = Instant::now() + Duration::from_secs(60);
+        while !ok(&running) {
+            assert!(Instant::now() < until, "never: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // Both workers busy with slow metatiles...
+    let busy: Vec<_> = [(0, 0), (2, 0)]
+        .into_iter()
+        .map(|(x, y)| {
+            std::thread::spawn(move || get(address, &format!("/small/3/{x}/{y}.png"), &[]))
         })
         .collect();
+    wait_for("both workers busy", &|r| r.stat("running_jobs") == 2);
+    // ...so this request waits in the queue when its client goes away.
     let mut gone = TcpStream::connect(address).unwrap();
-    gone.write_all(b"GET /small/12/4000/4000.png HTTP/1.1\r\nHost: x\r\n\r\n")
+    gone.write_all(b"GET /small/3/4/4.png HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    wait_for("the request queued", &|r| r.stat("queued_jobs") == 1);
     drop(gone);
+    wait_for("its interest given up", &|r| r.stat("queued_jobs") == 0);
     for b in busy {
         assert_eq!(b.join().unwrap().status, 200);
     }
-    // Its tile was cancelled (or stopped), not rendered for nobody.
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = String::from_utf8(get(address, "/metrics", &[]).body).unwrap();
-        if metrics.contains("tessera_http_requests_given_up_total 1") {
-            break;
-        }
-        assert!(Instant::now() < until, "{metrics}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!dir.path().join("tiles/small/12/4000/4000.png").exists());
+    let metrics = String::from_utf8(get(address, "/metrics", &[]).body).unwrap();
+    assert!(
+        metrics.contains("tessera_http_requests_given_up_total 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tessera_tiles_cancelled 1\n"), "{metrics}");
+    assert_eq!(
+        running.stat("metatiles_rendered"),
+        2,
+        "not rendered for nobody"
+    );
+    assert!(!dir.path().join("tiles/small/3/4/4.png").exists());
     running.stop();
 }
 

@@ -54,7 +54,7 @@ pub use service::{
     ClientEvent, MapEntry, MapTable, ServiceError, ServiceHandle, ServiceOptions, TileOutcome,
     TileService, UNATTENDED,
 };
-pub use stats::StatsSnapshot;
+pub use stats::{RenderCounts, StatsSnapshot, RENDER_MS_BUCKETS};
 
 pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,

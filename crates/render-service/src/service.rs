@@ -1255,6 +1255,7 @@ fn render_job(
         })
         .collect();
     stats.rendered(count, failed, elapsed_ms);
+    stats.rendered_on(&entry.name, job.metatile.z(), elapsed_ms);
     JobReport::of(WorkDone {
         job: job.id,
         tiles,
