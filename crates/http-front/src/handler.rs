@@ -24,7 +24,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use ipc_proto::FailureKind;
-use render_service::{PriorityClass, ServiceHandle, StoredTile, TileOutcome, ValidConfig};
+use render_service::{PriorityClass, ServiceHandle, StoredTile, TileOutcome, ValidConfig, HIDPI};
 use tile_math::{LngLatBbox, TileCoord, Viewport};
 
 use crate::bridge::{Bridge, PendingTile};
@@ -247,12 +247,9 @@ async fn tile_response(
             ),
         );
     }
-    if scale != 1 {
-        return text(
-            StatusCode::NOT_FOUND,
-            "@2x tiles are not served by this server yet\n",
-        );
-    }
+    // The high-DPI variant is a map of its own to the scheduler and the
+    // store; it shares the style.
+    let map_id = if scale == 2 { map_id | HIDPI } else { map_id };
     if let Some(stored) = state.service.fresh_tile(map_id, tile) {
         state
             .counters

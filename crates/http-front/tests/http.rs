@@ -89,7 +89,7 @@ fn write_style(dir: &Path, background: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            r##"<Map srs="epsg:3857" background-color="{background}"><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/></Rule></Style>
+            r##"<Map srs="epsg:3857" background-color="{background}"><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/><LineSymbolizer stroke="#000000" stroke-width="2"/></Rule></Style>
 <Layer name="l" srs="epsg:4326"><StyleName>s</StyleName><Datasource><Parameter name="type">ogr</Parameter>
 <Parameter name="file">square.geojson</Parameter><Parameter name="layer_by_index">0</Parameter></Datasource></Layer></Map>"##
         ),
@@ -228,6 +228,56 @@ fn a_stored_tile_has_validators_and_a_client_that_has_it_gets_304() {
         4,
         "one metatile of 2x2, rendered once"
     );
+    running.stop();
+}
+
+#[test]
+fn a_2x_tile_is_twice_the_size_drawn_at_twice_the_scale_and_stored_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start(dir.path(), "");
+    let one = get(running.address, TILE, &[]);
+    let two = get(running.address, "/small/5/18/9@2x.png", &[]);
+    assert_eq!((one.status, two.status), (200, 200));
+    let size = |png: &[u8]| {
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let reader = decoder.read_info().unwrap();
+        (reader.info().width, reader.info().height)
+    };
+    assert_eq!(size(&one.body), (256, 256));
+    assert_eq!(size(&two.body), (512, 512));
+    // The square's east edge (a 2 px black line) crosses every row: twice
+    // as many dark pixels at twice the scale (a bigger tile alone would
+    // keep the line 2 px wide).
+    let dark_in_middle_row = |png: &[u8]| {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let channels = info.color_type.samples();
+        let row = info.height as usize / 2 * info.line_size;
+        buf[row..row + info.line_size]
+            .chunks(channels)
+            .filter(|p| p[0] < 128)
+            .count()
+    };
+    let (thin, thick) = (dark_in_middle_row(&one.body), dark_in_middle_row(&two.body));
+    assert!(
+        thin >= 1 && thick >= 2 * thin - 1 && thick <= 2 * thin + 1,
+        "{thin} vs {thick}"
+    );
+    assert!(dir.path().join("tiles/small/5/18/9.png").is_file());
+    assert!(dir.path().join("tiles/small/@2x/5/18/9.png").is_file());
+    // Its own metatile, its own counters.
+    let metrics = String::from_utf8(get(running.address, "/metrics", &[]).body).unwrap();
+    assert!(
+        metrics.contains("tessera_metatiles_rendered_by_zoom{map=\"small@2x\",zoom=\"5\"} 1\n"),
+        "{metrics}"
+    );
+    // And from the store the second time.
+    let again = get(running.address, "/small/5/18/9@2x.png", &[]);
+    assert_eq!(again.body, two.body);
+    assert_eq!(running.stat("metatiles_rendered"), 2);
     running.stop();
 }
 

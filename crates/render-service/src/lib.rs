@@ -52,7 +52,7 @@ pub use reload::{ConfigSource, ReloadError, ReloadReport, Reloader};
 pub use server::{Server, ServerError};
 pub use service::{
     ClientEvent, MapEntry, MapTable, ServiceError, ServiceHandle, ServiceOptions, TileOutcome,
-    TileService, UNATTENDED,
+    TileService, HIDPI, UNATTENDED,
 };
 pub use stats::{RenderCounts, StatsSnapshot, RENDER_MS_BUCKETS};
 
