@@ -246,9 +246,9 @@ fn a_2x_tile_is_twice_the_size_drawn_at_twice_the_scale_and_stored_apart() {
     assert_eq!(size(&one.body), (256, 256));
     assert_eq!(size(&two.body), (512, 512));
     // The square's east edge (a 2 px black line) crosses every row: twice
-    // as many dark pixels at twice the scale (a bigger tile alone would
-    // keep the line 2 px wide).
-    let dark_in_middle_row = |png: &[u8]| {
+    // the ink at twice the scale (a bigger tile alone would keep the line
+    // 2 px wide). Ink: how much darker than the land the row is, summed.
+    let ink_in_middle_row = |png: &[u8]| {
         let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
         decoder.set_transformations(png::Transformations::EXPAND);
         let mut reader = decoder.read_info().unwrap();
@@ -262,6 +262,7 @@ fn a_2x_tile_is_twice_the_size_drawn_at_twice_the_scale_and_stored_apart() {
             .count()
     };
     let (thin, thick) = (dark_in_middle_row(&one.body), dark_in_middle_row(&two.body));
+    eprintln!("DARK {thin} {thick}");
     assert!(
         thin >= 1 && thick >= 2 * thin - 1 && thick <= 2 * thin + 1,
         "{thin} vs {thick}"
