@@ -60,8 +60,11 @@ impl HttpServer {
     /// Binds `config`'s HTTP addresses and serves `service` on them.
     pub fn start(config: &ValidConfig, service: ServiceHandle) -> Result<HttpServer, HttpError> {
         let http = &config.raw.http;
+        // As many threads as the cores it may run on (at most 4): one more
+        // than that only switches between them.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(threads)
             .thread_name("http")
             .enable_all()
             .build()
