@@ -273,7 +273,7 @@ def main():
         for rnd in range(args.rounds):
             z = 17 + rnd % 4   # the demo map serves up to z20
             cx, cy = tile_of(*CENTRE, z)
-            cy += 4 * (rnd // 4)
+            cy += 8 * (rnd // 4)   # the next row of metatiles
             column = cx // 8 * 8
             sides = [column - 8 + 1, column + 1]
             order = ["http", "framed"] if rnd % 2 == 0 else ["framed", "http"]

@@ -242,6 +242,15 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
     for address in http.iter().flat_map(HttpServer::addresses) {
         println!("tile-server: http on http://{address}/ (the map viewer)");
     }
+    // Said once everything is in place: every map loaded, every listener
+    // (framed, legacy, HTTP) bound and accepting.
+    let names: Vec<String> = server
+        .handle()
+        .maps()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    tracing::info!(maps = names.join(","), "ready");
     println!("tile-server: ready");
     systemd::notify("READY=1\nSTATUS=serving");
     let signal_name = |signal: i32| {

@@ -478,3 +478,101 @@ fn a_public_address_needs_the_config_to_say_so() {
         .validate("t")
         .is_ok());
 }
+
+/// Sets a stored tile's stamp far in the past: stale, as expiry leaves it.
+fn make_stale(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(315_532_800))
+        .unwrap();
+}
+
+#[test]
+fn past_the_render_timeout_the_stale_tile_is_served_and_then_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start_with(dir.path(), "render_timeout_ms = 1", true);
+    // The first request times out (nothing stored: 503) but its render
+    // goes on and stores the tile.
+    assert_eq!(get(running.address, TILE, &[]).status, 503);
+    let until = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let reply = get(running.address, TILE, &[]);
+        if reply.status == 200 {
+            break reply;
+        }
+        assert!(
+            Instant::now() < until,
+            "the detached render never stored the tile"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    make_stale(&dir.path().join("tiles/small/5/18/9.png"));
+    // The render takes longer than 1 ms: the stale tile now, not cached.
+    let stale = get(running.address, TILE, &[]);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, first.body);
+    assert_eq!(stale.header("cache-control"), Some("no-cache"));
+    assert_eq!(
+        stale.header("last-modified"),
+        Some("Tue, 01 Jan 1980 00:00:00 GMT")
+    );
+    // The render went on: soon the tile is fresh again.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let again = get(running.address, TILE, &[]);
+        if again.header("cache-control") == Some("public, max-age=3600") {
+            assert_ne!(again.header("last-modified"), stale.header("last-modified"));
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the render never replaced the stale tile"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = String::from_utf8(get(running.address, "/metrics", &[]).body).unwrap();
+    assert!(
+        metrics.contains("tessera_http_tiles_stale_served_total "),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("tessera_http_tiles_stale_served_total 0\n"),
+        "{metrics}"
+    );
+    running.stop();
+}
+
+#[test]
+fn past_the_render_timeout_without_a_stored_tile_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start_with(dir.path(), "render_timeout_ms = 1", true);
+    let reply = get(running.address, "/small/4/9/4.png", &[]);
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    running.stop();
+}
+
+#[test]
+fn a_request_waiting_at_shutdown_gets_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start_with(dir.path(), "", true);
+    let address = running.address;
+    // Two slow renders occupy the workers; the third request waits.
+    let waiting: Vec<_> = ["/small/3/0/0.png", "/small/3/2/0.png", "/small/3/4/4.png"]
+        .into_iter()
+        .map(|path| std::thread::spawn(move || get(address, path, &[])))
+        .collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    while running.stat("queued_jobs") < 1 {
+        assert!(Instant::now() < until, "the third request never queued");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    running.stop();
+    let mut statuses: Vec<u16> = waiting
+        .into_iter()
+        .map(|w| w.join().unwrap().status)
+        .collect();
+    // Running renders finish; the queued one (whichever arrived last) is
+    // cancelled by the shutdown.
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503]);
+}

@@ -93,7 +93,7 @@ enum Next {
     /// The running map (and its variant) stays.
     Keep(Served),
     /// A map that was served, loaded again: its cut-off is set at the swap.
-    Replace(Prepared),
+    Replace(Box<Prepared>),
     /// A map that was not served.
     Add(Served),
 }
@@ -210,7 +210,7 @@ impl Reloader {
                 }
             };
             prepared.push(match running {
-                Some(_) => Next::Replace(loaded),
+                Some(_) => Next::Replace(Box::new(loaded)),
                 // Nothing of this map runs: its generation is found as at
                 // a start.
                 None => Next::Add(loaded.into_served(None)),
@@ -245,7 +245,7 @@ impl Reloader {
             old.replaced_by(entries)
         });
         for entry in &replaced {
-            let record = generation::record_path(entry.store.root(), &entry.name);
+            let record = entry.generation_record();
             if let Err(e) = generation::save(&record, &entry.generation) {
                 tracing::warn!(
                     map = %entry.name,

@@ -90,6 +90,20 @@ pub struct MapEntry {
     pub scale: u32,
 }
 
+impl MapEntry {
+    /// Where its generation is recorded: beside its tiles, or, for a
+    /// high-DPI variant, beside its map's (its own folder appears with its
+    /// first tile).
+    pub fn generation_record(&self) -> PathBuf {
+        let root = self.store.root();
+        let folder = match self.scale {
+            1 => root,
+            _ => root.parent().unwrap_or(root),
+        };
+        generation::record_path(folder, &self.name)
+    }
+}
+
 /// Map ids with this bit are the high-DPI (`@2x`) variant of the map
 /// without it: named `<map>@2x`, drawn at twice the scale on tiles twice
 /// the size, stored apart (`<the map's folder>/@2x/`).
@@ -122,7 +136,7 @@ impl Prepared {
         options: &ServiceOptions,
     ) -> Result<Prepared, ServiceError> {
         let metatile = options.scheduler.metatile_size;
-        let hidpi_store = TileStore::open(store.root().join("@2x"), store.layout().clone())
+        let hidpi_store = TileStore::open_unmade(store.root().join("@2x"), store.layout().clone())
             .map_err(|source| ServiceError::Store {
                 map: name.clone(),
                 source,
@@ -152,7 +166,8 @@ impl Prepared {
             hidpi_store,
             hidpi_fingerprint,
         } = self;
-        let generation_of = |store: &TileStore, name: &str, fingerprint: String| match since {
+        // Both records beside the map's tiles (see `generation_record`).
+        let generation_of = |name: &str, fingerprint: String| match since {
             Some(since) => Generation { fingerprint, since },
             None => {
                 let record = generation::record_path(store.root(), name);
@@ -166,14 +181,14 @@ impl Prepared {
         };
         let hidpi_name = format!("{name}@2x");
         let hidpi = MapEntry {
-            generation: generation_of(&hidpi_store, &hidpi_name, hidpi_fingerprint),
+            generation: generation_of(&hidpi_name, hidpi_fingerprint),
             name: hidpi_name,
             source: source.clone(),
             store: hidpi_store,
             scale: 2,
         };
         let map = MapEntry {
-            generation: generation_of(&store, &name, fingerprint),
+            generation: generation_of(&name, fingerprint),
             name,
             source,
             store,

@@ -297,6 +297,19 @@ struct SharedFile {
 impl TileStore {
     /// A store rooted at `root` (created if missing) with a layout.
     pub fn open(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            action: "creating tile directory",
+            path: root.clone(),
+            source,
+        })?;
+        Self::open_unmade(root, layout)
+    }
+
+    /// A store whose root is made with its first tile, not now (a map's
+    /// `@2x` store: no folder appears in the tile directory until a
+    /// high-DPI tile is asked for).
+    pub fn open_unmade(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
         if layout.names_map() {
             return Err(StoreError::BadLayout {
                 template: layout.template,
@@ -304,11 +317,6 @@ impl TileStore {
             });
         }
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
-            action: "creating tile directory",
-            path: root.clone(),
-            source,
-        })?;
         // Paths handed to clients (`TileDone` with a store path) are
         // absolute: a client does not share the server's working directory.
         let root = std::path::absolute(&root).map_err(|source| StoreError::Io {
