@@ -18,10 +18,12 @@
 mod check;
 mod demo;
 mod systemd;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use http_front::HttpServer;
@@ -95,7 +97,11 @@ fn main() -> ExitCode {
         Ok((config, check_only, _demo)) if check_only => check::check_config(&config),
         // `_demo` lives until the server has stopped: a temporary demo
         // folder is removed when it is dropped.
-        Ok((config, _, demo)) => match run(&config, reload_source(args, demo.as_ref())) {
+        Ok((config, _, demo)) => match run(
+            &config,
+            args.config.clone(),
+            reload_source(args, demo.as_ref()),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(stop) => {
                 eprintln!("tile-server: {}", stop.message);
@@ -204,7 +210,11 @@ fn reload_source(args: Args, demo: Option<&demo::DemoFolder>) -> render_service:
     })
 }
 
-fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(), Stop> {
+fn run(
+    config: &ValidConfig,
+    config_file: Option<PathBuf>,
+    reload: render_service::ConfigSource,
+) -> Result<(), Stop> {
     let failed = |message: String| Stop { status: 1, message };
     // Signals are registered before anything starts, so an early Ctrl-C is
     // not lost, and a SIGHUP does not kill the server (its default).
@@ -217,6 +227,15 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
     server
         .handle()
         .set_reloader(Reloader::new(config.clone(), reload));
+    let interval = config.raw.server.watch_interval_ms;
+    if interval > 0 {
+        watch::spawn(
+            server.handle().clone(),
+            config_file,
+            Duration::from_millis(interval),
+        )
+        .map_err(|e| failed(format!("cannot start the file watcher: {e}")))?;
+    }
     let http = if config.http_listen.is_empty() {
         None
     } else {

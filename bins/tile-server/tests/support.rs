@@ -289,6 +289,17 @@ pub fn run_to_end(command: &mut std::process::Command) -> Ended {
     }
 }
 
+impl Drop for ServerProcess {
+    /// A test that fails before `stop` leaves no server behind (it would
+    /// hold its ports and the cargo lock it inherited).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl ServerProcess {
     /// Starts `command` and waits for `tile-server: ready` on its stdout;
     /// panics with what it said if it exits first.

@@ -126,6 +126,10 @@ pub struct ServerSection {
     /// Most bytes of answers (PNGs included) that may wait for one client;
     /// above it the client's work is paused until it has read half.
     pub max_queued_bytes_per_client: usize,
+    /// Look at the configuration file and every map's style and data
+    /// files this often (milliseconds) and reload when one changed, as
+    /// SIGHUP does; 0: only on SIGHUP or `tile-client reload`.
+    pub watch_interval_ms: u64,
 }
 
 /// `[render]`
@@ -276,6 +280,7 @@ impl Default for ServerSection {
             idle_timeout_ms: 300_000,
             write_timeout_ms: 30_000,
             max_queued_bytes_per_client: 16 << 20,
+            watch_interval_ms: 0,
         }
     }
 }

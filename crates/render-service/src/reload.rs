@@ -107,6 +107,26 @@ impl Reloader {
         }
     }
 
+    /// The fingerprints of the served maps' files as they are now (style,
+    /// includes, images, data; a `stat` per file), for a file watcher to
+    /// compare with its last look.
+    pub fn inputs_now(&self, service: &ServiceHandle) -> Vec<String> {
+        let options = {
+            let current = self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ServiceOptions::from_config(&current)
+        };
+        service
+            .maps()
+            .iter()
+            .map(|m| {
+                generation::fingerprint(&m.source, &options.render, options.scheduler.metatile_size)
+            })
+            .collect()
+    }
+
     /// Reads the configuration again and reloads what changed.
     pub fn reload(&self, service: &ServiceHandle) -> Result<ReloadReport, ReloadError> {
         let mut current = self

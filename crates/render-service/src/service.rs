@@ -755,6 +755,15 @@ impl ServiceHandle {
             .reload(self)
     }
 
+    /// The fingerprints of the served maps' files as they are now (none
+    /// without a reloader). See [`Reloader::inputs_now`].
+    pub fn inputs_now(&self) -> Vec<String> {
+        self.reloader
+            .get()
+            .map(|reloader| reloader.inputs_now(self))
+            .unwrap_or_default()
+    }
+
     /// A stored tile that is still fresh, if there is one.
     pub fn fresh_tile(&self, map: MapId, tile: TileCoord) -> Option<StoredTile> {
         let entry = self.map(map)?;
