@@ -538,7 +538,13 @@ fn tilejson(state: &State, map: &str, host: &str) -> Response<Body> {
         "bounds": [-180.0, -85.051_128_779_806_6, 180.0, 85.051_128_779_806_6],
         "center": [0.0, 0.0, info.min_zoom],
     });
-    if let Some(attribution) = info.attribution {
+    // The configuration's attribution, else the style's <Parameters>.
+    let style_attribution = state
+        .service
+        .map_id(map)
+        .and_then(|id| state.service.map(id))
+        .and_then(|entry| entry.source.map().parameters.get("attribution").cloned());
+    if let Some(attribution) = info.attribution.or(style_attribution) {
         json["attribution"] = serde_json::Value::String(attribution);
     }
     let mut response = Response::new(Full::new(Bytes::from(json.to_string())));

@@ -89,7 +89,7 @@ fn write_style(dir: &Path, background: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            r##"<Map srs="epsg:3857" background-color="{background}"><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/><LineSymbolizer stroke="#000000" stroke-width="2"/></Rule></Style>
+            r##"<Map srs="epsg:3857" background-color="{background}"><Parameters><Parameter name="attribution">Test data</Parameter></Parameters><Style name="s"><Rule><PolygonSymbolizer fill="#f2efe9"/><LineSymbolizer stroke="#000000" stroke-width="2"/></Rule></Style>
 <Layer name="l" srs="epsg:4326"><StyleName>s</StyleName><Datasource><Parameter name="type">ogr</Parameter>
 <Parameter name="file">square.geojson</Parameter><Parameter name="layer_by_index">0</Parameter></Datasource></Layer></Map>"##
         ),
@@ -423,6 +423,10 @@ fn tilejson_metrics_and_viewports() {
     assert_eq!(value["tilejson"], "3.0.0");
     assert_eq!(value["maxzoom"], 18);
     assert_eq!(value["tiles"][0], "http://localhost/small/{z}/{x}/{y}.png");
+    assert_eq!(
+        value["attribution"], "Test data",
+        "from the style's <Parameters>"
+    );
 
     assert_eq!(get(running.address, TILE, &[]).status, 200);
     let metrics = String::from_utf8(get(running.address, "/metrics", &[]).body).unwrap();
