@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""tessera's HTTP front against static nginx (and, when given, Apache +
-mod_tile), side by side in one run on the same tiles (issue #13).
+"""tessera's HTTP front against Apache + mod_tile and static nginx, side by
+side in one run on the same tiles (issue #13).
 
 Two parts, each ROUNDS rounds in alternating order, one statistic: the
 median over the rounds.
@@ -11,6 +11,11 @@ cached   Every tile of the demo map's z12-16 screens around central
          every server) for SECONDS seconds with 32 connections. The server
          is pinned to CPU 0 and wrk to CPU 1 (taskset). nginx serves the
          same PNG files statically (1 worker, sendfile, access log off).
+         Apache 2.4 with Debian's mod_tile (event MPM, one process of 64
+         threads, keep-alive) serves the same tiles from the .meta files
+         tessera wrote in the mod_tile layout (`--tile-layout mod_tile`),
+         under /tiles/ as mod_tile deployments do; `--no-apache` leaves it
+         out.
          Records requests/s, wrk's p50/p99 latency, and the responses that
          were not 2xx/3xx (must be 0).
 ondemand A screen of 24 missing tiles (6x4 at z17-20 in the streets of the
@@ -61,9 +66,10 @@ def screen_tiles(z, x0, y0, w, h):
     return [(z, x, y) for y in range(y0, y0 + h) for x in range(x0, x0 + w)]
 
 
-def start_tessera(store, port, threads=2, cpus="0"):
+def start_tessera(store, port, threads=2, cpus="0", layout=None):
     cmd = ["taskset", "-c", cpus, os.path.join(ROOT, "target/release/tile-server"),
            "--tile-dir", store, "--listen", "tcp:127.0.0.1:0",
+           *(["--tile-layout", layout] if layout else []),
            "--http-listen", "127.0.0.1:%d" % port, "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     framed = None
@@ -127,6 +133,48 @@ http {
     }
 }
 """ % {"run": run, "store": store, "port": port})
+    return conf
+
+
+MOD_TILE = "/usr/lib/apache2/modules/mod_tile.so"
+
+
+def apache_conf(run, meta_store, port):
+    root = os.path.join(run, "apache")
+    os.makedirs(os.path.join(root, "htdocs"), exist_ok=True)
+    renderd_conf = os.path.join(root, "renderd.conf")
+    with open(renderd_conf, "w") as f:
+        f.write("[renderd]\nsocketname=%(run)s/renderd.sock\ntile_dir=%(tiles)s\n\n"
+                "[demo]\nURI=/tiles/\nXML=/unused/by/mod_tile.xml\nHOST=localhost\n"
+                "TILEDIR=%(tiles)s\nMAXZOOM=20\n" % {"run": run, "tiles": meta_store})
+    modules = "/usr/lib/apache2/modules"
+    conf = os.path.join(root, "apache.conf")
+    with open(conf, "w") as f:
+        f.write("""ServerRoot %(root)s
+ServerName localhost
+Listen 127.0.0.1:%(port)d
+PidFile %(root)s/apache.pid
+ErrorLog %(root)s/error.log
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module %(modules)s/mod_mpm_event.so
+ServerLimit 1
+StartServers 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+KeepAlive On
+MaxKeepAliveRequests 0
+LoadModule authz_core_module %(modules)s/mod_authz_core.so
+LoadModule tile_module %(mod_tile)s
+DocumentRoot %(root)s/htdocs
+LoadTileConfigFile %(renderd_conf)s
+ModTileRenderdSocketName %(run)s/renderd.sock
+ModTileTileDir %(tiles)s
+ModTileRequestTimeout 3
+ModTileMissingRequestTimeout 3
+""" % {"root": root, "port": port, "modules": modules, "mod_tile": MOD_TILE,
+       "renderd_conf": renderd_conf, "run": run, "tiles": meta_store})
     return conf
 
 
@@ -205,12 +253,16 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--screens", type=int, default=6)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-apache", action="store_true")
     ap.add_argument("--allow-dirty", action="store_true")
     args = ap.parse_args()
     try:
         meta = runmeta.static(runmeta.allow_dirty_from(sys.argv[1:]))
     except runmeta.DirtyTree as e:
         sys.exit("http_front: refusing to record a benchmark: %s" % e)
+    apache = not args.no_apache
+    if apache and not (os.path.exists(MOD_TILE) and os.path.exists("/usr/sbin/apache2")):
+        sys.exit("http_front: apache2 and libapache2-mod-tile are missing (or give --no-apache)")
     for tool in ("wrk", "nginx", "taskset"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
             sys.exit("http_front: %s is missing (apt install wrk nginx-light util-linux)" % tool)
@@ -241,26 +293,46 @@ def main():
         proc, framed = start_tessera(store, port)
         seed(port, tiles)
         stop(proc)
-        paths = ["/demo/%d/%d/%d.png" % t for t in tiles]
-        random.Random(7).shuffle(paths)
-        lua = os.path.join(run, "paths.lua")
-        with open(lua, "w") as f:
-            f.write("local paths = {%s}\nlocal i = 0\nrequest = function()\n"
-                    "  i = i %% #paths + 1\n  return wrk.format('GET', paths[i])\nend\n"
-                    % ",".join('"%s"' % p for p in paths))
+        servers = ["tessera", "nginx"]
+        if apache:
+            # The same tiles in the mod_tile layout, for Apache.
+            meta_store = os.path.join(run, "meta")
+            proc, _ = start_tessera(meta_store, port, layout="mod_tile")
+            seed(port, tiles)
+            stop(proc)
+            subprocess.run(["chmod", "-R", "a+rX", run], check=True)
+            aconf = apache_conf(run, meta_store, port + 2)
+            servers.append("apache")
+        lua_of = {}
+        for prefix in ("/demo", "/tiles"):
+            paths = ["%s/%d/%d/%d.png" % ((prefix,) + t) for t in tiles]
+            random.Random(7).shuffle(paths)
+            lua_of[prefix] = os.path.join(run, "paths%s.lua" % prefix.replace("/", "-"))
+            with open(lua_of[prefix], "w") as f:
+                f.write("local paths = {%s}\nlocal i = 0\nrequest = function()\n"
+                        "  i = i %% #paths + 1\n  return wrk.format('GET', paths[i])\nend\n"
+                        % ",".join('"%s"' % p for p in paths))
+        lua = lua_of["/demo"]
         conf = nginx_conf(run, store, port + 1)
         for rnd in range(args.rounds):
-            order = ["tessera", "nginx"] if rnd % 2 == 0 else ["nginx", "tessera"]
+            # Every order in turn: no server always goes first.
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for server in order:
                 if server == "tessera":
                     proc, _ = start_tessera(store, port)
                     result = wrk(port, lua, args.seconds)
                     stop(proc)
-                else:
+                elif server == "nginx":
                     proc = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", conf, "-p", run],
                                             stderr=subprocess.DEVNULL)
                     time.sleep(0.5)
                     result = wrk(port + 1, lua, args.seconds)
+                    stop(proc)
+                else:
+                    proc = subprocess.Popen(["taskset", "-c", "0", "/usr/sbin/apache2", "-f", aconf,
+                                             "-DFOREGROUND"], stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
+                    result = wrk(port + 2, lua_of["/tiles"], args.seconds)
                     stop(proc)
                 emit({"bench": "http_cached", "server": server, "round": rnd,
                       "tiles": len(paths), "connections": 32, "seconds": args.seconds, **result})
