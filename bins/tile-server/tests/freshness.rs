@@ -601,3 +601,43 @@ fn a_watched_style_reloads_by_itself_and_a_broken_one_is_tried_once() {
         ended.stderr
     );
 }
+
+/// A request that reaches the scheduler after another render of its
+/// metatile finished (it checked the store just before) is answered from
+/// the store, not drawn again: the scheduler's merging has a window the
+/// store check closes.
+#[test]
+fn a_job_whose_tiles_were_just_rendered_is_answered_from_the_store() {
+    use render_service::{PriorityClass, TileOutcome, TileRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_small_style(dir.path());
+    let server = crate::support::start(dir.path(), &style, |_| {});
+    let handle = server.handle().clone();
+    let (client, events) = handle.register();
+    let ask = |request_id, force| {
+        assert!(handle.submit(TileRequest {
+            client,
+            request_id,
+            map: 0,
+            tiles: vec![sea_tile()],
+            class: PriorityClass::Explicit,
+            deadline: None,
+            force,
+        }));
+        let event = events.recv_timeout(Duration::from_secs(60)).unwrap();
+        match event.outcome {
+            TileOutcome::Done { cached, .. } => cached,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(!ask(1, false), "the first request draws it");
+    assert!(
+        ask(2, false),
+        "the second, past the store check, is answered from the store"
+    );
+    assert!(!ask(3, true), "unless it forces a render");
+    let stats = handle.stats().unwrap();
+    assert_eq!(stats.get("metatiles_rendered"), Some(2));
+    drop(events);
+    server.shutdown();
+}
