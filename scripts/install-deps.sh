@@ -31,6 +31,11 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
 [ -e /usr/lib/apache2/modules/mod_tile.so ] || missing+=(libapache2-mod-tile)
 command -v render_list >/dev/null 2>&1 || missing+=(renderd)
+# tile-server's viewer test drives Debian's chromium with playwright-core
+# (node; its package is installed below).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # render-core's text tests draw with the faces the classic OSM style and the
 # Japanese application ask for: DejaVu Sans and Noto Sans CJK JP.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
@@ -50,7 +55,19 @@ if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
     missing+=("postgis-for-postgresql${pg_major:+-$pg_major}")
 fi
 
+# The browser test's npm package (playwright-core, pinned by the lock file),
+# after the system packages (npm may be one of them).
+browser_test_packages() {
+    local dir
+    dir="$(cd "$(dirname "$0")/.." && pwd)/bins/tile-server/tests/browser"
+    if [ ! -d "$dir/node_modules/playwright-core" ]; then
+        echo "install-deps: npm ci in $dir" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    browser_test_packages
     exit 0
 fi
 
@@ -79,3 +96,4 @@ for i in "${!missing[@]}"; do
     esac
 done
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+browser_test_packages

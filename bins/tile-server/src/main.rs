@@ -18,12 +18,15 @@
 mod check;
 mod demo;
 mod systemd;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use http_front::HttpServer;
 use ipc_proto::say_once;
 use render_service::{ConfigOverrides, Reloader, Server, ServiceConfig, ValidConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -60,6 +63,11 @@ struct Args {
     /// (repeatable; replaces the configured list).
     #[arg(long)]
     renderd_listen: Vec<String>,
+    /// Where to serve tiles over HTTP for web maps, HOST:PORT (repeatable;
+    /// replaces the configured list): /{map}/{z}/{x}/{y}.png, /{map}.json,
+    /// /metrics, /health and a map viewer at /.
+    #[arg(long)]
+    http_listen: Vec<String>,
     /// Render threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -95,7 +103,11 @@ fn main() -> ExitCode {
         Ok((config, check_only, _demo)) if check_only => check::check_config(&config),
         // `_demo` lives until the server has stopped: a temporary demo
         // folder is removed when it is dropped.
-        Ok((config, _, demo)) => match run(&config, reload_source(args, demo.as_ref())) {
+        Ok((config, _, demo)) => match run(
+            &config,
+            args.config.clone(),
+            reload_source(args, demo.as_ref()),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(stop) => {
                 eprintln!("tile-server: {}", stop.message);
@@ -171,11 +183,20 @@ fn with_overrides(
         secret_file: args.secret_file.clone(),
         format: args.format.clone(),
         fifo: args.fifo,
+        http_listen: args.http_listen.clone(),
     };
     config.apply(&overrides);
     match config.validate(origin) {
         Ok(config) => Ok(config),
         Err(e) => Err(say_once(&overrides.blame(e))),
+    }
+}
+
+/// A listener that could not start: the machine is at fault (status 1).
+fn server_failed_to_start(e: &http_front::HttpError) -> Stop {
+    Stop {
+        status: 1,
+        message: say_once(e),
     }
 }
 
@@ -196,7 +217,11 @@ fn reload_source(args: Args, demo: Option<&demo::DemoFolder>) -> render_service:
     })
 }
 
-fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(), Stop> {
+fn run(
+    config: &ValidConfig,
+    config_file: Option<PathBuf>,
+    reload: render_service::ConfigSource,
+) -> Result<(), Stop> {
     let failed = |message: String| Stop { status: 1, message };
     // Signals are registered before anything starts, so an early Ctrl-C is
     // not lost, and a SIGHUP does not kill the server (its default).
@@ -209,6 +234,23 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
     server
         .handle()
         .set_reloader(Reloader::new(config.clone(), reload));
+    let interval = config.raw.server.watch_interval_ms;
+    if interval > 0 {
+        watch::spawn(
+            server.handle().clone(),
+            config_file,
+            Duration::from_millis(interval),
+        )
+        .map_err(|e| failed(format!("cannot start the file watcher: {e}")))?;
+    }
+    let http = if config.http_listen.is_empty() {
+        None
+    } else {
+        Some(
+            HttpServer::start(config, server.handle().clone())
+                .map_err(|e| server_failed_to_start(&e))?,
+        )
+    };
     for endpoint in server.endpoints() {
         println!("tile-server: listening on {endpoint}");
     }
@@ -226,6 +268,18 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
             map.store.root().display()
         );
     }
+    for address in http.iter().flat_map(HttpServer::addresses) {
+        println!("tile-server: http on http://{address}/ (the map viewer)");
+    }
+    // Said once everything is in place: every map loaded, every listener
+    // (framed, legacy, HTTP) bound and accepting.
+    let names: Vec<String> = server
+        .handle()
+        .maps()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    tracing::info!(maps = names.join(","), "ready");
     println!("tile-server: ready");
     systemd::notify("READY=1\nSTATUS=serving");
     let signal_name = |signal: i32| {
@@ -276,7 +330,15 @@ fn run(config: &ValidConfig, reload: render_service::ConfigSource) -> Result<(),
             }
         })
         .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
+    // HTTP stops taking requests first; the service's shutdown then answers
+    // the renders its requests wait for; then HTTP's last answers go out.
+    if let Some(http) = &http {
+        http.stop_accepting();
+    }
     server.shutdown();
+    if let Some(http) = http {
+        http.shutdown();
+    }
     println!("tile-server: stopped");
     Ok(())
 }

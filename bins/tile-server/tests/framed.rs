@@ -295,10 +295,10 @@ fn a_failing_render_is_answered_and_the_worker_carries_on() {
     )
     .unwrap();
     let server = start(dir.path(), &small, |c| {
-        c.maps.push(render_service::config::MapSection {
-            name: "raster".into(),
-            style: raster_style.clone(),
-        });
+        c.maps.push(render_service::config::MapSection::new(
+            "raster",
+            raster_style.clone(),
+        ));
     });
     std::fs::remove_file(&grid).unwrap();
     let mut client = connect(&server, 0);

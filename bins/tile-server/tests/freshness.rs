@@ -554,3 +554,90 @@ fn a_render_that_spans_a_reload_is_stored_stale() {
     drop(c);
     server.shutdown();
 }
+
+/// `server.watch_interval_ms`: a style edit reloads by itself; a broken
+/// style is tried once (not every interval) and the old one keeps serving;
+/// the fix reloads again.
+#[test]
+fn a_watched_style_reloads_by_itself_and_a_broken_one_is_tried_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_small_style(dir.path());
+    let config_file = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[server]\nlisten = [\"tcp:127.0.0.1:0\"]\nwatch_interval_ms = 50\n[render]\nthreads = 2\nmetatile = 2\n\
+             [store]\ndir = \"{}\"\n[[map]]\nname = \"small\"\nstyle = \"{}\"\n",
+            dir.path().join("tiles").display(),
+            style.display()
+        ),
+    )
+    .unwrap();
+    let server =
+        ServerProcess::start(server_command().args(["--config".as_ref(), config_file.as_os_str()]));
+    let mut c = client(&server.endpoint);
+    assert_eq!(fetch(&mut c, sea_tile()), (false, SEA));
+
+    edit(&style, "#aad3df", "#ff0000");
+    server.wait_for_log("reloaded map=small", 1);
+    assert_eq!(fetch(&mut c, sea_tile()), (false, RED));
+
+    let good = std::fs::read_to_string(&style).unwrap();
+    std::fs::write(&style, "<Map><Layer").unwrap();
+    server.wait_for_log("reload failed", 1);
+    // Many intervals later, still one attempt, and the old style serves.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(fetch(&mut c, sea_tile()), (true, RED));
+    std::fs::write(&style, good.replace("#ff0000", "#aad3df")).unwrap();
+    server.wait_for_log("reloaded map=small", 2);
+    assert_eq!(fetch(&mut c, sea_tile()), (false, SEA));
+    drop(c);
+    let ended = server.stop();
+    assert!(ended.status.success(), "{}", ended.stderr);
+    assert_eq!(
+        ended.stderr.matches("reload failed").count(),
+        1,
+        "{}",
+        ended.stderr
+    );
+}
+
+/// A request that reaches the scheduler after another render of its
+/// metatile finished (it checked the store just before) is answered from
+/// the store, not drawn again: the scheduler's merging has a window the
+/// store check closes.
+#[test]
+fn a_job_whose_tiles_were_just_rendered_is_answered_from_the_store() {
+    use render_service::{PriorityClass, TileOutcome, TileRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_small_style(dir.path());
+    let server = crate::support::start(dir.path(), &style, |_| {});
+    let handle = server.handle().clone();
+    let (client, events) = handle.register();
+    let ask = |request_id, force| {
+        assert!(handle.submit(TileRequest {
+            client,
+            request_id,
+            map: 0,
+            tiles: vec![sea_tile()],
+            class: PriorityClass::Explicit,
+            deadline: None,
+            force,
+        }));
+        let event = events.recv_timeout(Duration::from_secs(60)).unwrap();
+        match event.outcome {
+            TileOutcome::Done { cached, .. } => cached,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(!ask(1, false), "the first request draws it");
+    assert!(
+        ask(2, false),
+        "the second, past the store check, is answered from the store"
+    );
+    assert!(!ask(3, true), "unless it forces a render");
+    let stats = handle.stats().unwrap();
+    assert_eq!(stats.get("metatiles_rendered"), Some(2));
+    drop(events);
+    server.shutdown();
+}

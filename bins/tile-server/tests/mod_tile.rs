@@ -41,7 +41,8 @@ fn shared_tempdir() -> tempfile::TempDir {
 
 /// tile-server serving the demo map as `demo` in the mod_tile layout under
 /// `dir/tiles`, renderd's protocol on `dir/renderd.sock` (mode 0666, as
-/// mod_tile needs) and the framed protocol on `dir/tessera.sock`.
+/// mod_tile needs), the framed protocol on `dir/tessera.sock` and HTTP on
+/// a free loopback port.
 fn serve(dir: &Path) -> ServerProcess {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/demo/demo.xml");
     let config = dir.join("tessera.toml");
@@ -49,7 +50,8 @@ fn serve(dir: &Path) -> ServerProcess {
         &config,
         format!(
             "[server]\nlisten = [\"unix:{}\"]\nrenderd_listen = [\"unix:{}\"]\n\
-             renderd_socket_mode = \"0666\"\n[render]\nthreads = 2\n\
+             renderd_socket_mode = \"0666\"\n[http]\nlisten = [\"127.0.0.1:0\"]\n\
+             [render]\nthreads = 2\n\
              [store]\ndir = \"{}\"\nlayout = \"mod_tile\"\n\
              [[map]]\nname = \"demo\"\nstyle = \"{}\"\n",
             dir.join("tessera.sock").display(),
@@ -146,31 +148,36 @@ impl Apache {
         Apache { child, port, log }
     }
 
-    /// `GET path` over HTTP/1.0: the status, the headers and the body.
     fn get(&self, path: &str) -> (u32, String, Vec<u8>) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(120)))
-            .unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("an HTTP response");
-        let head = String::from_utf8_lossy(&response[..split]).into_owned();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        (status, head, response[split + 4..].to_vec())
+        http_get(&format!("127.0.0.1:{}", self.port), path)
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// `GET path` over HTTP/1.0 from `host:port`: the status, the headers and
+/// the body.
+fn http_get(address: &str, path: &str) -> (u32, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head, response[split + 4..].to_vec())
 }
 
 impl Drop for Apache {
@@ -398,6 +405,29 @@ fn render_expired_touches_deletes_and_rerenders_meta_files() {
         Some(RenderdCommand::Done)
     );
     tile_from_meta(&z4, z4_tile);
+    let ended = server.stop();
+    assert!(ended.status.success(), "{}", ended.stderr);
+}
+
+#[test]
+fn tesseras_own_http_front_serves_tiles_out_of_meta_files() {
+    let dir = shared_tempdir();
+    let server = serve(dir.path());
+    let address = server
+        .http
+        .clone()
+        .expect("serves HTTP")
+        .trim_start_matches("http://")
+        .to_owned();
+    let tile = t(5, 17, 9);
+    let meta = meta_path(&dir.path().join("tiles"), "demo", tile);
+    // Rendered on demand, then from the .meta file: the tile's own bytes
+    // both times, never the whole metatile file.
+    for round in ["rendered", "stored"] {
+        let (status, head, body) = http_get(&address, "/demo/5/17/9.png");
+        assert_eq!(status, 200, "{round}: {head}");
+        assert!(body == tile_from_meta(&meta, tile), "{round}");
+    }
     let ended = server.stop();
     assert!(ended.status.success(), "{}", ended.stderr);
 }

@@ -352,6 +352,15 @@ fn bad_requests_get_not_done_and_bad_bytes_close_only_their_connection() {
             "no map of that name; this server has demo",
         ),
         (
+            request(
+                RenderdVersion::V3,
+                RenderdCommand::Render,
+                t(3, 4, 2),
+                "demo@2x",
+            ),
+            "high-DPI variants (@2x) are not kept in mod_tile's layout",
+        ),
+        (
             // Version 1 names no map: renderd's `default`, not served here.
             request(RenderdVersion::V1, RenderdCommand::Render, t(3, 4, 2), ""),
             "\"default\" 3/4/2 (v1): no map of that name",

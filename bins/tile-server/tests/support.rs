@@ -261,6 +261,8 @@ pub struct ServerProcess {
     pub legacy: Option<ipc_proto::Endpoint>,
     /// The renderd-protocol endpoints it serves.
     pub renderd: Vec<ipc_proto::Endpoint>,
+    /// The first HTTP address (`http://HOST:PORT`), if it serves HTTP.
+    pub http: Option<String>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -286,6 +288,17 @@ pub fn run_to_end(command: &mut std::process::Command) -> Ended {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Drop for ServerProcess {
+    /// A test that fails before `stop` leaves no server behind (it would
+    /// hold its ports and the cargo lock it inherited).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -324,7 +337,7 @@ impl ServerProcess {
                     .push_str(&String::from_utf8_lossy(&chunk[..n]));
             }
         });
-        let (mut endpoint, mut legacy, mut renderd) = (None, None, Vec::new());
+        let (mut endpoint, mut legacy, mut renderd, mut http) = (None, None, Vec::new(), None);
         loop {
             let Ok(line) = lines.recv_timeout(Duration::from_secs(120)) else {
                 let _ = child.kill();
@@ -344,6 +357,10 @@ impl ServerProcess {
             if let Some(addr) = line.strip_prefix("tile-server: renderd protocol on ") {
                 renderd.push(addr.parse().unwrap());
             }
+            if let Some(rest) = line.strip_prefix("tile-server: http on ") {
+                let url = rest.split('/').take(3).collect::<Vec<_>>().join("/");
+                http.get_or_insert(url);
+            }
             if line == "tile-server: ready" {
                 break;
             }
@@ -353,6 +370,7 @@ impl ServerProcess {
             endpoint: endpoint.expect("ready without a framed endpoint"),
             legacy,
             renderd,
+            http,
             stdout,
             stderr,
             readers: vec![out_reader, err_reader],
@@ -415,17 +433,6 @@ impl ServerProcess {
             status,
             stdout: self.stdout.lock().unwrap().clone(),
             stderr: self.stderr.lock().unwrap().clone(),
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    /// A test that failed before [`ServerProcess::stop`] leaves no server
-    /// running behind it.
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

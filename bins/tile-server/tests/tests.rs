@@ -38,3 +38,6 @@ mod slow_clients;
 mod support;
 /// The systemd unit verifies; READY/RELOADING/STOPPING notifications.
 mod systemd;
+/// The map viewer in headless chromium: the stored tiles on screen, a fast
+/// pan that cancels what it left.
+mod viewer;

@@ -61,6 +61,8 @@ pub struct ServiceConfig {
     pub render: RenderSection,
     /// The tile store.
     pub store: StoreSection,
+    /// Tiles over HTTP for web maps (the `http-front` crate serves them).
+    pub http: HttpSection,
     /// The maps served; the first is the default for clients that name none.
     #[serde(rename = "map")]
     pub maps: Vec<MapSection>,
@@ -134,6 +136,10 @@ pub struct ServerSection {
     /// Most bytes of answers (PNGs included) that may wait for one client;
     /// above it the client's work is paused until it has read half.
     pub max_queued_bytes_per_client: usize,
+    /// Look at the configuration file and every map's style and data
+    /// files this often (milliseconds) and reload when one changed, as
+    /// SIGHUP does; 0: only on SIGHUP or `tile-client reload`.
+    pub watch_interval_ms: u64,
 }
 
 /// `[render]`
@@ -182,6 +188,32 @@ pub struct StoreSection {
     pub layout: String,
 }
 
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Where to serve HTTP: `HOST:PORT` (none by default).
+    pub listen: Vec<String>,
+    /// Allow a listener beyond loopback. HTTP has no client secret: say so
+    /// on purpose, behind a proxy or firewall you trust.
+    pub public: bool,
+    /// The `Cache-Control` header of tiles.
+    pub cache_control: String,
+    /// `Access-Control-Allow-Origin` of tiles and TileJSON: `*`, one
+    /// origin, or empty for no CORS header.
+    pub cors_allow_origin: String,
+    /// Open HTTP connections at most; more wait to be accepted.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (slow clients).
+    pub header_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Waiting longer than this for a render answers the stale tile if
+    /// there is one, else `503` with `Retry-After`; 0 waits as long as the
+    /// render takes.
+    pub render_timeout_ms: u64,
+}
+
 /// `[[map]]`
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +222,49 @@ pub struct MapSection {
     pub name: String,
     /// The Mapnik-XML style file.
     pub style: PathBuf,
+    /// The lowest zoom served over HTTP (TileJSON's `minzoom`).
+    #[serde(default)]
+    pub min_zoom: u8,
+    /// The highest zoom served over HTTP (TileJSON's `maxzoom`).
+    #[serde(default = "default_max_zoom")]
+    pub max_zoom: u8,
+    /// TileJSON's `attribution`; unset takes the style's
+    /// `<Parameter name="attribution">`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+}
+
+/// renderd's default `MAXZOOM`.
+fn default_max_zoom() -> u8 {
+    20
+}
+
+impl MapSection {
+    /// A map of this name and style, with the default zooms.
+    pub fn new(name: impl Into<String>, style: impl Into<PathBuf>) -> MapSection {
+        MapSection {
+            name: name.into(),
+            style: style.into(),
+            min_zoom: 0,
+            max_zoom: default_max_zoom(),
+            attribution: None,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            public: false,
+            cache_control: "public, max-age=3600".into(),
+            cors_allow_origin: "*".into(),
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            max_header_bytes: 16 << 10,
+            render_timeout_ms: 0,
+        }
+    }
 }
 
 impl Default for ServerSection {
@@ -218,6 +293,7 @@ impl Default for ServerSection {
             idle_timeout_ms: 300_000,
             write_timeout_ms: 30_000,
             max_queued_bytes_per_client: 16 << 20,
+            watch_interval_ms: 0,
         }
     }
 }
@@ -274,6 +350,8 @@ pub struct ConfigOverrides {
     pub format: Option<String>,
     /// `--fifo`: sets `server.fifo` (false keeps the file's value).
     pub fifo: bool,
+    /// `--http-listen` (repeatable): replaces the list.
+    pub http_listen: Vec<String>,
 }
 
 impl ConfigOverrides {
@@ -300,6 +378,7 @@ impl ConfigOverrides {
             "render.format" if self.format.is_some() => Some("--format"),
             "store.dir" if self.tile_dir.is_some() => Some("--tile-dir"),
             "store.layout" if self.tile_layout.is_some() => Some("--tile-layout"),
+            "http.listen" if !self.http_listen.is_empty() => Some("--http-listen"),
             "map" if self.style.is_some() => Some("--style"),
             _ => None,
         };
@@ -331,6 +410,8 @@ pub struct ValidConfig {
     pub renderd_listen: Vec<Endpoint>,
     /// Parsed mode of renderd Unix sockets.
     pub renderd_socket_mode: u32,
+    /// Parsed HTTP addresses (loopback unless `http.public`).
+    pub http_listen: Vec<std::net::SocketAddr>,
     /// Parsed callback style.
     pub legacy_callback_style: CallbackStyle,
     /// Parsed tile format.
@@ -374,6 +455,29 @@ impl ValidConfig {
         let (folder, layout) = self.layout.for_map(map).split_folder();
         (self.raw.store.dir.join(folder), layout)
     }
+}
+
+/// `HOST:PORT`, also written `tcp:HOST:PORT` or `http://HOST:PORT/`; a
+/// host name is resolved to its first address.
+fn parse_http_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    let bare = text
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .or_else(|| text.strip_prefix("tcp:"))
+        .unwrap_or(text);
+    if text.starts_with("https://") {
+        return Err(format!(
+            "{text:?}: tessera serves plain HTTP; put TLS in a proxy in front of it"
+        ));
+    }
+    if bare.contains('/') || bare.starts_with("unix:") {
+        return Err(format!("{text:?} is not HOST:PORT (e.g. 127.0.0.1:8080)"));
+    }
+    use std::net::ToSocketAddrs;
+    bare.to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not HOST:PORT (e.g. 127.0.0.1:8080): {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 impl ServiceConfig {
@@ -427,10 +531,7 @@ impl ServiceConfig {
     /// Applies command-line overrides.
     pub fn apply(&mut self, o: &ConfigOverrides) {
         if let Some(style) = &o.style {
-            self.maps = vec![MapSection {
-                name: "default".into(),
-                style: style.clone(),
-            }];
+            self.maps = vec![MapSection::new("default", style.clone())];
         }
         if let Some(dir) = &o.tile_dir {
             self.store.dir = dir.clone();
@@ -461,6 +562,9 @@ impl ServiceConfig {
         }
         if o.fifo {
             self.server.fifo = true;
+        }
+        if !o.http_listen.is_empty() {
+            self.http.listen = o.http_listen.clone();
         }
     }
 
@@ -504,7 +608,45 @@ impl ServiceConfig {
                 "must be at least 1".into(),
             ));
         }
-        if listen.is_empty() && self.server.legacy_listen.is_none() && renderd_listen.is_empty() {
+        let mut http_listen = Vec::new();
+        for (i, text) in self.http.listen.iter().enumerate() {
+            let key = format!("http.listen[{i}]");
+            let address = parse_http_address(text).map_err(|m| invalid(key.clone(), m))?;
+            if !address.ip().is_loopback() && !self.http.public {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{address} is reachable beyond this machine, and HTTP has no secret: \
+                         set `http.public = true` to serve it anyway (behind a proxy or \
+                         firewall you trust)"
+                    ),
+                ));
+            }
+            http_listen.push(address);
+        }
+        for (key, value) in [
+            ("http.max_connections", self.http.max_connections),
+            (
+                "http.header_timeout_ms",
+                self.http.header_timeout_ms as usize,
+            ),
+            ("http.max_header_bytes", self.http.max_header_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(key.into(), "must be at least 1".into()));
+            }
+        }
+        if self.http.max_header_bytes < 1024 {
+            return Err(invalid(
+                "http.max_header_bytes".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        if listen.is_empty()
+            && self.server.legacy_listen.is_none()
+            && renderd_listen.is_empty()
+            && http_listen.is_empty()
+        {
             return Err(invalid(
                 "server.listen".into(),
                 "nothing to listen on".into(),
@@ -668,6 +810,15 @@ impl ServiceConfig {
                     format!("{:?} is used twice", map.name),
                 ));
             }
+            if map.min_zoom > map.max_zoom || map.max_zoom > 30 {
+                return Err(invalid(
+                    format!("map[{i}].max_zoom"),
+                    format!(
+                        "zooms {}..{} are not a range within 0..30",
+                        map.min_zoom, map.max_zoom
+                    ),
+                ));
+            }
             if !map.style.is_file() {
                 return Err(invalid(
                     format!("map[{i}].style"),
@@ -681,6 +832,7 @@ impl ServiceConfig {
         };
         Ok(ValidConfig {
             raw: self,
+            http_listen,
             listen,
             legacy_listen,
             renderd_listen,

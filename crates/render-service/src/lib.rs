@@ -56,9 +56,9 @@ pub use reload::{ConfigSource, ReloadError, ReloadReport, Reloader};
 pub use server::{Server, ServerError};
 pub use service::{
     ClientEvent, MapEntry, MapTable, ServiceError, ServiceHandle, ServiceOptions, TileOutcome,
-    TileService, UNATTENDED,
+    TileService, HIDPI, UNATTENDED,
 };
-pub use stats::StatsSnapshot;
+pub use stats::{RenderCounts, StatsSnapshot, RENDER_MS_BUCKETS};
 
 pub use scheduler::{
     Answer, CancelReason, ClientId, Delivery, JobId, Outcome, PriorityClass, RenderJob, RequestId,

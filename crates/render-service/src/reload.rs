@@ -26,8 +26,8 @@ use std::time::SystemTime;
 use ipc_proto::{MapReload, MapReloadStatus, Reloaded};
 
 use crate::config::ValidConfig;
-use crate::generation::{self, Generation};
-use crate::service::{load_map, publish_cut_off, MapEntry, ServiceHandle, ServiceOptions};
+use crate::generation;
+use crate::service::{load_map, publish_cut_off, Prepared, Served, ServiceHandle, ServiceOptions};
 use crate::store::TileStore;
 
 /// Reads the configuration again (the file and the command line it was
@@ -88,20 +88,14 @@ impl std::fmt::Debug for Reloader {
     }
 }
 
-/// A map loaded for the new table, before the swap.
-enum Prepared {
-    /// The running entry stays.
-    Keep(Arc<MapEntry>),
-    /// A new entry for a map that was served: its cut-off is set at the
-    /// swap.
-    Replace {
-        name: String,
-        source: render_core::MapSource,
-        store: TileStore,
-        fingerprint: String,
-    },
+/// A map of the new table, before the swap.
+enum Next {
+    /// The running map (and its variant) stays.
+    Keep(Served),
+    /// A map that was served, loaded again: its cut-off is set at the swap.
+    Replace(Box<Prepared>),
     /// A map that was not served.
-    Add(MapEntry),
+    Add(Served),
 }
 
 impl Reloader {
@@ -111,6 +105,26 @@ impl Reloader {
             source,
             current: Mutex::new(current),
         }
+    }
+
+    /// The fingerprints of the served maps' files as they are now (style,
+    /// includes, images, data; a `stat` per file), for a file watcher to
+    /// compare with its last look.
+    pub fn inputs_now(&self, service: &ServiceHandle) -> Vec<String> {
+        let options = {
+            let current = self
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ServiceOptions::from_config(&current)
+        };
+        service
+            .maps()
+            .iter()
+            .map(|m| {
+                generation::fingerprint(&m.source, &options.render, options.scheduler.metatile_size)
+            })
+            .collect()
     }
 
     /// Reads the configuration again and reloads what changed.
@@ -129,7 +143,12 @@ impl Reloader {
         let mut report = Vec::new();
         let mut prepared = Vec::new();
         for section in &effective.raw.maps {
-            let running = table.iter().find(|m| m.name == section.name).cloned();
+            let running = table
+                .iter()
+                .find(|m| m.name == section.name)
+                .and_then(|m| table.id_of(&m.name))
+                .and_then(|id| table.served(id))
+                .cloned();
             let status = if running.is_some() {
                 MapReloadStatus::Reloaded
             } else {
@@ -142,19 +161,19 @@ impl Reloader {
                 .maps
                 .iter()
                 .any(|m| m.name == section.name && m.style == section.style);
-            if let Some(entry) = running.as_ref().filter(|_| same_section) {
+            if let Some(served) = running.as_ref().filter(|_| same_section) {
                 let now = generation::fingerprint(
-                    &entry.source,
+                    &served.map.source,
                     &options.render,
                     options.scheduler.metatile_size,
                 );
-                if now == entry.generation.fingerprint {
+                if now == served.map.generation.fingerprint {
                     report.push(MapReload {
                         map: section.name.clone(),
                         status: MapReloadStatus::Unchanged,
                         detail: String::new(),
                     });
-                    prepared.push(Prepared::Keep(Arc::clone(entry)));
+                    prepared.push(Next::Keep(served.clone()));
                     continue;
                 }
             }
@@ -167,20 +186,20 @@ impl Reloader {
                 Ok(source) => source,
                 Err(e) => {
                     report.push(failed(ipc_proto::say_once(&e)));
-                    prepared.extend(running.map(Prepared::Keep));
+                    prepared.extend(running.map(Next::Keep));
                     continue;
                 }
             };
             let fingerprint =
                 generation::fingerprint(&source, &options.render, options.scheduler.metatile_size);
-            if let Some(entry) = running.as_ref() {
-                if entry.generation.fingerprint == fingerprint {
+            if let Some(served) = running.as_ref() {
+                if served.map.generation.fingerprint == fingerprint {
                     report.push(MapReload {
                         map: section.name.clone(),
                         status: MapReloadStatus::Unchanged,
                         detail: String::new(),
                     });
-                    prepared.push(Prepared::Keep(Arc::clone(entry)));
+                    prepared.push(Next::Keep(served.clone()));
                     continue;
                 }
             }
@@ -192,7 +211,7 @@ impl Reloader {
                 Ok(store) => store,
                 Err(e) => {
                     report.push(failed(e.to_string()));
-                    prepared.extend(running.map(Prepared::Keep));
+                    prepared.extend(running.map(Next::Keep));
                     continue;
                 }
             };
@@ -201,34 +220,20 @@ impl Reloader {
                 status,
                 detail: String::new(),
             });
-            prepared.push(match running {
-                Some(_) => Prepared::Replace {
-                    name: section.name.clone(),
-                    source,
-                    store,
-                    fingerprint,
-                },
-                None => {
-                    // Nothing of this map runs: its generation is found as
-                    // at a start.
-                    let record = generation::record_path(store.root(), &section.name);
-                    let (generation, warning) = generation::resolve(
-                        &record,
-                        fingerprint,
-                        source.modified(),
-                        SystemTime::now(),
-                    );
-                    if let Some(warning) = warning {
-                        tracing::warn!(map = %section.name, "{warning}");
-                    }
-                    publish_cut_off(&section.name, &store, &generation);
-                    Prepared::Add(MapEntry {
-                        name: section.name.clone(),
-                        source,
-                        store,
-                        generation,
-                    })
+            let loaded = match Prepared::new(section.name.clone(), source, store, &options) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    report.pop();
+                    report.push(failed(e.to_string()));
+                    prepared.extend(running.map(Next::Keep));
+                    continue;
                 }
+            };
+            prepared.push(match running {
+                Some(_) => Next::Replace(Box::new(loaded)),
+                // Nothing of this map runs: its generation is found as at
+                // a start.
+                None => Next::Add(loaded.into_served(None)),
             });
         }
         for entry in table.iter() {
@@ -247,31 +252,21 @@ impl Reloader {
             let since = SystemTime::now();
             let entries = prepared
                 .into_iter()
-                .map(|p| match p {
-                    Prepared::Keep(entry) => entry,
-                    Prepared::Add(entry) => Arc::new(entry),
-                    Prepared::Replace {
-                        name,
-                        source,
-                        store,
-                        fingerprint,
-                    } => {
-                        let entry = Arc::new(MapEntry {
-                            name,
-                            source,
-                            store,
-                            generation: Generation { fingerprint, since },
-                        });
-                        replaced.push(Arc::clone(&entry));
-                        entry
+                .map(|next| match next {
+                    Next::Keep(served) | Next::Add(served) => served,
+                    Next::Replace(loaded) => {
+                        let served = loaded.into_served(Some(since));
+                        replaced.push(Arc::clone(&served.map));
+                        replaced.push(Arc::clone(&served.hidpi));
+                        served
                     }
                 })
                 .collect();
             old.replaced_by(entries)
         });
         for entry in &replaced {
-            publish_cut_off(&entry.name, &entry.store, &entry.generation);
-            let record = generation::record_path(entry.store.root(), &entry.name);
+            publish_cut_off(entry);
+            let record = entry.generation_record();
             if let Err(e) = generation::save(&record, &entry.generation) {
                 tracing::warn!(
                     map = %entry.name,

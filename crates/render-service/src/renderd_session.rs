@@ -233,6 +233,12 @@ impl RequestReader<'_> {
             refuse(format_args!("not a request renderd serves"));
             return;
         };
+        if request.xmlname().ends_with(b"@2x") {
+            refuse(format_args!(
+                "high-DPI variants (@2x) are not kept in mod_tile's layout"
+            ));
+            return;
+        }
         let map = request
             .xmlname_str()
             .filter(|name| !name.is_empty())

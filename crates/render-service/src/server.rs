@@ -415,11 +415,8 @@ impl Server {
         if let Some(endpoint) = &legacy_endpoint {
             tracing::info!(%endpoint, "listening (legacy line protocol)");
         }
-        // Said once everything is in place: every map loaded, every
-        // listener bound and accepting.
-        let table = handle.maps();
-        let maps: Vec<&str> = table.iter().map(|m| m.name.as_str()).collect();
-        tracing::info!(maps = maps.join(","), "ready");
+        // "ready" is the program's to say, once its other listeners (HTTP)
+        // are bound too: tile-server logs it.
         Ok(Server {
             service: Some(service),
             handle,

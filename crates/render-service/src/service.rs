@@ -85,6 +85,136 @@ pub struct MapEntry {
     /// What its tiles are drawn from; stored tiles stamped before its
     /// cut-off are stale.
     pub generation: Generation,
+    /// 1, or 2 for a map's high-DPI variant (`<name>@2x`): tiles twice
+    /// the size, drawn at twice the scale (strokes, text and icons).
+    pub scale: u32,
+}
+
+impl MapEntry {
+    /// Where its generation is recorded: beside its tiles, or, for a
+    /// high-DPI variant, beside its map's (its own folder appears with its
+    /// first tile).
+    pub fn generation_record(&self) -> PathBuf {
+        let root = self.store.root();
+        let folder = match self.scale {
+            1 => root,
+            _ => root.parent().unwrap_or(root),
+        };
+        generation::record_path(folder, &self.name)
+    }
+}
+
+/// Map ids with this bit are the high-DPI (`@2x`) variant of the map
+/// without it: named `<map>@2x`, drawn at twice the scale on tiles twice
+/// the size, stored apart (`<the map's folder>/@2x/`).
+pub const HIDPI: MapId = 1 << 31;
+
+/// A served map and its high-DPI variant: one style, loaded once.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) map: Arc<MapEntry>,
+    pub(crate) hidpi: Arc<MapEntry>,
+}
+
+/// A map loaded and its stores opened, before its cut-off is known.
+pub(crate) struct Prepared {
+    pub(crate) name: String,
+    pub(crate) source: MapSource,
+    pub(crate) store: TileStore,
+    pub(crate) fingerprint: String,
+    hidpi_store: TileStore,
+    hidpi_fingerprint: String,
+}
+
+impl Prepared {
+    /// Opens the variant's store (inside the map's) and takes both
+    /// fingerprints.
+    pub(crate) fn new(
+        name: String,
+        source: MapSource,
+        store: TileStore,
+        options: &ServiceOptions,
+    ) -> Result<Prepared, ServiceError> {
+        let metatile = options.scheduler.metatile_size;
+        let hidpi_store = TileStore::open_unmade(store.root().join("@2x"), store.layout().clone())
+            .map_err(|source| ServiceError::Store {
+                map: name.clone(),
+                source,
+            })?;
+        Ok(Prepared {
+            fingerprint: generation::fingerprint(&source, &options.render, metatile),
+            hidpi_fingerprint: generation::fingerprint(
+                &source,
+                &hidpi_options(&options.render),
+                metatile,
+            ),
+            name,
+            source,
+            store,
+            hidpi_store,
+        })
+    }
+
+    /// Both entries, with the cut-off `since` (a reload's), or each with
+    /// its recorded generation (a start, a new map).
+    pub(crate) fn into_served(self, since: Option<SystemTime>) -> Served {
+        let Prepared {
+            name,
+            source,
+            store,
+            fingerprint,
+            hidpi_store,
+            hidpi_fingerprint,
+        } = self;
+        // Both records beside the map's tiles (see `generation_record`).
+        let generation_of = |name: &str, fingerprint: String| match since {
+            Some(since) => Generation { fingerprint, since },
+            None => {
+                let record = generation::record_path(store.root(), name);
+                let (generation, warning) =
+                    generation::resolve(&record, fingerprint, source.modified(), SystemTime::now());
+                if let Some(warning) = warning {
+                    tracing::warn!(map = %name, "{warning}");
+                }
+                generation
+            }
+        };
+        let hidpi_name = format!("{name}@2x");
+        let hidpi = MapEntry {
+            generation: generation_of(&hidpi_name, hidpi_fingerprint),
+            name: hidpi_name,
+            source: source.clone(),
+            store: hidpi_store,
+            scale: 2,
+        };
+        let map = MapEntry {
+            generation: generation_of(&name, fingerprint),
+            name,
+            source,
+            store,
+            scale: 1,
+        };
+        if since.is_none() {
+            // A reload publishes its cut-off after the swap.
+            publish_cut_off(&map);
+        }
+        Served {
+            map: Arc::new(map),
+            hidpi: Arc::new(hidpi),
+        }
+    }
+}
+
+/// The render settings of a high-DPI variant: twice the tile size, the
+/// scale and the buffer.
+pub fn hidpi_options(options: &RenderOptions) -> RenderOptions {
+    RenderOptions {
+        tile_size: options.tile_size * 2,
+        scale_factor: options.scale_factor * 2.0,
+        buffer: options.buffer.map(|b| b * 2),
+        buffer_if_unset: options.buffer_if_unset.map(|b| b * 2),
+        ..options.clone()
+    }
 }
 
 /// The maps served now. A reload replaces the whole table at once. Ids are
@@ -93,17 +223,17 @@ pub struct MapEntry {
 /// changes maps.
 #[derive(Debug, Default)]
 pub struct MapTable {
-    slots: Vec<Option<Arc<MapEntry>>>,
+    slots: Vec<Option<Served>>,
     /// Ids in configuration order: the first is the default map.
     order: Vec<MapId>,
 }
 
 impl MapTable {
     /// A table of these maps, ids in this order.
-    fn new(entries: Vec<MapEntry>) -> MapTable {
+    fn new(entries: Vec<Served>) -> MapTable {
         MapTable {
             order: (0..entries.len() as MapId).collect(),
-            slots: entries.into_iter().map(|e| Some(Arc::new(e))).collect(),
+            slots: entries.into_iter().map(Some).collect(),
         }
     }
 
@@ -112,15 +242,29 @@ impl MapTable {
         self.order.iter().filter_map(|&id| self.get(id))
     }
 
-    /// The map with this id, if it is still served.
+    /// The map with this id (a [`HIDPI`] id: its variant), if it is
+    /// still served.
     pub fn get(&self, id: MapId) -> Option<&Arc<MapEntry>> {
+        let served = self.served(id & !HIDPI)?;
+        Some(if id & HIDPI != 0 {
+            &served.hidpi
+        } else {
+            &served.map
+        })
+    }
+
+    pub(crate) fn served(&self, id: MapId) -> Option<&Served> {
         self.slots.get(id as usize)?.as_ref()
     }
 
-    /// The id of a map by name; the empty name means the default map.
+    /// The id of a map by name; the empty name means the default map, and
+    /// `<map>@2x` its high-DPI variant.
     pub fn id_of(&self, name: &str) -> Option<MapId> {
         if name.is_empty() {
             return self.order.first().copied();
+        }
+        if let Some(base) = name.strip_suffix("@2x") {
+            return self.id_of_named(base).map(|id| id | HIDPI);
         }
         self.order
             .iter()
@@ -140,11 +284,11 @@ impl MapTable {
 
     /// A table that serves `maps` (in this order), keeping the ids of those
     /// already here by name.
-    pub(crate) fn replaced_by(&self, maps: Vec<Arc<MapEntry>>) -> MapTable {
-        let mut slots: Vec<Option<Arc<MapEntry>>> = vec![None; self.slots.len()];
+    pub(crate) fn replaced_by(&self, maps: Vec<Served>) -> MapTable {
+        let mut slots: Vec<Option<Served>> = vec![None; self.slots.len()];
         let mut order = Vec::with_capacity(maps.len());
         for entry in maps {
-            let id = match self.id_of_named(&entry.name) {
+            let id = match self.id_of_named(&entry.map.name) {
                 Some(id) => id,
                 None => {
                     slots.push(None);
@@ -159,7 +303,10 @@ impl MapTable {
 
     /// The id of a served map by its name (never the default's "").
     fn id_of_named(&self, name: &str) -> Option<MapId> {
-        (!name.is_empty()).then(|| self.id_of(name)).flatten()
+        self.order
+            .iter()
+            .copied()
+            .find(|&id| self.get(id).is_some_and(|m| m.name == name))
     }
 }
 
@@ -398,9 +545,14 @@ fn cores() -> usize {
 /// Tells readers outside tessera (mod_tile) from when the map's stored
 /// tiles count ([`TileStore::publish_cut_off`]); a failure is logged, the
 /// generation still holds for tessera.
-pub(crate) fn publish_cut_off(map: &str, store: &TileStore, generation: &Generation) {
-    if let Err(e) = store.publish_cut_off(generation.since) {
-        tracing::warn!(map, "cannot tell mod_tile which tiles are stale: {e}");
+/// A high-DPI variant has none of its own: mod_tile knows no `@2x`, and its
+/// store counts its map's (the folder above it) as mod_tile would.
+pub(crate) fn publish_cut_off(entry: &MapEntry) {
+    if entry.scale != 1 {
+        return;
+    }
+    if let Err(e) = entry.store.publish_cut_off(entry.generation.since) {
+        tracing::warn!(map = %entry.name, "cannot tell mod_tile which tiles are stale: {e}");
     }
 }
 
@@ -441,29 +593,10 @@ impl TileService {
         maps: Vec<(String, MapSource, TileStore)>,
         options: ServiceOptions,
     ) -> Result<TileService, ServiceError> {
-        let entries = maps
-            .into_iter()
-            .map(|(name, source, store)| {
-                let fingerprint = generation::fingerprint(
-                    &source,
-                    &options.render,
-                    options.scheduler.metatile_size,
-                );
-                let record = generation::record_path(store.root(), &name);
-                let (generation, warning) =
-                    generation::resolve(&record, fingerprint, source.modified(), SystemTime::now());
-                if let Some(warning) = warning {
-                    tracing::warn!(map = %name, "{warning}");
-                }
-                publish_cut_off(&name, &store, &generation);
-                MapEntry {
-                    name,
-                    source,
-                    store,
-                    generation,
-                }
-            })
-            .collect();
+        let mut entries = Vec::with_capacity(maps.len());
+        for (name, source, store) in maps {
+            entries.push(Prepared::new(name, source, store, &options)?.into_served(None));
+        }
         let maps = Arc::new(RwLock::new(Arc::new(MapTable::new(entries))));
         let threads = options.threads.max(1);
         // Commands are bounded so a flood of requests slows its senders
@@ -643,6 +776,15 @@ impl ServiceHandle {
             .get()
             .ok_or(ReloadError::NoSource)?
             .reload(self)
+    }
+
+    /// The fingerprints of the served maps' files as they are now (none
+    /// without a reloader). See [`Reloader::inputs_now`].
+    pub fn inputs_now(&self) -> Vec<String> {
+        self.reloader
+            .get()
+            .map(|reloader| reloader.inputs_now(self))
+            .unwrap_or_default()
     }
 
     /// A stored tile that is still fresh, if there is one.
@@ -1149,11 +1291,11 @@ fn run_worker(
 
 impl WorkerContext {
     fn renderer_for(&self, entry: &MapEntry) -> Renderer {
-        Renderer::with_encoder(
-            entry.source.clone(),
-            self.options.clone(),
-            self.encoder.clone(),
-        )
+        let options = match entry.scale {
+            2 => hidpi_options(&self.options),
+            _ => self.options.clone(),
+        };
+        Renderer::with_encoder(entry.source.clone(), options, self.encoder.clone())
     }
 }
 
@@ -1172,6 +1314,11 @@ fn render_job(
     worker: &WorkerContext,
 ) -> JobReport {
     let stats = &worker.stats;
+    if !job.force {
+        if let Some(done) = already_rendered(job, entry) {
+            return JobReport::of(done);
+        }
+    }
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         renderer.render_metatile_unless_stopped(&job.metatile, stop)
@@ -1287,7 +1434,37 @@ fn render_job(
         })
         .collect();
     stats.rendered(count, failed, elapsed_ms);
+    stats.rendered_on(&entry.name, job.metatile.z(), elapsed_ms);
     JobReport::of(WorkDone {
+        job: job.id,
+        tiles,
+        failure: None,
+        stopped: false,
+    })
+}
+
+/// A job whose every tile is in the store and fresh: another render of the
+/// same metatile finished between its requesters' store check and this
+/// moment (a thousand browsers asking for one missing tile at once). It is
+/// answered from the store instead of being drawn again. A `stat` per tile;
+/// the first one missing or stale ends the look.
+fn already_rendered(job: &RenderJob, entry: &MapEntry) -> Option<WorkDone> {
+    let mut tiles = HashMap::new();
+    for tile in job.metatile.tiles() {
+        let stored = entry.store.fresh(tile, entry.generation.since)?;
+        tiles.insert(
+            tile,
+            TileOutcome::Done {
+                own_file: stored.png.is_none(),
+                path: stored.path,
+                png: stored.png,
+                render_ms: 0,
+                cached: true,
+            },
+        );
+    }
+    tracing::debug!(map = %entry.name, metatile = %job.metatile, "already rendered: answered from the store");
+    Some(WorkDone {
         job: job.id,
         tiles,
         failure: None,

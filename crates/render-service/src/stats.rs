@@ -2,7 +2,7 @@
 //! served from the store, throughput, render-time percentiles, queue depths
 //! by class and per client.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -11,6 +11,12 @@ use crate::scheduler::{PriorityClass, SchedulerStats};
 
 /// How many recent per-tile render times the percentiles are taken over.
 const RENDER_SAMPLES: usize = 10_000;
+
+/// Upper bounds (milliseconds) of the metatile render-time histogram's
+/// buckets; a last one counts everything (`+Inf`).
+pub const RENDER_MS_BUCKETS: [f64; 12] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10_000.0, 30_000.0,
+];
 
 /// Counters shared by the service's threads.
 #[derive(Debug)]
@@ -31,6 +37,23 @@ pub struct Stats {
     idle_connections_closed: AtomicU64,
     /// Per-tile render milliseconds (metatile time / tiles), most recent last.
     render_ms: Mutex<VecDeque<f64>>,
+    /// Metatiles rendered by map and zoom, and their render times.
+    renders: Mutex<RenderCounts>,
+}
+
+/// Metatiles rendered by map and zoom, and a histogram of their render
+/// times, since the start (for Prometheus: counters only grow).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenderCounts {
+    /// Metatiles rendered, by (map, zoom).
+    pub by_map_zoom: BTreeMap<(String, u8), u64>,
+    /// Metatiles whose render took at most [`RENDER_MS_BUCKETS`]`[i]`
+    /// milliseconds (not cumulative); the last entry counts the rest.
+    pub buckets: [u64; RENDER_MS_BUCKETS.len() + 1],
+    /// Sum of the render times, milliseconds.
+    pub sum_ms: f64,
+    /// Metatiles counted.
+    pub count: u64,
 }
 
 /// A consistent copy of the counters, as `(name, value)` pairs.
@@ -68,6 +91,7 @@ impl Default for Stats {
             handshakes_evicted: AtomicU64::new(0),
             idle_connections_closed: AtomicU64::new(0),
             render_ms: Mutex::new(VecDeque::with_capacity(RENDER_SAMPLES)),
+            renders: Mutex::new(RenderCounts::default()),
         }
     }
 }
@@ -87,6 +111,33 @@ impl Stats {
             }
             samples.push_back(ms / tiles as f64);
         }
+    }
+
+    /// A metatile of `map` at `zoom` was drawn in `ms` milliseconds.
+    pub fn rendered_on(&self, map: &str, zoom: u8, ms: f64) {
+        let mut renders = self
+            .renders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *renders
+            .by_map_zoom
+            .entry((map.to_owned(), zoom))
+            .or_default() += 1;
+        let bucket = RENDER_MS_BUCKETS
+            .iter()
+            .position(|le| ms <= *le)
+            .unwrap_or(RENDER_MS_BUCKETS.len());
+        renders.buckets[bucket] += 1;
+        renders.sum_ms += ms;
+        renders.count += 1;
+    }
+
+    /// Metatiles rendered by map and zoom, and their render times.
+    pub fn render_counts(&self) -> RenderCounts {
+        self.renders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A tile was answered from the store without rendering.
@@ -262,5 +313,28 @@ mod tests {
         assert_eq!(snap.get("render_ms_p50"), Some(50));
         assert_eq!(snap.get("render_ms_p99"), Some(99));
         assert_eq!(snap.get("queued_viewport"), Some(0));
+    }
+
+    #[test]
+    fn renders_are_counted_by_map_and_zoom_and_bucketed_by_time() {
+        let stats = Stats::default();
+        stats.rendered_on("osm", 12, 4.0);
+        stats.rendered_on("osm", 12, 5.0);
+        stats.rendered_on("osm", 13, 30.0);
+        stats.rendered_on("demo", 0, 60_000.0);
+        let counts = stats.render_counts();
+        let by: Vec<_> = counts
+            .by_map_zoom
+            .iter()
+            .map(|((m, z), n)| (m.as_str(), *z, *n))
+            .collect();
+        assert_eq!(by, [("demo", 0, 1), ("osm", 12, 2), ("osm", 13, 1)]);
+        // 4 and 5 ms fall in the first bucket (le 5), 30 in le 50, 60 s
+        // beyond the last bound.
+        assert_eq!(counts.buckets[0], 2);
+        assert_eq!(counts.buckets[3], 1);
+        assert_eq!(counts.buckets[RENDER_MS_BUCKETS.len()], 1);
+        assert_eq!(counts.count, 4);
+        assert_eq!(counts.sum_ms, 60_039.0);
     }
 }

@@ -354,6 +354,19 @@ struct SharedFile {
 impl TileStore {
     /// A store rooted at `root` (created if missing) with a layout.
     pub fn open(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            action: "creating tile directory",
+            path: root.clone(),
+            source,
+        })?;
+        Self::open_unmade(root, layout)
+    }
+
+    /// A store whose root is made with its first tile, not now (a map's
+    /// `@2x` store: no folder appears in the tile directory until a
+    /// high-DPI tile is asked for).
+    pub fn open_unmade(root: impl Into<PathBuf>, layout: TileLayout) -> Result<Self, StoreError> {
         if layout.names_map() {
             return Err(StoreError::BadLayout {
                 template: layout.template,
@@ -361,11 +374,6 @@ impl TileStore {
             });
         }
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
-            action: "creating tile directory",
-            path: root.clone(),
-            source,
-        })?;
         // Paths handed to clients (`TileDone` with a store path) are
         // absolute: a client does not share the server's working directory.
         let root = std::path::absolute(&root).map_err(|source| StoreError::Io {
@@ -433,12 +441,33 @@ impl TileStore {
     /// read out of the metatile's file (a file that does not read as a
     /// `.meta` file counts as no tile, and is logged).
     pub fn lookup(&self, tile: TileCoord) -> Option<StoredTile> {
+        self.find(tile, None)
+    }
+
+    /// The stored tile if its stamp is at or after `fresh_after` (in the
+    /// mod_tile layout also at or after `planet-import-complete`, as
+    /// mod_tile judges it).
+    pub fn fresh(&self, tile: TileCoord, fresh_after: SystemTime) -> Option<StoredTile> {
+        let cut_off = match self.kind {
+            StoreKind::PngFiles => fresh_after,
+            StoreKind::ModTile => mod_tile::planet_time(&self.root)
+                .map_or(fresh_after, |planet| planet.max(fresh_after)),
+        };
+        self.find(tile, Some(cut_off))
+    }
+
+    /// The stored tile, if there is one stamped at or after `cut_off`
+    /// (when given): the file's time first, its bytes only then.
+    fn find(&self, tile: TileCoord, cut_off: Option<SystemTime>) -> Option<StoredTile> {
         let path = self.path_of(tile);
         let meta = fs::metadata(&path).ok()?;
         if !meta.is_file() {
             return None;
         }
         let modified = meta.modified().ok()?;
+        if cut_off.is_some_and(|cut_off| modified < cut_off) {
+            return None;
+        }
         let png = match self.kind {
             StoreKind::PngFiles => None,
             StoreKind::ModTile => match mod_tile::read_tile(&path, tile) {
@@ -454,18 +483,6 @@ impl TileStore {
             modified,
             png,
         })
-    }
-
-    /// The stored tile if its stamp is at or after `fresh_after` (in the
-    /// mod_tile layout also at or after `planet-import-complete`, as
-    /// mod_tile judges it).
-    pub fn fresh(&self, tile: TileCoord, fresh_after: SystemTime) -> Option<StoredTile> {
-        let cut_off = match self.kind {
-            StoreKind::PngFiles => fresh_after,
-            StoreKind::ModTile => mod_tile::planet_time(&self.root)
-                .map_or(fresh_after, |planet| planet.max(fresh_after)),
-        };
-        self.lookup(tile).filter(|t| t.modified >= cut_off)
     }
 
     /// Reads a stored tile's bytes.

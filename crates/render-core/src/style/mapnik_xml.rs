@@ -386,6 +386,7 @@ impl Loader<'_, '_> {
             fontsets: Vec::new(),
             text_faces: Vec::new(),
             input_files: Vec::new(),
+            parameters: Default::default(),
         };
         for a in node.attributes() {
             match a.name() {
@@ -486,9 +487,16 @@ impl Loader<'_, '_> {
                         "<FileSource> is not supported: give image files as paths relative to the style",
                     ))
                 }
-                // Map metadata (a TileJSON's name, centre, ...): nothing
-                // to draw, as in Mapnik.
-                "Parameters" => {}
+                // Map metadata (a TileJSON's name, centre, attribution,
+                // ...): nothing to draw, as in Mapnik; kept for servers.
+                "Parameters" => {
+                    for p in child.children().filter(|c| c.has_tag_name("Parameter")) {
+                        if let Some(name) = p.attribute("name") {
+                            map.parameters
+                                .insert(name.to_owned(), text_of(p).trim().to_owned());
+                        }
+                    }
+                }
                 other => {
                     let msg = format!("unknown element <{other}> ignored");
                     self.warn_node(child, msg);

@@ -78,6 +78,9 @@ pub struct Map {
     /// constants. A server compares them to decide whether its tiles are
     /// still current.
     pub input_files: Vec<PathBuf>,
+    /// `<Parameters>`: the map's metadata (`attribution`, `bounds`,
+    /// `center`, `minzoom`, `maxzoom`, `name`, ...), as written; not drawn.
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// What [`Map::load`] returns: the map and everything that was ignored on the

@@ -470,3 +470,22 @@ fn internal_entities_and_include_work() {
     assert!(loaded.map.srs.starts_with("+proj=merc"));
     assert!(loaded.map.styles.contains_key("s"));
 }
+
+#[test]
+fn parameters_are_kept_for_servers() {
+    // osm-carto's <Parameters>: a server's TileJSON takes them.
+    let xml = r#"<Map srs="epsg:3857">
+  <Parameters>
+    <Parameter name="attribution"><![CDATA[&copy; OpenStreetMap contributors]]></Parameter>
+    <Parameter name="center">24.94,60.17,12</Parameter>
+    <Parameter name="maxzoom">19</Parameter>
+  </Parameters>
+</Map>"#;
+    let loaded = Map::from_str(xml, "/styles").unwrap();
+    let p = &loaded.map.parameters;
+    assert_eq!(p["attribution"], "&copy; OpenStreetMap contributors");
+    assert_eq!(p["center"], "24.94,60.17,12");
+    assert_eq!(p["maxzoom"], "19");
+    assert_eq!(p.len(), 3);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
