@@ -24,7 +24,10 @@
 #   SOAK_SECONDS=120, RESULTS=<file> (default: a temp file, printed at the end),
 #   RUN_PARENT=/dev/shm (where the private run dir goes, default /tmp: both
 #   servers' tiles are written there; tessera writes one file per tile, renderd
-#   one .meta file per 64 tiles, so the file system matters, see the docs).
+#   one .meta file per 64 tiles, so the file system matters, see the docs),
+#   TS_LAYOUT=mod_tile (tessera's store layout, --tile-layout; mod_tile writes
+#   renderd's .meta files as renderd does; default: tessera's default layout),
+#   CARGO_TARGET_DIR (where the release binaries are built, as cargo's).
 # Every JSON line carries "runmeta" (commit, dirty flag, machine, load average at
 # that moment; runmeta.py). A tree with uncommitted changes is refused unless
 # --allow-dirty or ALLOW_DIRTY=1 (then recorded as dirty, with the paths).
@@ -79,7 +82,8 @@ touch "$RESULTS"
 
 echo "building tile-server, tile-client, service_load, render_bench (release)..."
 (cd "$ROOT" && cargo build --release -q -p tile-server -p tile-client -p tessera-benches)
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+TS_LAYOUT=${TS_LAYOUT:-}
 TS_SOCK=$RD_DIR/tessera.sock
 TS_TILES=$RD_DIR/tessera-tiles
 CLIENT=("$BIN/tile-client" --server "unix:$TS_SOCK")
@@ -99,7 +103,7 @@ ts_start() { # threads logname [extra tile-server args...]; fresh, empty tile di
   TS_TILES=$RD_DIR/tessera-tiles-$TS_RUN
   rm -f "$TS_SOCK"
   ${TS_PREFIX:-} "$BIN/tile-server" --style "$STYLE" --threads "$n" --tile-dir "$TS_TILES" \
-    --listen "unix:$TS_SOCK" "$@" > "$log" 2>&1 &
+    --listen "unix:$TS_SOCK" ${TS_LAYOUT:+--tile-layout "$TS_LAYOUT"} "$@" > "$log" 2>&1 &
   TS_PID=$!
   for _ in $(seq 100); do            # up to ~10 s
     [ -S "$TS_SOCK" ] && return 0
@@ -117,8 +121,8 @@ ts_warm() { # both workers load the map before anything is timed (as renderd_pan
 }
 
 FS=$(df -T "$RD_DIR" | awk 'NR == 2 { print $2 }')
-echo "=== $(date -u '+%Y-%m-%d %H:%M:%S UTC')  load: $(load)  $(nproc) CPUs  parts: $PARTS  run dir: $RD_DIR ($FS)"
-json "{\"kind\":\"meta\",\"date\":\"$(date -u '+%Y-%m-%d %H:%M:%S UTC')\",\"load_start\":\"$(load)\",\"cpus\":$(nproc),\"parts\":\"$PARTS\",\"fs\":\"$FS\"}"
+echo "=== $(date -u '+%Y-%m-%d %H:%M:%S UTC')  load: $(load)  $(nproc) CPUs  parts: $PARTS  run dir: $RD_DIR ($FS)  tessera layout: ${TS_LAYOUT:-default}"
+json "{\"kind\":\"meta\",\"date\":\"$(date -u '+%Y-%m-%d %H:%M:%S UTC')\",\"load_start\":\"$(load)\",\"cpus\":$(nproc),\"parts\":\"$PARTS\",\"fs\":\"$FS\",\"ts_layout\":\"${TS_LAYOUT:-default}\"}"
 
 # ---------------------------------------------------------------- throughput
 tessera_set() { # set threads round
@@ -137,7 +141,7 @@ tessera_set() { # set threads round
   ts_stop
   local wall; wall=$(awk "BEGIN { printf \"%.6f\", $t1 - $t0 }")
   echo "  round $round tessera $set: $n thread(s), wall $wall s (x$repeat): $out"
-  json "{\"kind\":\"throughput\",\"tool\":\"tessera\",\"label\":\"$set\",\"threads\":$n,\"round\":$round,\"repeat\":$repeat,\"tiles_wanted\":$((wanted * repeat)),\"wall_s\":$wall,\"load\":\"$(load)\"}"
+  json "{\"kind\":\"throughput\",\"tool\":\"tessera\",\"layout\":\"${TS_LAYOUT:-default}\",\"label\":\"$set\",\"threads\":$n,\"round\":$round,\"repeat\":$repeat,\"tiles_wanted\":$((wanted * repeat)),\"wall_s\":$wall,\"load\":\"$(load)\"}"
 }
 
 renderd_set() { # set threads round

@@ -27,9 +27,11 @@ def throughput(recs):
     rows = [r for r in recs if r.get("kind") == "throughput"]
     if not rows:
         return
+    layouts = sorted({r.get("layout", "default") for r in rows if r["tool"] == "tessera"})
+    store = "" if layouts == ["default"] else ", %s layout" % "/".join(layouts)
     print("### Throughput (wanted tiles/s per round; ratio of the medians)\n")
-    print("| tile set | threads | tessera (tile-server + tile-client seed) | renderd (render_list) "
-          "| tessera / renderd, medians | target ≥ 2× |")
+    print("| tile set | threads | tessera (tile-server + tile-client seed%s) | renderd (render_list) "
+          "| tessera / renderd, medians | target ≥ 2× |" % store)
     print("|---|---|---|---|---|---|")
     names = {"world": "world countries-50m z0-5", "japan": "Japan z8 8×8 block ×10",
              "helsinki": "Helsinki OSM z12-18"}
