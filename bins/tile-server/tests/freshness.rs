@@ -583,12 +583,19 @@ fn a_watched_style_reloads_by_itself_and_a_broken_one_is_tried_once() {
     assert_eq!(fetch(&mut c, sea_tile()), (false, RED));
 
     let good = std::fs::read_to_string(&style).unwrap();
-    std::fs::write(&style, "<Map><Layer").unwrap();
+    // Saved as an editor saves (a new file renamed over the old): a test
+    // that truncates and writes could be caught halfway by a loaded machine.
+    let save = |text: &str| {
+        let temp = style.with_extension("xml.new");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(&temp, &style).unwrap();
+    };
+    save("<Map><Layer");
     server.wait_for_log("reload failed", 1);
     // Many intervals later, still one attempt, and the old style serves.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(fetch(&mut c, sea_tile()), (true, RED));
-    std::fs::write(&style, good.replace("#ff0000", "#aad3df")).unwrap();
+    save(&good.replace("#ff0000", "#aad3df"));
     server.wait_for_log("reloaded map=small", 2);
     assert_eq!(fetch(&mut c, sea_tile()), (false, SEA));
     drop(c);
