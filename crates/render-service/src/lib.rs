@@ -21,6 +21,9 @@
 //!   graceful shutdown.
 //! - [`store`]: [`TileStore`] — the tile directory, laid out by a template
 //!   (`{map}`, `{z}`, `{x}`, `{y}`), written atomically.
+//! - [`expire`]: an expire list's metatiles deleted, marked stale or
+//!   queued for a re-render at `dirty` priority, as renderd's
+//!   `render_expired` does (`Expire` → `ExpireDone`).
 //! - [`generation`]: which stored tiles are current — a map's fingerprint
 //!   (its files and pixel settings) and the cut-off its tiles' stamps are
 //!   compared with, kept beside the tiles across restarts.
@@ -36,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod expire;
 pub mod generation;
 pub mod legacy_session;
 pub mod reload;
