@@ -22,6 +22,10 @@
 //!   mark every tile linked to it.
 //! - Nothing is left behind: no temporary file survives, whatever fails.
 //!   Errors name the file.
+//! - Cheap when nothing is stored, as for most of an expire list's deep
+//!   metatiles: once a tile is missing, a folder of its path found missing
+//!   (its column, its zoom, the whole store) is not looked into again for
+//!   the metatile's other tiles.
 //! - Limits: a metatile is acted on tile by tile, not atomically; a
 //!   render that writes the same tiles meanwhile may win for some of
 //!   them, which leaves them fresh from a render that began before the
@@ -60,21 +64,15 @@ impl TileStore {
     /// Deletes the stored tiles of a metatile; returns how many files were
     /// removed (0: none was stored).
     pub fn delete_metatile(&self, metatile: &Metatile) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for path in self.metatile_files(metatile) {
-            match fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        action: "deleting",
-                        path,
-                        source,
-                    })
-                }
-            }
-        }
-        Ok(removed)
+        self.each_stored_file(metatile, |path| match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Io {
+                action: "deleting",
+                path: path.to_path_buf(),
+                source,
+            }),
+        })
     }
 
     /// Marks the stored tiles of a metatile stale (see [`stale_stamp`]);
@@ -84,13 +82,47 @@ impl TileStore {
         metatile: &Metatile,
         cut_off: SystemTime,
     ) -> Result<usize, StoreError> {
-        let mut marked = 0;
+        self.each_stored_file(metatile, |path| self.mark_file_stale(path, cut_off))
+    }
+
+    /// Runs `act` on each file of a metatile (`Ok(false)`: there was none)
+    /// and counts the files it acted on. After a missing file, the
+    /// highest folder of its path that is missing too is skipped for the
+    /// rest of the metatile.
+    fn each_stored_file(
+        &self,
+        metatile: &Metatile,
+        mut act: impl FnMut(&Path) -> Result<bool, StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut acted = 0;
+        let mut missing: Option<PathBuf> = None;
         for path in self.metatile_files(metatile) {
-            if self.mark_file_stale(&path, cut_off)? {
-                marked += 1;
+            if missing
+                .as_ref()
+                .is_some_and(|folder| path.starts_with(folder))
+            {
+                continue;
+            }
+            if act(&path)? {
+                acted += 1;
+            } else {
+                missing = self.missing_folder(&path);
             }
         }
-        Ok(marked)
+        Ok(acted)
+    }
+
+    /// The highest folder of `path`, inside the store, that does not exist
+    /// (`None` when the file's own folder does).
+    fn missing_folder(&self, path: &Path) -> Option<PathBuf> {
+        let mut missing = None;
+        for folder in path.ancestors().skip(1) {
+            if !folder.starts_with(&self.root) || fs::metadata(folder).is_ok() {
+                break;
+            }
+            missing = Some(folder.to_path_buf());
+        }
+        missing
     }
 
     /// The files a metatile's tiles map to, in the metatile's order;
@@ -265,6 +297,53 @@ mod tests {
             names(dir.path()),
             ["10/15/23.png", "10/16/16.png", "10/8/16.png"]
         );
+    }
+
+    #[test]
+    fn missing_folders_are_skipped_and_nothing_is_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TileStore::open(dir.path(), TileLayout::default()).unwrap();
+        let now = SystemTime::now();
+        // In the metatile at 10/8/16: its last tile only (columns 8-14
+        // missing), and at zoom 11 nothing at all.
+        store.write(t(10, 15, 23), b"png", now).unwrap();
+        let cut_off = now - Duration::from_secs(60);
+        assert_eq!(
+            store.missing_folder(&store.path_of(t(10, 8, 16))),
+            Some(dir.path().join("10/8"))
+        );
+        assert_eq!(
+            store.missing_folder(&store.path_of(t(11, 8, 16))),
+            Some(dir.path().join("11"))
+        );
+        assert_eq!(store.missing_folder(&store.path_of(t(10, 15, 16))), None);
+        assert_eq!(
+            store
+                .mark_metatile_stale(&meta(10, 8, 16), cut_off)
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .mark_metatile_stale(&meta(11, 8, 16), cut_off)
+                .unwrap(),
+            0
+        );
+        // A store whose folder is not made yet (a map's @2x variant).
+        let unmade = TileStore::open_unmade(dir.path().join("@2x"), TileLayout::default()).unwrap();
+        assert_eq!(
+            unmade.missing_folder(&unmade.path_of(t(10, 8, 16))),
+            Some(dir.path().join("@2x"))
+        );
+        assert_eq!(
+            unmade
+                .mark_metatile_stale(&meta(10, 8, 16), cut_off)
+                .unwrap(),
+            0
+        );
+        assert_eq!(unmade.delete_metatile(&meta(10, 8, 16)).unwrap(), 0);
+        assert!(!dir.path().join("@2x").exists());
+        assert_eq!(store.delete_metatile(&meta(10, 8, 16)).unwrap(), 1);
     }
 
     #[test]
