@@ -23,9 +23,10 @@
 //! - Nothing is left behind: no temporary file survives, whatever fails.
 //!   Errors name the file.
 //! - Cheap when nothing is stored, as for most of an expire list's deep
-//!   metatiles: once a tile is missing, a folder of its path found missing
-//!   (its column, its zoom, the whole store) is not looked into again for
-//!   the metatile's other tiles.
+//!   metatiles: a zoom whose folder is missing (`{z}/` in the layout, or
+//!   the whole store) costs one look for the metatile, and once a tile is
+//!   missing, a folder of its path found missing (its column) is not
+//!   looked into again for the metatile's other tiles.
 //! - Limits: a metatile is acted on tile by tile, not atomically; a
 //!   render that writes the same tiles meanwhile may win for some of
 //!   them, which leaves them fresh from a render that began before the
@@ -39,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tile_math::Metatile;
 
-use super::{StoreError, TileStore};
+use super::{Piece, StoreError, TileLayout, TileStore};
 
 /// How far back `render_expired` dates a tile it marks: 20 years (7,305
 /// days: every 20 years between 1901 and 2099 have five leap days).
@@ -94,6 +95,10 @@ impl TileStore {
         metatile: &Metatile,
         mut act: impl FnMut(&Path) -> Result<bool, StoreError>,
     ) -> Result<usize, StoreError> {
+        let zoom_folder = self.root.join(self.layout.zoom_folder(metatile.z()));
+        if fs::metadata(&zoom_folder).is_err() {
+            return Ok(0);
+        }
         let mut acted = 0;
         let mut missing: Option<PathBuf> = None;
         for path in self.metatile_files(metatile) {
@@ -188,6 +193,25 @@ impl TileStore {
         file.set_modified(stamp)
             .map_err(|e| io_error("marking stale", e))?;
         Ok(true)
+    }
+}
+
+impl TileLayout {
+    /// The folder, relative to the store, that holds every tile of zoom
+    /// `z`: the template up to its last `/` before the first part that
+    /// varies within a zoom (`{z}/{x}/{y}.png`: `z`; `{z}_{x}_{y}.png`:
+    /// the store itself).
+    fn zoom_folder(&self, z: u8) -> PathBuf {
+        let mut text = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => text.push_str(t),
+                Piece::Z => text.push_str(&z.to_string()),
+                _ => break,
+            }
+        }
+        text.rfind('/')
+            .map_or_else(PathBuf::new, |slash| PathBuf::from(&text[..slash]))
     }
 }
 
@@ -297,6 +321,21 @@ mod tests {
             names(dir.path()),
             ["10/15/23.png", "10/16/16.png", "10/8/16.png"]
         );
+    }
+
+    #[test]
+    fn the_folder_of_a_zoom_is_the_templates_fixed_start() {
+        for (template, folder) in [
+            ("{z}/{x}/{y}.png", "5"),
+            ("{z}/{y}/{x}.png", "5"),
+            ("tiles-{z}/{y}-{x}.png", "tiles-5"),
+            ("a/b{z}c/d/{x}/{y}.png", "a/b5c/d"),
+            ("{z}_{x}_{y}.png", ""),
+            ("{x}/{z}/{y}.png", ""),
+        ] {
+            let layout = TileLayout::parse(template).unwrap();
+            assert_eq!(layout.zoom_folder(5), PathBuf::from(folder), "{template}");
+        }
     }
 
     #[test]
