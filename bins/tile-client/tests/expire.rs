@@ -165,6 +165,9 @@ fn stored(dir: &Path, map: &str) -> BTreeMap<TileCoord, SystemTime> {
             for y in std::fs::read_dir(x.path()).unwrap() {
                 let y = y.unwrap();
                 let name = y.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue; // a tile being written by a render now
+                }
                 let row: u32 = name
                     .strip_suffix(".png")
                     .unwrap_or_else(|| panic!("a file that is not a tile: {name}"))
