@@ -25,7 +25,8 @@
 //! - Bounded memory, whatever the list's length: lines are read one at a
 //!   time (at most [`MAX_LINE`] bytes kept), expanded lazily, and blocks
 //!   already sent are remembered exactly up to zoom [`EXACT_MAX_ZOOM`]
-//!   (one bit per block: at most 683 KiB) and, deeper, in a window of the
+//!   (one bit per block: at most 10.7 MiB, of which only the pages where
+//!   the list has tiles are ever touched) and, deeper, in a window of the
 //!   latest [`RECENT_BLOCKS`] (forgotten when full: a block sent twice is
 //!   acted on twice, which is harmless). Batches of at most
 //!   [`ipc_proto::MAX_EXPIRE_TILES`] blocks go out with at most
@@ -60,8 +61,10 @@ pub const MAX_LINE: usize = 256;
 pub const SHOWN_BAD_LINES: u64 = 20;
 
 /// Deepest zoom whose sent blocks are remembered exactly (one bit each:
-/// 2,048 × 2,048 blocks, 512 KiB, at this zoom).
-pub const EXACT_MAX_ZOOM: u8 = 14;
+/// 8,192 × 8,192 blocks, 8 MiB, at this zoom, allocated zeroed so that
+/// the system provides only the pages written to; a list of one region
+/// touches a small part).
+pub const EXACT_MAX_ZOOM: u8 = 16;
 
 /// Deeper, how many recently sent blocks are remembered.
 pub const RECENT_BLOCKS: usize = 131_072;
@@ -587,8 +590,13 @@ mod tests {
     }
 
     #[test]
-    fn seen_blocks_are_remembered_exactly_up_to_z14_then_in_a_window() {
+    fn seen_blocks_are_remembered_exactly_up_to_z16_then_in_a_window() {
         let mut seen = Seen::default();
+        assert!(
+            seen.first_time(t(16, 65528, 65528)),
+            "the last block of z16"
+        );
+        assert!(!seen.first_time(t(16, 65528, 65528)));
         assert!(seen.first_time(t(14, 16376, 8)));
         assert!(!seen.first_time(t(14, 16376, 8)));
         assert!(seen.first_time(t(14, 16368, 8)), "the block beside it");
