@@ -4,16 +4,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::RangeInclusive;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ipc_proto::{
-    Capabilities, Delivery, FailureKind, MapReloadStatus, Priority, Secret, TilePayload,
+    Capabilities, Delivery, Endpoint, FailureKind, MapReloadStatus, Priority, Secret, TilePayload,
 };
 use tile_client::{Event, RequestOptions, TileClient};
 use tile_math::{tiles_covering, LngLatBbox, TileCoord, Viewport};
 
+use crate::expire::{self, ExpirePlan};
 use crate::progress::Progress;
 use crate::{Cli, Command, LeftBehind, RequestArgs};
 
@@ -26,12 +28,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Tiles { bbox, zoom } = command {
         return print_tiles(bbox, zoom);
     }
-    // Both errors name the file or the server already.
-    let secret = match &secret_file {
-        Some(path) => Some(Secret::from_file(path)?),
-        None => None,
-    };
-    let mut client = TileClient::connect(&server, secret.as_ref(), "tile-client")?;
+    if let Command::Expire {
+        input,
+        map,
+        min_zoom,
+        max_zoom,
+        touch_from,
+        delete_from,
+        progress_interval,
+    } = command
+    {
+        // The options and the list are checked before connecting.
+        let plan = ExpirePlan::new(
+            &input,
+            map,
+            (min_zoom, max_zoom),
+            touch_from,
+            delete_from,
+            Duration::from_secs_f64(progress_interval),
+        );
+        let opened = plan.and_then(|plan| Ok((plan.open_input()?, plan)));
+        let (list, plan) = match opened {
+            Ok(opened) => opened,
+            Err(why) => {
+                eprintln!("tile-client: {why}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let mut client = connect(&server, secret_file.as_deref())?;
+        return expire::run(&mut client, &plan, list);
+    }
+    let mut client = connect(&server, secret_file.as_deref())?;
     match command {
         Command::Render { tiles, request } => render(&mut client, tiles, &request),
         Command::Seed {
@@ -91,8 +118,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload => reload(&mut client),
-        Command::Tiles { .. } => unreachable!("handled above"),
+        Command::Tiles { .. } | Command::Expire { .. } => unreachable!("handled above"),
     }
+}
+
+/// Connects, with the shared secret when a file is given.
+fn connect(server: &Endpoint, secret_file: Option<&Path>) -> anyhow::Result<TileClient> {
+    // Both errors name the file or the server already.
+    let secret = match secret_file {
+        Some(path) => Some(Secret::from_file(path)?),
+        None => None,
+    };
+    Ok(TileClient::connect(server, secret.as_ref(), "tile-client")?)
 }
 
 /// `reload`: one line per map, then the settings that wait for a restart.

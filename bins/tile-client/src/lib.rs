@@ -20,13 +20,16 @@
 //!   cancels, and read [`Event`]s — every tile's one final answer, then a
 //!   `BatchDone` per request.
 //! - [`RequestOptions`]: map, priority, delivery, force, deadline.
+//! - [`ExpireOptions`] and [`ExpireAnswer`]: expire lists sent a batch at a
+//!   time ([`TileClient::send_expire`]), each answered once
+//!   ([`TileClient::next_expire_answer`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use ipc_proto::{
-    BatchDone, Capabilities, Connection, Delivery, Endpoint, Hello, Message, Priority, Rejected,
-    Reloaded, RenderRequest, Secret, Stream, TileDone, TileFailed, TileSet, ViewArea,
-    ViewportUpdate, Welcome, PROTOCOL_VERSION,
+    BatchDone, Capabilities, Connection, Delivery, Endpoint, Expire, ExpireDone, Hello, Message,
+    Priority, Rejected, Reloaded, RenderRequest, Secret, Stream, TileDone, TileFailed, TileSet,
+    ViewArea, ViewportUpdate, Welcome, PROTOCOL_VERSION,
 };
 use tile_math::{LngLatBbox, TileCoord};
 
@@ -68,6 +71,39 @@ impl Default for RequestOptions {
             delivery: Delivery::StorePath,
             force: false,
             deadline_ms: None,
+        }
+    }
+}
+
+/// What an expire batch asks the server to do (everything but its tiles).
+#[derive(Debug, Clone)]
+pub struct ExpireOptions {
+    /// The map; empty means the server's first map.
+    pub map: String,
+    /// From this zoom up, mark stale without queueing a re-render.
+    pub touch_from: Option<u8>,
+    /// From this zoom up, delete.
+    pub delete_from: Option<u8>,
+    /// Each tile stands for the aligned block of this many tiles across
+    /// that holds it (8: renderd's metatile).
+    pub block_size: u8,
+}
+
+/// The server's one answer to an expire batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpireAnswer {
+    /// What it did.
+    Done(ExpireDone),
+    /// It did nothing, and says why.
+    Rejected(Rejected),
+}
+
+impl ExpireAnswer {
+    /// The batch it answers.
+    pub fn request_id(&self) -> u64 {
+        match self {
+            ExpireAnswer::Done(d) => d.request_id,
+            ExpireAnswer::Rejected(r) => r.request_id,
         }
     }
 }
@@ -118,6 +154,10 @@ pub struct TileClient {
     next_id: u64,
     /// Events read while waiting for something else (a `StatsReply`).
     backlog: VecDeque<Event>,
+    /// Expire batches sent and not answered yet.
+    expires_open: HashSet<u64>,
+    /// Their answers, read while waiting for something else.
+    expire_answers: VecDeque<ExpireAnswer>,
 }
 
 impl TileClient {
@@ -141,6 +181,8 @@ impl TileClient {
             welcome,
             next_id: 1,
             backlog: VecDeque::new(),
+            expires_open: HashSet::new(),
+            expire_answers: VecDeque::new(),
         })
     }
 
@@ -310,6 +352,47 @@ impl TileClient {
         }
     }
 
+    /// Sends a batch of an expire list (at most
+    /// [`ipc_proto::MAX_EXPIRE_TILES`] tiles, within the server's frame
+    /// limit); returns its id. No tiles: the server only checks the map
+    /// and the zooms.
+    pub fn send_expire(
+        &mut self,
+        tiles: Vec<TileCoord>,
+        options: &ExpireOptions,
+    ) -> Result<u64, ClientError> {
+        let request_id = self.next_id;
+        self.next_id += 1;
+        self.queue(&Message::Expire(Expire {
+            request_id,
+            map: options.map.clone(),
+            touch_from: options.touch_from,
+            delete_from: options.delete_from,
+            block_size: options.block_size,
+            tiles,
+        }))?;
+        self.conn.flush()?;
+        self.expires_open.insert(request_id);
+        Ok(request_id)
+    }
+
+    /// The next answer to an expire batch, blocking (answers come in the
+    /// order the batches were sent). Other events read meanwhile wait for
+    /// [`TileClient::next_event`].
+    pub fn next_expire_answer(&mut self) -> Result<ExpireAnswer, ClientError> {
+        loop {
+            if let Some(answer) = self.expire_answers.pop_front() {
+                return Ok(answer);
+            }
+            let Some(message) = self.conn.read_message()? else {
+                return Err(ClientError::Closed(None));
+            };
+            if let Some(event) = self.event_of(message)? {
+                self.backlog.push_back(event);
+            }
+        }
+    }
+
     /// Round trip time check.
     pub fn ping(&mut self, token: u64) -> Result<(), ClientError> {
         self.queue(&Message::Ping { token })?;
@@ -338,6 +421,14 @@ impl TileClient {
 
     fn event_of(&mut self, message: Message) -> Result<Option<Event>, ClientError> {
         Ok(Some(match message {
+            Message::ExpireDone(d) if self.expires_open.remove(&d.request_id) => {
+                self.expire_answers.push_back(ExpireAnswer::Done(d));
+                return Ok(None);
+            }
+            Message::Rejected(r) if self.expires_open.remove(&r.request_id) => {
+                self.expire_answers.push_back(ExpireAnswer::Rejected(r));
+                return Ok(None);
+            }
             Message::TileDone(d) => Event::Done(d),
             Message::TileFailed(f) => Event::Failed(f),
             Message::Cancelled { request_id, tile } => Event::Cancelled { request_id, tile },

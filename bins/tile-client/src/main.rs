@@ -1,12 +1,14 @@
 //! `tile-client`: talks to tile-server, and does tile math at the command line.
 //!
 //! Exit status: 0 when every tile is done, 1 when any tile failed or was
-//! refused (or the server could not be reached), 2 for bad usage.
+//! refused (or the server could not be reached, or an expire list had a
+//! bad line), 2 for bad usage.
 
 // A binary talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod commands;
+mod expire;
 mod progress;
 
 use std::ops::RangeInclusive;
@@ -114,6 +116,38 @@ enum Command {
     /// does) and print what happened to each map. Exit status 1 if a map
     /// failed to load (the old one still serves) or nothing was reloaded.
     Reload,
+    /// Expire tiles whose data changed, as renderd's render_expired does:
+    /// read an osm2pgsql expire list (`z/x/y` lines, any zoom), expand it
+    /// to every zoom of --min-zoom..--max-zoom, and have the server delete
+    /// (from --delete-from), mark stale (from --touch-from) or mark stale
+    /// and re-render at dirty priority (below both) every metatile it has
+    /// stored. Bad lines are reported and skipped (exit status 1).
+    Expire {
+        /// The expire list, or `-` for standard input.
+        #[arg(default_value = "-")]
+        input: PathBuf,
+        /// The map (default: the server's first map); a map named without
+        /// `@2x` is expired with its high-DPI variant.
+        #[arg(long, default_value = "")]
+        map: String,
+        /// The lowest zoom expired.
+        #[arg(long, default_value_t = 0, value_parser = parse_zoom)]
+        min_zoom: u8,
+        /// The highest zoom expired (render_expired's default too).
+        #[arg(long, default_value_t = 20, value_parser = parse_zoom)]
+        max_zoom: u8,
+        /// From this zoom up, mark stored tiles stale (they are drawn again
+        /// when next asked for) instead of re-rendering them now.
+        #[arg(long, value_parser = parse_zoom)]
+        touch_from: Option<u8>,
+        /// From this zoom up, delete stored tiles.
+        #[arg(long, value_parser = parse_zoom)]
+        delete_from: Option<u8>,
+        /// When stderr is not a terminal (cron, systemd, a pipe): print a
+        /// progress line every this many seconds; 0: after every line.
+        #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+        progress_interval: f64,
+    },
     /// Print the tiles covering a bbox, one `z/x/y` per line, in the order
     /// of mercantile's `tiles` (west part first across the antimeridian, then
     /// zoom by zoom, column by column, north to south). Needs no server.

@@ -1,11 +1,13 @@
-//! Progress of `seed` on stderr, so that a long run shows how it goes.
+//! Progress of `seed` and `expire` on stderr, so that a long run shows how
+//! it goes.
 //!
 //! Contract: on a terminal, one line redrawn in place four times a second;
 //! anywhere else (cron, systemd, a pipe) a whole line every `interval`,
 //! as render_list prints its progress, so a log shows the run as it goes
 //! instead of nothing until the end. An interval of zero prints a line for
-//! every answered tile. Each line says tiles answered of the total, the
-//! share, the rate so far and the time left at that rate.
+//! every update. `seed`'s lines say tiles answered of the total, the
+//! share, the rate so far and the time left at that rate; other commands
+//! write their own line ([`Progress::update_with`]).
 
 use std::time::{Duration, Instant};
 
@@ -38,16 +40,31 @@ impl Progress {
     /// The text to write to stderr now that `answered` tiles are answered,
     /// if a line is due.
     pub fn update(&mut self, answered: u64, now: Instant) -> Option<String> {
+        self.update_with(now, |progress| progress.line(answered, now))
+    }
+
+    /// Like [`Progress::update`], with a line of the caller's: `line` is
+    /// called only when one is due.
+    pub fn update_with(
+        &mut self,
+        now: Instant,
+        line: impl FnOnce(&Progress) -> String,
+    ) -> Option<String> {
         if now.duration_since(self.last) < self.every {
             return None;
         }
         self.last = now;
-        let line = self.line(answered, now);
+        let line = line(self);
         Some(if self.terminal {
             format!("\r{line}   ")
         } else {
             format!("{line}\n")
         })
+    }
+
+    /// Seconds from the start to `now`.
+    pub fn seconds(&self, now: Instant) -> f64 {
+        now.duration_since(self.started).as_secs_f64()
     }
 
     /// What ends the progress output: the terminal's line is ended.

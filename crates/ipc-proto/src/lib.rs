@@ -66,8 +66,9 @@ pub use error::{say_once, Error, Result};
 pub use frame::{Frame, FrameRef, DEFAULT_MAX_FRAME, FRAME_VERSION};
 pub use legacy::{CallbackMessage, CallbackStyle, LegacyDecoder, LegacyEvent};
 pub use message::{
-    BatchDone, Capabilities, Delivery, FailureKind, Hello, MapReload, MapReloadStatus, Message,
-    Priority, RejectReason, Rejected, Reloaded, RenderRequest, TileDone, TileFailed, TilePayload,
-    TileSet, ViewArea, ViewportUpdate, Welcome, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
+    BatchDone, Capabilities, Delivery, Expire, ExpireDone, FailureKind, Hello, MapReload,
+    MapReloadStatus, Message, Priority, RejectReason, Rejected, Reloaded, RenderRequest, TileDone,
+    TileFailed, TilePayload, TileSet, ViewArea, ViewportUpdate, Welcome, MAX_EXPIRE_TILES,
+    PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 };
 pub use renderd::{RenderdCommand, RenderdDecoder, RenderdMessage, RenderdVersion};

@@ -81,6 +81,8 @@ pub mod kind {
     pub const LIST_MAPS: u8 = 0x15;
     /// `Reload`: client → server.
     pub const RELOAD: u8 = 0x16;
+    /// [`super::Expire`]: client → server.
+    pub const EXPIRE: u8 = 0x17;
     /// [`super::TileDone`]: server → client.
     pub const TILE_DONE: u8 = 0x20;
     /// [`super::TileFailed`]: server → client.
@@ -97,6 +99,8 @@ pub mod kind {
     pub const MAP_LIST: u8 = 0x26;
     /// [`super::Reloaded`]: server → client.
     pub const RELOADED: u8 = 0x27;
+    /// [`super::ExpireDone`]: server → client.
+    pub const EXPIRE_DONE: u8 = 0x28;
 }
 
 /// Feature bits exchanged in [`Hello`] and [`Welcome`]. Unknown bits are
@@ -119,6 +123,8 @@ impl Capabilities {
     pub const LIST_MAPS: Capabilities = Capabilities(1 << 4);
     /// `Reload` is answered with [`Reloaded`].
     pub const RELOAD: Capabilities = Capabilities(1 << 5);
+    /// [`Expire`] is answered with [`ExpireDone`].
+    pub const EXPIRE: Capabilities = Capabilities(1 << 6);
 
     /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: Capabilities) -> bool {
@@ -479,6 +485,66 @@ pub struct Reloaded {
     pub restart_needed: Vec<String>,
 }
 
+/// Most tiles one [`Expire`] may carry; a server refuses more with
+/// [`RejectReason::TooManyTiles`]. It bounds the store work one message
+/// asks for, whatever the frame limit; 65,536 tiles take 589,824 bytes,
+/// inside the default frame limit.
+pub const MAX_EXPIRE_TILES: usize = 65_536;
+
+/// Client → server: tiles whose data changed (an expire list, already
+/// expanded to the zooms wanted). The server acts on every metatile of its
+/// own size that overlaps a block, if the store holds any of its tiles:
+/// from `delete_from` up it deletes them, otherwise it marks them stale,
+/// and below `touch_from` it also queues their re-render at
+/// [`Priority::Dirty`]. Answered with one [`ExpireDone`] or one
+/// [`Rejected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expire {
+    /// Chosen by the client, unique among its open requests; the answer
+    /// carries it.
+    pub request_id: u64,
+    /// Which map; empty: the default map, whose high-DPI variant is
+    /// expired with it, as with any map named without `@2x`.
+    pub map: String,
+    /// From this zoom up, stored tiles are marked stale but not queued
+    /// for a re-render; `None`: every zoom below `delete_from` is queued.
+    pub touch_from: Option<u8>,
+    /// From this zoom up, stored tiles are deleted; `None`: none are.
+    pub delete_from: Option<u8>,
+    /// Each tile stands for the `block_size`×`block_size` block of tiles,
+    /// aligned on multiples of it, that holds it (1 to 64; 8 is a
+    /// renderd metatile), so a client that does not know the server's
+    /// metatile size can still send one tile per block.
+    pub block_size: u8,
+    /// The tiles, at any zooms (at most [`MAX_EXPIRE_TILES`]).
+    pub tiles: Vec<TileCoord>,
+}
+
+/// Server → client: what one [`Expire`] did, counted in metatiles of the
+/// server's size. Each metatile is counted once, under the first that
+/// applies: failed, deleted, touched, queued, absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpireDone {
+    /// The `Expire` it answers.
+    pub request_id: u64,
+    /// Metatiles whose stored tiles were deleted.
+    pub deleted: u32,
+    /// Metatiles whose stored tiles were marked stale (`touch_from` and
+    /// up), not queued.
+    pub touched: u32,
+    /// Metatiles marked stale and queued for a re-render at `Dirty`
+    /// priority (below `touch_from`). A full queue drops the re-render;
+    /// the tiles stay stale and are drawn again when next asked for.
+    pub queued: u32,
+    /// Metatiles of which the store held no tile: nothing done.
+    pub absent: u32,
+    /// Metatiles the store could not act on (a file that could not be
+    /// deleted or re-dated).
+    pub failed: u32,
+    /// Why the first of them failed (empty when none did).
+    pub error: String,
+}
+
 /// Server → client: every tile of a request has had its final answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchDone {
@@ -589,6 +655,10 @@ pub enum Message {
     Reload,
     /// See [`Reloaded`].
     Reloaded(Reloaded),
+    /// See [`Expire`].
+    Expire(Expire),
+    /// See [`ExpireDone`].
+    ExpireDone(ExpireDone),
 }
 
 /// The name of the message with this kind byte, if there is one.
@@ -619,6 +689,8 @@ pub fn kind_name(kind: u8) -> Option<&'static str> {
         kind::MAP_LIST => "MapList",
         kind::RELOAD => "Reload",
         kind::RELOADED => "Reloaded",
+        kind::EXPIRE => "Expire",
+        kind::EXPIRE_DONE => "ExpireDone",
         _ => return None,
     })
 }
@@ -652,6 +724,8 @@ impl Message {
             Message::MapList { .. } => kind::MAP_LIST,
             Message::Reload => kind::RELOAD,
             Message::Reloaded(_) => kind::RELOADED,
+            Message::Expire(_) => kind::EXPIRE,
+            Message::ExpireDone(_) => kind::EXPIRE_DONE,
         }
     }
 
@@ -844,6 +918,26 @@ impl Message {
                     w.str(key, "restart_needed")?;
                 }
             }
+            Message::Expire(e) => {
+                w.u64(e.request_id);
+                w.str(&e.map, "map")?;
+                w.opt_u8(e.touch_from);
+                w.opt_u8(e.delete_from);
+                w.u8(e.block_size);
+                w.list_len(e.tiles.len(), "tiles")?;
+                for t in &e.tiles {
+                    w.tile(*t);
+                }
+            }
+            Message::ExpireDone(d) => {
+                w.u64(d.request_id);
+                w.u32(d.deleted);
+                w.u32(d.touched);
+                w.u32(d.queued);
+                w.u32(d.absent);
+                w.u32(d.failed);
+                w.str(&d.error, "error")?;
+            }
         }
         Ok(())
     }
@@ -944,6 +1038,16 @@ impl Message {
                     restart_needed,
                 })
             }
+            kind::EXPIRE => Message::Expire(decode_expire(&mut r)?),
+            kind::EXPIRE_DONE => Message::ExpireDone(ExpireDone {
+                request_id: r.u64("request_id")?,
+                deleted: r.u32("deleted")?,
+                touched: r.u32("touched")?,
+                queued: r.u32("queued")?,
+                absent: r.u32("absent")?,
+                failed: r.u32("failed")?,
+                error: r.str("error")?,
+            }),
             kind::TILE_DONE => Message::TileDone(TileDone {
                 request_id: r.u64("request_id")?,
                 tile: r.tile("tile")?,
@@ -1069,6 +1173,42 @@ fn decode_render_request(r: &mut Reader<'_>) -> Result<RenderRequest> {
     })
 }
 
+fn decode_expire(r: &mut Reader<'_>) -> Result<Expire> {
+    let request_id = r.u64("request_id")?;
+    let map = r.str("map")?;
+    let mut zoom = |field: &str| -> Result<Option<u8>> {
+        let zoom = r.opt_u8(field)?;
+        match zoom {
+            Some(z) if z > tile_math::MAX_ZOOM => {
+                Err(r.bad(field, format!("zoom {z} is above {}", tile_math::MAX_ZOOM)))
+            }
+            _ => Ok(zoom),
+        }
+    };
+    let touch_from = zoom("touch_from")?;
+    let delete_from = zoom("delete_from")?;
+    let block_size = r.u8("block_size")?;
+    if !(1..=64).contains(&block_size) {
+        return Err(r.bad(
+            "block_size",
+            format!("block size {block_size} is not 1 to 64"),
+        ));
+    }
+    let n = r.count("tiles", 9)?;
+    let mut tiles = Vec::with_capacity(n);
+    for i in 0..n {
+        tiles.push(r.tile("tiles").map_err(|e| at_index(e, i))?);
+    }
+    Ok(Expire {
+        request_id,
+        map,
+        touch_from,
+        delete_from,
+        block_size,
+        tiles,
+    })
+}
+
 fn decode_viewport(r: &mut Reader<'_>) -> Result<ViewportUpdate> {
     let zoom = r.u8("zoom")?;
     if zoom > tile_math::MAX_ZOOM {
@@ -1143,6 +1283,15 @@ impl Writer<'_> {
             Some(v) => {
                 self.u8(1);
                 self.u32(v);
+            }
+        }
+    }
+    fn opt_u8(&mut self, v: Option<u8>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u8(v);
             }
         }
     }
@@ -1241,6 +1390,13 @@ impl<'a> Reader<'a> {
         match self.u8(field)? {
             0 => Ok(None),
             1 => Ok(Some(self.u32(field)?)),
+            v => Err(self.bad(field, format!("option tag must be 0 or 1, got {v}"))),
+        }
+    }
+    fn opt_u8(&mut self, field: &str) -> Result<Option<u8>> {
+        match self.u8(field)? {
+            0 => Ok(None),
+            1 => Ok(Some(self.u8(field)?)),
             v => Err(self.bad(field, format!("option tag must be 0 or 1, got {v}"))),
         }
     }
@@ -1350,6 +1506,94 @@ mod tests {
             Error::Malformed { field, .. } => assert_eq!(field, "ids"),
             other => panic!("{other}"),
         }
+    }
+
+    fn expire(tiles: Vec<TileCoord>) -> Expire {
+        Expire {
+            request_id: 9,
+            map: "osm".into(),
+            touch_from: Some(13),
+            delete_from: None,
+            block_size: 8,
+            tiles,
+        }
+    }
+
+    #[test]
+    fn expire_messages_round_trip() {
+        round_trip(&Message::Expire(expire(vec![
+            TileCoord::new(17, 72817, 37800).unwrap(),
+            TileCoord::WORLD,
+        ])));
+        round_trip(&Message::Expire(Expire {
+            map: String::new(),
+            touch_from: None,
+            delete_from: Some(30),
+            block_size: 1,
+            ..expire(vec![])
+        }));
+        round_trip(&Message::ExpireDone(ExpireDone {
+            request_id: u64::MAX,
+            deleted: 1,
+            touched: 2,
+            queued: 3,
+            absent: u32::MAX,
+            failed: 1,
+            error: "deleting /t/3/1/1.png: Permission denied (os error 13)".into(),
+        }));
+        // The most tiles a message may hold fit the default frame.
+        let most = vec![TileCoord::WORLD; MAX_EXPIRE_TILES];
+        round_trip(&Message::Expire(expire(most)));
+    }
+
+    #[test]
+    fn malformed_expires_name_the_field() {
+        let good = Message::Expire(expire(vec![TileCoord::new(1, 1, 0).unwrap()]))
+            .to_bytes()
+            .unwrap();
+        // Offsets in the payload: request_id 0..8, map 8..13 ("osm"),
+        // touch_from 13..15, delete_from 15, block_size 16, count 17..21,
+        // the tile 21..30. The frame header is 6 bytes.
+        let at = |payload_offset: usize| 6 + payload_offset;
+        let broken = |offset: usize, byte: u8| {
+            let mut bytes = good.clone();
+            bytes[at(offset)] = byte;
+            Message::from_bytes(&bytes, DEFAULT_MAX_FRAME).unwrap_err()
+        };
+        let field_of = |e: Error| match e {
+            Error::Malformed { field, reason, .. } => format!("{field}: {reason}"),
+            other => panic!("{other}"),
+        };
+        assert_eq!(field_of(broken(14, 31)), "touch_from: zoom 31 is above 30");
+        assert_eq!(
+            field_of(broken(13, 2)),
+            "touch_from: option tag must be 0 or 1, got 2"
+        );
+        assert_eq!(
+            field_of(broken(16, 0)),
+            "block_size: block size 0 is not 1 to 64"
+        );
+        assert_eq!(
+            field_of(broken(16, 65)),
+            "block_size: block size 65 is not 1 to 64"
+        );
+        // x = 2 at zoom 1 is outside the world.
+        assert!(field_of(broken(25, 2)).starts_with("tiles[0]: "));
+        // A count larger than the frame holds is refused before allocating.
+        let err = broken(17, 0xff);
+        assert!(field_of(err).starts_with("tiles: count "));
+        // One byte short, one byte too many.
+        let mut short = good.clone();
+        short.pop();
+        short[3] -= 1;
+        assert!(Message::from_bytes(&short, DEFAULT_MAX_FRAME).is_err());
+        let mut long = good.clone();
+        long.push(0);
+        long[3] += 1;
+        assert!(matches!(
+            Message::from_bytes(&long, DEFAULT_MAX_FRAME),
+            Err(Error::TrailingBytes { .. })
+        ));
     }
 
     #[test]

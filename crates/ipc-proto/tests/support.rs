@@ -158,6 +158,23 @@ pub fn samples() -> Vec<Message> {
             ],
             restart_needed: vec!["render.threads".into()],
         }),
+        Message::Expire(Expire {
+            request_id: 11,
+            map: "osm".into(),
+            touch_from: Some(15),
+            delete_from: Some(18),
+            block_size: 8,
+            tiles: vec![tile(17, 72817, 37800), tile(3, 4, 2)],
+        }),
+        Message::ExpireDone(ExpireDone {
+            request_id: 11,
+            deleted: 1,
+            touched: 2,
+            queued: 3,
+            absent: 4,
+            failed: 0,
+            error: String::new(),
+        }),
     ]
 }
 
@@ -359,6 +376,45 @@ pub fn arb_message() -> BoxedStrategy<Message> {
                     .collect(),
                 restart_needed,
             })),
+        (
+            any::<u64>(),
+            arb_string(),
+            prop::option::of(0u8..=30),
+            prop::option::of(0u8..=30),
+            1u8..=64,
+            prop::collection::vec(arb_tile(), 0..20)
+        )
+            .prop_map(
+                |(request_id, map, touch_from, delete_from, block_size, tiles)| {
+                    Message::Expire(Expire {
+                        request_id,
+                        map,
+                        touch_from,
+                        delete_from,
+                        block_size,
+                        tiles,
+                    })
+                }
+            ),
+        (
+            any::<u64>(),
+            (any::<u32>(), any::<u32>(), any::<u32>()),
+            (any::<u32>(), any::<u32>()),
+            arb_string()
+        )
+            .prop_map(
+                |(request_id, (deleted, touched, queued), (absent, failed), error)| {
+                    Message::ExpireDone(ExpireDone {
+                        request_id,
+                        deleted,
+                        touched,
+                        queued,
+                        absent,
+                        failed,
+                        error,
+                    })
+                }
+            ),
     ]
     .boxed()
 }

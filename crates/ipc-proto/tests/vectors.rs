@@ -179,6 +179,29 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Message>)> {
             }),
         ),
         (
+            "expire",
+            Message::Expire(Expire {
+                request_id: 5,
+                map: "osm".into(),
+                touch_from: Some(15),
+                delete_from: None,
+                block_size: 8,
+                tiles: vec![tile(17, 72817, 37800)],
+            }),
+        ),
+        (
+            "expire-done",
+            Message::ExpireDone(ExpireDone {
+                request_id: 5,
+                deleted: 0,
+                touched: 2,
+                queued: 5,
+                absent: 1,
+                failed: 0,
+                error: String::new(),
+            }),
+        ),
+        (
             "goodbye",
             Message::Goodbye {
                 reason: "bye".into(),

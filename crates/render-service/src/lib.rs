@@ -24,6 +24,9 @@
 //! - [`store`]: [`TileStore`] — the tile directory, laid out by a template
 //!   (`{map}`, `{z}`, `{x}`, `{y}`) or as mod_tile's `.meta` files, written a
 //!   metatile at a time, atomically.
+//! - [`expire`]: an expire list's metatiles deleted, marked stale or
+//!   queued for a re-render at `dirty` priority, as renderd's
+//!   `render_expired` does (`Expire` → `ExpireDone`).
 //! - [`generation`]: which stored tiles are current — a map's fingerprint
 //!   (its files and pixel settings) and the cut-off its tiles' stamps are
 //!   compared with, kept beside the tiles across restarts.
@@ -39,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod expire;
 pub mod generation;
 pub mod legacy_session;
 pub mod reload;

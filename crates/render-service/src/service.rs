@@ -476,6 +476,8 @@ pub struct ServiceHandle {
     /// Where a reload reads the configuration from, once the server has
     /// said ([`ServiceHandle::set_reloader`]).
     reloader: Arc<OnceLock<Reloader>>,
+    /// The metatile size the scheduler renders (fixed until a restart).
+    metatile_size: u32,
 }
 
 /// The running service. Dropping it without [`TileService::shutdown`]
@@ -620,6 +622,7 @@ impl TileService {
             workers.push(worker);
         }
         let retry_after_ms = options.scheduler.retry_after_ms;
+        let metatile_size = options.scheduler.metatile_size.max(1);
         let scheduler = Scheduler::new(options.scheduler);
         let core = Core {
             scheduler,
@@ -642,6 +645,7 @@ impl TileService {
             closed: Arc::new(RwLock::new(false)),
             retry_after_ms,
             reloader: Arc::new(OnceLock::new()),
+            metatile_size,
         };
         // Unattended work's answers go to a channel nobody reads: sending to
         // it fails, which the core takes as "nobody to tell".
@@ -875,6 +879,12 @@ impl ServiceHandle {
     /// The retry hint for busy answers, in milliseconds.
     pub fn retry_after_ms(&self) -> u32 {
         self.retry_after_ms
+    }
+
+    /// The metatile size: tiles across a metatile, the unit of rendering
+    /// (and of expiry).
+    pub fn metatile_size(&self) -> u32 {
+        self.metatile_size
     }
 }
 

@@ -56,7 +56,8 @@ pub const SERVER_CAPABILITIES: Capabilities = Capabilities(
         | Capabilities::VIEWPORT.0
         | Capabilities::STATS.0
         | Capabilities::LIST_MAPS.0
-        | Capabilities::RELOAD.0,
+        | Capabilities::RELOAD.0
+        | Capabilities::EXPIRE.0,
 );
 
 /// The `Goodbye` reason every client gets at server shutdown.
@@ -363,6 +364,19 @@ impl ReaderContext<'_> {
                     },
                 };
                 send(Message::Reloaded(answer));
+            }
+            Message::Expire(request) => {
+                // Answered before the next message is read, but its answer
+                // (a `Rejected` perhaps) must not be taken for an open
+                // request's.
+                if lock(self.open_ids).contains(&request.request_id) {
+                    return Err(format!(
+                        "protocol violation: request id {} is still open; ids must be \
+                         unique among a connection's open requests",
+                        request.request_id
+                    ));
+                }
+                send(crate::expire::answer(self.service, &request));
             }
             Message::Ping { token } => send(Message::Pong { token }),
             other => {

@@ -34,6 +34,9 @@
 //!   is fresh when that stamp is at or after its map generation's cut-off
 //!   ([`crate::generation`]): a render by an older style or older data is
 //!   always older than the cut-off of the generation that replaced it.
+//! - **Expiry.** A metatile's stored tiles can be deleted or marked
+//!   stale (dated back, as renderd's `render_expired` does): see
+//!   [`expiry`].
 //! - **Shared single-colour tiles.** Open sea and inland tiles are
 //!   byte-identical. [`TileStore::write_shared`] keeps one file per distinct
 //!   content (under `.shared/`, per server run) and hard-links each such
@@ -746,6 +749,8 @@ fn content_hash(bytes: &[u8]) -> u64 {
     bytes.hash(&mut hasher);
     hasher.finish()
 }
+
+pub mod expiry;
 
 #[cfg(test)]
 mod tests {
