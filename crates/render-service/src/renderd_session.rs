@@ -40,7 +40,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ use ipc_proto::{Listener, RenderdCommand, RenderdDecoder, RenderdMessage, Stream
 use tile_math::TileCoord;
 
 use crate::scheduler::{MapId, PriorityClass, RequestId, TileRequest};
-use crate::server::SessionCount;
+use crate::server::{spawn_session, ConnectionSlots, SessionCount};
 use crate::service::{ClientBacklog, ClientEvent, ServiceHandle, TileOutcome};
 
 /// Timeouts of a renderd connection.
@@ -417,14 +417,7 @@ pub(crate) fn accept_renderd(
     max_connections: usize,
     sessions: Arc<SessionCount>,
 ) {
-    /// Frees a slot when its session thread ends, however it ends.
-    struct Slot(Arc<AtomicUsize>);
-    impl Drop for Slot {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    let open = Arc::new(AtomicUsize::new(0));
+    let slots = ConnectionSlots::new(max_connections);
     let mut failures = 0u32;
     loop {
         let stream = match listener.accept() {
@@ -445,29 +438,16 @@ pub(crate) fn accept_renderd(
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        if open.load(Ordering::SeqCst) >= max_connections {
+        let Some(slot) = slots.take() else {
             tracing::warn!(max_connections, "too many renderd connections; one closed");
             let _ = stream.shutdown(Shutdown::Both);
             continue;
-        }
-        open.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot(Arc::clone(&open));
+        };
         let service = service.clone();
-        // Shutdown waits for these sessions too: their NotDone answers are
-        // owed.
-        let guard = sessions.enter();
-        let spawned = std::thread::Builder::new()
-            .name("renderd session".into())
-            .spawn(move || {
-                let _slot = slot;
-                let _guard = guard;
-                if let Err(e) = serve_renderd_connection(stream, &service, options) {
-                    tracing::info!("renderd session ended: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a renderd session thread: {e}");
-        }
+        // Their NotDone answers at shutdown are owed.
+        spawn_session("renderd", slot, &sessions, move || {
+            serve_renderd_connection(stream, &service, options).map_err(|e| e.to_string())
+        });
     }
 }
 

@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -601,6 +601,69 @@ impl FramedAcceptor {
     }
 }
 
+/// Connections of one kind (legacy, renderd) open at once, at most `max`,
+/// counted apart from the framed connections: a slot per connection,
+/// given back when its session thread ends, however it ends.
+#[derive(Debug)]
+pub(crate) struct ConnectionSlots {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One connection's place among its [`ConnectionSlots`].
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl ConnectionSlots {
+    pub(crate) fn new(max: usize) -> ConnectionSlots {
+        ConnectionSlots {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot, or `None` when all are taken. Only the acceptor takes
+    /// slots, so checking and then counting is not a race.
+    pub(crate) fn take(&self) -> Option<ConnectionSlot> {
+        if self.open.load(Ordering::SeqCst) >= self.max {
+            return None;
+        }
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Some(ConnectionSlot(Arc::clone(&self.open)))
+    }
+}
+
+/// Runs one accepted connection's session on a thread of its own (named
+/// `kind session`), holding its slot and counted for shutdown, which waits
+/// for the answers the session owes.
+pub(crate) fn spawn_session(
+    kind: &str,
+    slot: ConnectionSlot,
+    sessions: &Arc<SessionCount>,
+    run: impl FnOnce() -> Result<(), String> + Send + 'static,
+) {
+    let guard = sessions.enter();
+    let name = kind.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name(format!("{kind} session"))
+        .spawn(move || {
+            let _slot = slot;
+            let _guard = guard;
+            if let Err(e) = run() {
+                tracing::info!("{name} session ended: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a {kind} session thread: {e}");
+    }
+}
+
 fn refuse(stream: Stream, reason: &str) {
     let mut conn = Connection::new(stream);
     let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
@@ -621,14 +684,7 @@ fn accept_legacy(
     max_connections: usize,
     sessions: Arc<SessionCount>,
 ) {
-    /// Frees a legacy slot when its session thread ends, however it ends.
-    struct Slot(Arc<std::sync::atomic::AtomicUsize>);
-    impl Drop for Slot {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slots = ConnectionSlots::new(max_connections);
     loop {
         let stream = match listener.accept() {
             Ok(stream) => stream,
@@ -645,28 +701,15 @@ fn accept_legacy(
             return;
         }
         let Stream::Tcp(tcp) = stream else { continue };
-        if open.load(Ordering::SeqCst) >= max_connections {
+        let Some(slot) = slots.take() else {
             tracing::info!(max_connections, "too many legacy connections; one closed");
             let _ = tcp.shutdown(Shutdown::Both);
             continue;
-        }
-        open.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot(Arc::clone(&open));
+        };
         let service = service.clone();
-        // Shutdown waits for legacy sessions too: their callbacks and
-        // `done`s are the legacy client's answers.
-        let guard = sessions.enter();
-        let spawned = std::thread::Builder::new()
-            .name("legacy session".into())
-            .spawn(move || {
-                let _slot = slot;
-                let _guard = guard;
-                if let Err(e) = serve_legacy_connection(tcp, &service, options) {
-                    tracing::info!("legacy session ended: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start a legacy session thread: {e}");
-        }
+        // The legacy client's answers are its callbacks and `done`s.
+        spawn_session("legacy", slot, &sessions, move || {
+            serve_legacy_connection(tcp, &service, options).map_err(|e| e.to_string())
+        });
     }
 }
