@@ -3,6 +3,9 @@
 //! server, reload on SIGHUP, wait for SIGINT or SIGTERM, shut down
 //! gracefully.
 //!
+//! `--role render --queue redis://…` makes it a render node of a cluster
+//! ([`cluster`]): no listeners, jobs from the engine.
+//!
 //! With no arguments it serves the demo map, which it carries inside the
 //! binary ([`demo`]), on tcp:127.0.0.1:7420. `--check-config` loads
 //! everything and prints the effective configuration ([`check`]).
@@ -16,6 +19,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod check;
+mod cluster;
 mod demo;
 mod systemd;
 mod watch;
@@ -28,7 +32,7 @@ use std::time::Duration;
 use clap::Parser;
 use http_front::HttpServer;
 use ipc_proto::say_once;
-use render_service::{ConfigOverrides, Reloader, Server, ServiceConfig, ValidConfig};
+use render_service::{ConfigOverrides, Reloader, Role, Server, ServiceConfig, ValidConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// The warm tile render server.
@@ -88,6 +92,14 @@ struct Args {
     /// exit 0 if everything loads, 2 if not.
     #[arg(long)]
     check_config: bool,
+    /// In a cluster: `front` (take requests, publish jobs to the engine),
+    /// `render` (draw the engine's jobs into the shared tile directory) or
+    /// `both` (the default; without --queue, one machine does everything).
+    #[arg(long, value_name = "ROLE")]
+    role: Option<String>,
+    /// The engine a cluster shares: redis://HOST:PORT[/DB].
+    #[arg(long, value_name = "URL")]
+    queue: Option<String>,
 }
 
 /// Why the program ends early: its exit status and what to say.
@@ -184,6 +196,8 @@ fn with_overrides(
         format: args.format.clone(),
         fifo: args.fifo,
         http_listen: args.http_listen.clone(),
+        role: args.role.clone(),
+        queue: args.queue.clone(),
     };
     config.apply(&overrides);
     match config.validate(origin) {
@@ -227,6 +241,17 @@ fn run(
     // not lost, and a SIGHUP does not kill the server (its default).
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| failed(format!("cannot handle signals: {e}")))?;
+    // A render node has no listeners; `both` with an engine runs one
+    // beside the front.
+    let node = match &config.cluster {
+        Some(cluster) if cluster.role == Role::Render => {
+            return cluster::run_render_node(config, cluster, reload, &mut signals);
+        }
+        Some(cluster) if cluster.role == Role::Both => {
+            Some(cluster::start_render_node(config, cluster, None)?)
+        }
+        _ => None,
+    };
     let server = Server::start(config).map_err(|e| Stop {
         status: if e.is_configuration() { 2 } else { 1 },
         message: say_once(&e),
@@ -336,6 +361,9 @@ fn run(
         http.stop_accepting();
     }
     server.shutdown();
+    if let Some(node) = node {
+        node.shutdown();
+    }
     if let Some(http) = http {
         http.shutdown();
     }

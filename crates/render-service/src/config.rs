@@ -63,6 +63,8 @@ pub struct ServiceConfig {
     pub store: StoreSection,
     /// Tiles over HTTP for web maps (the `http-front` crate serves them).
     pub http: HttpSection,
+    /// Scale-out: this process's role and the engine the roles share.
+    pub cluster: ClusterSection,
     /// The maps served; the first is the default for clients that name none.
     #[serde(rename = "map")]
     pub maps: Vec<MapSection>,
@@ -186,6 +188,46 @@ pub struct StoreSection {
     /// `{x}`, `{y}`. Without `{map}` (one map only) tiles go straight into
     /// the tile directory.
     pub layout: String,
+}
+
+/// `[cluster]`: past one machine (see [`crate::cluster`]).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `both` (the default: take requests and render them), `front` (take
+    /// requests; render nodes draw them) or `render` (draw what fronts ask).
+    pub role: String,
+    /// The engine the roles share: `redis://HOST:PORT[/DB]`. Empty: one
+    /// machine, no engine.
+    pub queue: String,
+    /// A name for this cluster's keys in the engine, so that several
+    /// clusters can share one Redis.
+    pub name: String,
+    /// Metatile jobs one front keeps in the engine at once; the rest stay in
+    /// its own scheduler, re-rankable until they are published.
+    pub window: usize,
+    /// Of the window, slots only on-screen and explicit work may take.
+    pub screen_reserve: usize,
+    /// A render node's hold on a job: renewed while it draws; a node that
+    /// stops renewing (it died) loses the job to another after this long.
+    pub lease_ms: u64,
+    /// How long a front waits for an engine that does not answer before it
+    /// fails the work waiting on it (`Busy`, retry later).
+    pub engine_timeout_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            role: "both".into(),
+            queue: String::new(),
+            name: "tessera".into(),
+            window: 64,
+            screen_reserve: 16,
+            lease_ms: 10_000,
+            engine_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `[http]`
@@ -352,6 +394,10 @@ pub struct ConfigOverrides {
     pub fifo: bool,
     /// `--http-listen` (repeatable): replaces the list.
     pub http_listen: Vec<String>,
+    /// `--role`.
+    pub role: Option<String>,
+    /// `--queue`.
+    pub queue: Option<String>,
 }
 
 impl ConfigOverrides {
@@ -379,6 +425,8 @@ impl ConfigOverrides {
             "store.dir" if self.tile_dir.is_some() => Some("--tile-dir"),
             "store.layout" if self.tile_layout.is_some() => Some("--tile-layout"),
             "http.listen" if !self.http_listen.is_empty() => Some("--http-listen"),
+            "cluster.role" if self.role.is_some() => Some("--role"),
+            "cluster.queue" if self.queue.is_some() => Some("--queue"),
             "map" if self.style.is_some() => Some("--style"),
             _ => None,
         };
@@ -420,6 +468,8 @@ pub struct ValidConfig {
     pub layout: TileLayout,
     /// Render threads (0 resolved to the number of cores).
     pub threads: usize,
+    /// This process's part in a cluster, or `None` on one machine.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl ValidConfig {
@@ -566,6 +616,12 @@ impl ServiceConfig {
         if !o.http_listen.is_empty() {
             self.http.listen = o.http_listen.clone();
         }
+        if let Some(role) = &o.role {
+            self.cluster.role = role.clone();
+        }
+        if let Some(queue) = &o.queue {
+            self.cluster.queue = queue.clone();
+        }
     }
 
     /// Checks every value; `origin` names the source in errors.
@@ -642,7 +698,13 @@ impl ServiceConfig {
                 "must be at least 1024".into(),
             ));
         }
-        if listen.is_empty()
+        let cluster = crate::cluster::ClusterSettings::from_section(&self.cluster)
+            .map_err(|(key, message)| invalid(key, message))?;
+        let renders_only = cluster
+            .as_ref()
+            .is_some_and(|c| c.role == crate::cluster::Role::Render);
+        if !renders_only
+            && listen.is_empty()
             && self.server.legacy_listen.is_none()
             && renderd_listen.is_empty()
             && http_listen.is_empty()
@@ -841,6 +903,7 @@ impl ServiceConfig {
             format,
             layout,
             threads,
+            cluster,
         })
     }
 }

@@ -57,16 +57,57 @@ pub fn fingerprint(source: &MapSource, render: &RenderOptions, metatile: u32) ->
             }
         }
     }
+    settings_line(&mut text, render, metatile);
+    hex_digest(text.as_bytes(), 16)
+}
+
+/// The settings that change the pixels, as one line of a digest's text.
+fn settings_line(text: &mut String, render: &RenderOptions, metatile: u32) {
     let _ = writeln!(
         text,
         "tile_size {} scale {} buffer {:?} buffer_if_unset {:?} format {:?} metatile {metatile}",
         render.tile_size, render.scale_factor, render.buffer, render.buffer_if_unset, render.format
     );
-    let digest = Sha256::digest(text.as_bytes());
-    digest[..16].iter().fold(String::new(), |mut hex, b| {
+}
+
+fn hex_digest(bytes: &[u8], len: usize) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..len].iter().fold(String::new(), |mut hex, b| {
         let _ = write!(hex, "{b:02x}");
         hex
     })
+}
+
+/// Files up to this size count by their content in a style version;
+/// larger ones (big data files) by their name and size, so that a start
+/// does not read gigabytes to name a version.
+pub const VERSION_CONTENT_LIMIT: u64 = 64 << 20;
+
+/// A map's **style version**, for a cluster: what its tiles look like,
+/// the same on every machine that has the same files (unlike the
+/// fingerprint, which has paths and modification times). The content of
+/// every input file (by file name and size above
+/// [`VERSION_CONTENT_LIMIT`]) and the pixel settings; 12 hex digits. A
+/// render node only takes the jobs of the versions it has.
+pub fn style_version(source: &MapSource, render: &RenderOptions, metatile: u32) -> String {
+    let mut text = String::new();
+    for file in source.input_files() {
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let content = match fs::metadata(file) {
+            Ok(meta) if meta.len() > VERSION_CONTENT_LIMIT => format!("size {}", meta.len()),
+            Ok(_) => match fs::read(file) {
+                Ok(bytes) => format!("sha256 {}", hex_digest(&bytes, 32)),
+                Err(e) => format!("unreadable {}", e.kind()),
+            },
+            Err(_) => "missing".to_owned(),
+        };
+        let _ = writeln!(text, "file {name} {content}");
+    }
+    settings_line(&mut text, render, metatile);
+    hex_digest(text.as_bytes(), 6)
 }
 
 /// Where a map's generation is kept: beside its tiles, named after the map
@@ -232,6 +273,39 @@ mod tests {
         assert_ne!(
             first,
             fingerprint(&MapSource::load(&style).unwrap(), &options, 8)
+        );
+    }
+
+    #[test]
+    fn the_style_version_follows_content_and_settings_not_place_or_time() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let style = |dir: &Path, colour: &str| {
+            let path = dir.join("style.xml");
+            fs::write(
+                &path,
+                format!(r#"<Map srs="epsg:3857" background-color="{colour}"/>"#),
+            )
+            .unwrap();
+            MapSource::load(&path).unwrap()
+        };
+        let options = RenderOptions::default();
+        let here = style_version(&style(a.path(), "#ffffff"), &options, 8);
+        assert_eq!(here.len(), 12);
+        // Another folder, another moment: another machine with the same
+        // files names the same version.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            here,
+            style_version(&style(b.path(), "#ffffff"), &options, 8)
+        );
+        // Same size, other bytes: another version.
+        assert_ne!(
+            here,
+            style_version(&style(b.path(), "#fffffe"), &options, 8)
+        );
+        assert_ne!(
+            here,
+            style_version(&style(a.path(), "#ffffff"), &options, 4)
         );
     }
 }

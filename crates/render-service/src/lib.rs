@@ -33,6 +33,10 @@
 //! - [`reload`]: [`Reloader`] — the configuration and styles read again
 //!   while serving; changed maps swapped in at once, a failed one keeps
 //!   the old.
+//! - [`cluster`]: past one machine — a front publishes its jobs to a
+//!   shared engine (Redis), re-ranks and withdraws them as screens move;
+//!   [`cluster::RenderNode`]s draw them into the shared store; leases bring
+//!   back the jobs of a node that died.
 //! - [`config`]: [`ServiceConfig`] — TOML file plus command-line overrides
 //!   (blamed on the flag when invalid), with an embedded default that
 //!   serves the demo map from a folder the caller supplies; the effective
@@ -41,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod expire;
 pub mod generation;
@@ -54,7 +59,8 @@ pub mod session;
 pub mod stats;
 pub mod store;
 
-pub use config::{ConfigError, ConfigOverrides, ServiceConfig, ValidConfig};
+pub use cluster::{ClusterSettings, RenderNode, Role};
+pub use config::{ClusterSection, ConfigError, ConfigOverrides, ServiceConfig, ValidConfig};
 pub use generation::Generation;
 pub use reload::{ConfigSource, ReloadError, ReloadReport, Reloader};
 pub use server::{Server, ServerError};

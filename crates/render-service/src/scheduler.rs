@@ -582,6 +582,21 @@ impl Scheduler {
         Some(id)
     }
 
+    /// The class a running job ranks in now: its best requester's, as the
+    /// viewports stand (a request that joined it, a screen that moved).
+    /// A cluster front re-ranks the job in the shared queue with it;
+    /// `None` for a job that is not running.
+    pub fn running_class(&self, job: JobId) -> Option<PriorityClass> {
+        let job = self.running.get(&job)?;
+        job.interests
+            .iter()
+            .filter_map(|i| {
+                let client = self.clients.get(&i.client)?;
+                Some(self.rank(client, &i.tiles, i.class).0)
+            })
+            .min()
+    }
+
     /// How many jobs wait as on-screen work (summed over clients that are
     /// not paused; a job two clients see counts twice).
     pub fn viewport_jobs_waiting(&self) -> usize {

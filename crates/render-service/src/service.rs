@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +38,7 @@ use ipc_proto::FailureKind;
 use render_core::{MapSource, RenderOptions, Renderer, TileEncoder};
 use tile_math::{TileCoord, Viewport};
 
+use crate::cluster::{self, ClusterSettings, Role};
 use crate::config::{MapSection, ValidConfig};
 use crate::generation::{self, Generation};
 use crate::reload::{ReloadError, ReloadReport, Reloader};
@@ -88,6 +89,10 @@ pub struct MapEntry {
     /// 1, or 2 for a map's high-DPI variant (`<name>@2x`): tiles twice
     /// the size, drawn at twice the scale (strokes, text and icons).
     pub scale: u32,
+    /// In a cluster, what its tiles look like, the same on every machine
+    /// with the same files ([`generation::style_version`]); empty on one
+    /// machine, where nobody asks.
+    pub style_version: String,
 }
 
 impl MapEntry {
@@ -124,6 +129,7 @@ pub(crate) struct Prepared {
     pub(crate) fingerprint: String,
     hidpi_store: TileStore,
     hidpi_fingerprint: String,
+    versions: (String, String),
 }
 
 impl Prepared {
@@ -141,7 +147,16 @@ impl Prepared {
                 map: name.clone(),
                 source,
             })?;
+        // Only a cluster needs versions: they read every style file.
+        let versions = match &options.cluster {
+            Some(_) => (
+                generation::style_version(&source, &options.render, metatile),
+                generation::style_version(&source, &hidpi_options(&options.render), metatile),
+            ),
+            None => (String::new(), String::new()),
+        };
         Ok(Prepared {
+            versions,
             fingerprint: generation::fingerprint(&source, &options.render, metatile),
             hidpi_fingerprint: generation::fingerprint(
                 &source,
@@ -165,6 +180,7 @@ impl Prepared {
             fingerprint,
             hidpi_store,
             hidpi_fingerprint,
+            versions,
         } = self;
         // Both records beside the map's tiles (see `generation_record`).
         let generation_of = |name: &str, fingerprint: String| match since {
@@ -186,6 +202,7 @@ impl Prepared {
             source: source.clone(),
             store: hidpi_store,
             scale: 2,
+            style_version: versions.1,
         };
         let map = MapEntry {
             generation: generation_of(&name, fingerprint),
@@ -193,6 +210,7 @@ impl Prepared {
             source,
             store,
             scale: 1,
+            style_version: versions.0,
         };
         if since.is_none() {
             // A reload publishes its cut-off after the swap.
@@ -270,6 +288,11 @@ impl MapTable {
             .iter()
             .copied()
             .find(|&id| self.get(id).is_some_and(|m| m.name == name))
+    }
+
+    /// Every map id served, each map's high-DPI variant after it.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = MapId> + '_ {
+        self.order.iter().flat_map(|&id| [id, id | HIDPI])
     }
 
     /// How many maps are served.
@@ -404,7 +427,7 @@ impl ClientBacklog {
 
 /// What the core thread is asked to do.
 #[derive(Debug)]
-enum Command {
+pub(crate) enum Command {
     Register {
         client: ClientId,
         events: Sender<ClientEvent>,
@@ -435,24 +458,28 @@ enum Command {
 
 /// A worker's report on one job.
 #[derive(Debug)]
-struct WorkDone {
-    job: JobId,
-    tiles: HashMap<TileCoord, TileOutcome>,
+pub(crate) struct WorkDone {
+    pub(crate) job: JobId,
+    pub(crate) tiles: HashMap<TileCoord, TileOutcome>,
     /// When the whole metatile failed (error or panic), its answer for any
     /// tile not in `tiles`.
-    failure: Option<(FailureKind, String)>,
+    pub(crate) failure: Option<(FailureKind, String)>,
     /// The render was stopped before it finished (its stop flag was set):
     /// nothing was made, and nobody is answered from it.
-    stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 /// A job as a worker gets it: what to render, and the flag the core sets
 /// to stop the render (nobody waits for it any more, or on-screen work
 /// needs the worker).
 #[derive(Debug)]
-struct WorkerJob {
-    job: RenderJob,
-    stop: Arc<AtomicBool>,
+pub(crate) struct WorkerJob {
+    pub(crate) job: RenderJob,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// The class the job ranks in now ([`PriorityClass`] as a number),
+    /// kept current by the core for a cluster front, which re-ranks the
+    /// job in the shared queue when it changes.
+    pub(crate) rank: Arc<AtomicU8>,
 }
 
 /// The service's shared parts, cheap to clone into sessions.
@@ -501,6 +528,11 @@ pub struct ServiceOptions {
     /// Most bytes of answers that may wait for one client (registered with
     /// a backlog) before its work is paused.
     pub max_backlog_bytes: usize,
+    /// In a cluster, its settings: a front hands its jobs to render nodes
+    /// through the engine instead of drawing them; a render node is an
+    /// ordinary service fed by [`crate::cluster::RenderNode`]. Maps get
+    /// style versions either way.
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl ServiceOptions {
@@ -535,6 +567,7 @@ impl ServiceOptions {
                 ..RenderOptions::default()
             },
             max_backlog_bytes: raw.server.max_queued_bytes_per_client,
+            cluster: config.cluster.clone(),
         }
     }
 }
@@ -604,11 +637,31 @@ impl TileService {
         // Commands are bounded so a flood of requests slows its senders
         // instead of growing memory; workers' reports use the same channel.
         let (commands, command_rx) = bounded::<Command>(65_536);
-        let (jobs, job_rx) = bounded::<WorkerJob>(threads);
         let stats = Arc::new(Stats::default());
+        // A cluster front's "workers" are slots in the engine's queue: its
+        // window of published jobs, some kept for on-screen work.
+        let front = options.cluster.clone().filter(|c| c.role != Role::Render);
+        let (slots, reserve) = match &front {
+            Some(c) => (c.window, c.screen_reserve),
+            None => (threads, 1),
+        };
+        let (jobs, job_rx) = bounded::<WorkerJob>(slots);
         let encoder = TileEncoder::new(options.render.compression);
         let mut workers = Vec::with_capacity(threads);
-        for index in 0..threads {
+        let local_workers = match front {
+            Some(settings) => {
+                workers = cluster::start_front(
+                    &settings,
+                    job_rx.clone(),
+                    commands.clone(),
+                    Arc::clone(&maps),
+                )
+                .map_err(ServiceError::Thread)?;
+                0
+            }
+            None => threads,
+        };
+        for index in 0..local_workers {
             let (job_rx, done, maps) = (job_rx.clone(), commands.clone(), Arc::clone(&maps));
             let context = WorkerContext {
                 options: options.render.clone(),
@@ -628,7 +681,12 @@ impl TileService {
             scheduler,
             stats: Arc::clone(&stats),
             clients: HashMap::new(),
-            workers: threads,
+            workers: slots,
+            reserve,
+            remote: options
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.role != Role::Render),
             max_backlog: options.max_backlog_bytes.max(1),
         };
         let core = std::thread::Builder::new()
@@ -902,7 +960,14 @@ struct Core {
     scheduler: Scheduler,
     stats: Arc<Stats>,
     clients: HashMap<ClientId, ClientSink>,
+    /// Render workers, or a cluster front's slots in the engine.
     workers: usize,
+    /// Of those, how many only on-screen and explicit work may take while
+    /// someone shows a map ([`lowest_class_to_start`]).
+    reserve: usize,
+    /// A cluster front: jobs are drawn elsewhere; their ranks are kept
+    /// current for the shared queue, and shutdown withdraws them.
+    remote: bool,
     max_backlog: usize,
 }
 
@@ -947,6 +1012,14 @@ impl Core {
                         Command::Shutdown => {
                             shutting_down = true;
                             self.scheduler.cancel_all(CancelReason::Shutdown);
+                            if self.remote {
+                                // A front does not wait for other machines'
+                                // renders: its jobs are withdrawn, their
+                                // requesters answered `Cancelled`.
+                                for id in running.keys().copied().collect::<Vec<_>>() {
+                                    stopping += stop_render(&running, id, "shutting down");
+                                }
+                            }
                         }
                         other => self.handle(other, shutting_down),
                     }
@@ -974,6 +1047,7 @@ impl Core {
                 while idle > 0 {
                     let lowest = lowest_class_to_start(
                         self.workers,
+                        self.reserve,
                         background_running,
                         self.scheduler.has_viewport(),
                     );
@@ -988,10 +1062,12 @@ impl Core {
                         "job started"
                     );
                     let flag = Arc::new(AtomicBool::new(false));
+                    let rank = Arc::new(AtomicU8::new(job.class as u8));
                     if jobs
                         .send(WorkerJob {
                             job,
                             stop: Arc::clone(&flag),
+                            rank: Arc::clone(&rank),
                         })
                         .is_err()
                     {
@@ -1002,10 +1078,19 @@ impl Core {
                         RunningJob {
                             background,
                             stop: flag,
+                            rank,
                         },
                     );
                     background_running += usize::from(background);
                     idle -= 1;
+                }
+            }
+            if self.remote {
+                // Published jobs follow their requesters' screens.
+                for (id, job) in &running {
+                    if let Some(class) = self.scheduler.running_class(*id) {
+                        job.rank.store(class as u8, Ordering::Relaxed);
+                    }
                 }
             }
             self.answer();
@@ -1194,6 +1279,8 @@ struct RunningJob {
     background: bool,
     /// Set to stop its render.
     stop: Arc<AtomicBool>,
+    /// Its class now (see [`WorkerJob::rank`]).
+    rank: Arc<AtomicU8>,
 }
 
 /// Sets a running job's stop flag: 1 if it was not set yet, else 0.
@@ -1216,15 +1303,18 @@ fn is_background(class: PriorityClass) -> bool {
 /// preempted (only left-behind screen work is), so while some client shows
 /// a map (has sent a viewport) and
 /// there are at least two workers, background work may occupy all workers
-/// but one: a new screen then starts at once instead of waiting for a bulk
-/// metatile to finish. Without viewports (plain seeding) every worker takes
-/// background work.
+/// but `reserve` (one on a machine; a cluster front keeps several slots,
+/// since a screen's metatiles go to several render nodes at once): a new
+/// screen then starts at once instead of waiting for a bulk metatile to
+/// finish. Without viewports (plain seeding) every worker takes background
+/// work.
 fn lowest_class_to_start(
     workers: usize,
+    reserve: usize,
     background_running: usize,
     has_viewport: bool,
 ) -> PriorityClass {
-    if has_viewport && workers >= 2 && background_running + 1 >= workers {
+    if has_viewport && workers >= 2 && background_running + reserve.max(1) >= workers {
         PriorityClass::Explicit
     } else {
         PriorityClass::Dirty
@@ -1253,7 +1343,7 @@ fn run_worker(
     context: WorkerContext,
 ) {
     let mut renderers: HashMap<MapId, WarmRenderer> = HashMap::new();
-    for WorkerJob { job, stop } in jobs {
+    for WorkerJob { job, stop, .. } in jobs {
         // The stamp is taken with the map, under the read lock: a reload
         // cannot slip in between (see `crate::generation`).
         let (stamp, entry) = {
@@ -1458,7 +1548,7 @@ fn render_job(
 /// moment (a thousand browsers asking for one missing tile at once). It is
 /// answered from the store instead of being drawn again. A `stat` per tile;
 /// the first one missing or stale ends the look.
-fn already_rendered(job: &RenderJob, entry: &MapEntry) -> Option<WorkDone> {
+pub(crate) fn already_rendered(job: &RenderJob, entry: &MapEntry) -> Option<WorkDone> {
     let mut tiles = HashMap::new();
     for tile in job.metatile.tiles() {
         let stored = entry.store.fresh(tile, entry.generation.since)?;
@@ -1509,6 +1599,8 @@ mod tests {
             stats: Arc::new(Stats::default()),
             clients: HashMap::new(),
             workers,
+            reserve: 1,
+            remote: false,
             max_backlog,
         };
         let thread = std::thread::spawn(move || core.run(command_rx, jobs));
@@ -1762,16 +1854,20 @@ mod tests {
         use PriorityClass::{Dirty, Explicit};
         // Seeding alone (no viewport): every worker takes bulk work.
         for running in 0..4 {
-            assert_eq!(lowest_class_to_start(4, running, false), Dirty);
+            assert_eq!(lowest_class_to_start(4, 1, running, false), Dirty);
         }
         // A viewport with 4 workers: bulk may use 3 of them.
-        assert_eq!(lowest_class_to_start(4, 2, true), Dirty);
-        assert_eq!(lowest_class_to_start(4, 3, true), Explicit);
+        assert_eq!(lowest_class_to_start(4, 1, 2, true), Dirty);
+        assert_eq!(lowest_class_to_start(4, 1, 3, true), Explicit);
         // 2 workers: 1 for bulk, 1 kept for the screen.
-        assert_eq!(lowest_class_to_start(2, 0, true), Dirty);
-        assert_eq!(lowest_class_to_start(2, 1, true), Explicit);
+        assert_eq!(lowest_class_to_start(2, 1, 0, true), Dirty);
+        assert_eq!(lowest_class_to_start(2, 1, 1, true), Explicit);
         // 1 worker: nothing to keep back, or bulk would never run.
-        assert_eq!(lowest_class_to_start(1, 0, true), Dirty);
+        assert_eq!(lowest_class_to_start(1, 1, 0, true), Dirty);
+        // A cluster front's window of 64 with 16 kept for screens.
+        assert_eq!(lowest_class_to_start(64, 16, 47, true), Dirty);
+        assert_eq!(lowest_class_to_start(64, 16, 48, true), Explicit);
+        assert_eq!(lowest_class_to_start(64, 16, 63, false), Dirty);
         assert!(is_background(PriorityClass::Bulk) && is_background(Dirty));
         assert!(!is_background(Explicit));
     }

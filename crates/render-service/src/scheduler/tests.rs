@@ -214,6 +214,26 @@ fn a_request_for_a_metatile_being_rendered_joins_that_render() {
 }
 
 #[test]
+fn a_running_job_ranks_by_its_best_requester_as_screens_move() {
+    // A cluster front re-ranks published jobs with this: a bulk job that a
+    // screen joins is on-screen work now, and drops back when it leaves.
+    let mut s = scheduler();
+    let now = Instant::now();
+    s.submit(request(1, 1, &[t(10, 0, 0)], PriorityClass::Bulk));
+    let job = s.next_job(now).unwrap();
+    assert_eq!(s.running_class(job.id), Some(PriorityClass::Bulk));
+    s.set_viewport(2, screen(10, 0, 0, 1, 1));
+    s.submit(request(2, 1, &[t(10, 0, 0)], PriorityClass::Viewport));
+    assert_eq!(s.running_class(job.id), Some(PriorityClass::Viewport));
+    // The screen moves far away: the join was asked as on-screen work,
+    // which now ranks as explicit; the bulk requester still counts.
+    s.set_viewport(2, screen(10, 500, 500, 501, 501));
+    assert_eq!(s.running_class(job.id), Some(PriorityClass::Explicit));
+    s.complete(job.id);
+    assert_eq!(s.running_class(job.id), None);
+}
+
+#[test]
 fn cancel_answers_every_queued_tile_of_the_request() {
     let mut s = scheduler();
     let now = Instant::now();
