@@ -40,6 +40,10 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Japanese application ask for: DejaVu Sans and Noto Sans CJK JP.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+# tile-server's cluster tests start their own Redis (the scale-out engine)
+# and put fronts and render nodes in network namespaces of their own (ip).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # render-core's PostGIS test starts its own throwaway cluster: it needs the
 # server binaries (initdb, pg_ctl, psql) and PostGIS for that server.
 pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)

@@ -69,7 +69,8 @@ pub(crate) fn run_render_node(
 ) -> Result<(), Stop> {
     let part = start_render_node(config, cluster, Some(reload))?;
     tracing::info!(engine = %cluster.url, "ready");
-    println!("tile-server: ready (render node of {})", cluster.url);
+    println!("tile-server: render node of {}", cluster.url);
+    println!("tile-server: ready");
     systemd::notify("READY=1\nSTATUS=rendering");
     for signal in signals.forever() {
         if signal == SIGHUP {

@@ -12,7 +12,9 @@ use render_service::{Reloader, ServiceConfig};
 use tile_client::{Event, RequestOptions, TileClient};
 use tile_math::{tiles_covering, LngLatBbox, TileCoord};
 
-use crate::support::{decode_rgba, server_command, t, write_small_style, ServerProcess};
+use crate::support::{
+    decode_rgba, server_command, t, write_slow_style, write_small_style, ServerProcess,
+};
 
 /// The small style's colours (see `write_small_style`).
 const SEA: [u8; 3] = [0xaa, 0xd3, 0xdf];
@@ -437,53 +439,6 @@ fn reload_without_a_source_is_an_error() {
     c.ping(7).unwrap();
     drop(c);
     server.shutdown();
-}
-
-/// The small style with a layer of `squares` small squares over the whole
-/// world: slow to draw, quick to load (GDAL reads it in C; drawing them is
-/// ours).
-fn write_slow_style(dir: &Path, squares: usize) -> std::path::PathBuf {
-    let mut features = Vec::with_capacity(squares);
-    let side = (squares as f64).sqrt().ceil() as usize;
-    for i in 0..squares {
-        let (col, row) = ((i % side) as f64, (i / side) as f64);
-        let w = -170.0 + 340.0 * col / side as f64;
-        let s = -80.0 + 160.0 * row / side as f64;
-        features.push(format!(
-            r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[[[{w},{s}],[{},{s}],[{},{}],[{w},{}],[{w},{s}]]]}}}}"#,
-            w + 0.1,
-            w + 0.1,
-            s + 0.1,
-            s + 0.1
-        ));
-    }
-    std::fs::write(
-        dir.join("many.geojson"),
-        format!(
-            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
-            features.join(",")
-        ),
-    )
-    .unwrap();
-    let style = write_small_style(dir);
-    let text = std::fs::read_to_string(&style).unwrap().replace(
-        "</Map>",
-        r##"  <Style name="many"><Rule>
-    <PolygonSymbolizer fill="#203040"/>
-    <LineSymbolizer stroke="#102030" stroke-width="0.5" stroke-dasharray="1,1"/>
-  </Rule></Style>
-  <Layer name="many" srs="epsg:4326">
-    <StyleName>many</StyleName>
-    <Datasource>
-      <Parameter name="type">ogr</Parameter>
-      <Parameter name="file">many.geojson</Parameter>
-      <Parameter name="layer_by_index">0</Parameter>
-    </Datasource>
-  </Layer>
-</Map>"##,
-    );
-    std::fs::write(&style, text).unwrap();
-    style
 }
 
 /// A render that began with the old style and ends after a reload is

@@ -32,6 +32,53 @@ pub fn write_small_style(dir: &Path) -> PathBuf {
     path
 }
 
+/// The small style with a layer of `squares` small squares over the whole
+/// world: slow to draw, quick to load (GDAL reads it in C; drawing them is
+/// ours).
+pub fn write_slow_style(dir: &Path, squares: usize) -> std::path::PathBuf {
+    let mut features = Vec::with_capacity(squares);
+    let side = (squares as f64).sqrt().ceil() as usize;
+    for i in 0..squares {
+        let (col, row) = ((i % side) as f64, (i / side) as f64);
+        let w = -170.0 + 340.0 * col / side as f64;
+        let s = -80.0 + 160.0 * row / side as f64;
+        features.push(format!(
+            r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Polygon","coordinates":[[[{w},{s}],[{},{s}],[{},{}],[{w},{}],[{w},{s}]]]}}}}"#,
+            w + 0.1,
+            w + 0.1,
+            s + 0.1,
+            s + 0.1
+        ));
+    }
+    std::fs::write(
+        dir.join("many.geojson"),
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",")
+        ),
+    )
+    .unwrap();
+    let style = write_small_style(dir);
+    let text = std::fs::read_to_string(&style).unwrap().replace(
+        "</Map>",
+        r##"  <Style name="many"><Rule>
+    <PolygonSymbolizer fill="#203040"/>
+    <LineSymbolizer stroke="#102030" stroke-width="0.5" stroke-dasharray="1,1"/>
+  </Rule></Style>
+  <Layer name="many" srs="epsg:4326">
+    <StyleName>many</StyleName>
+    <Datasource>
+      <Parameter name="type">ogr</Parameter>
+      <Parameter name="file">many.geojson</Parameter>
+      <Parameter name="layer_by_index">0</Parameter>
+    </Datasource>
+  </Layer>
+</Map>"##,
+    );
+    std::fs::write(&style, text).unwrap();
+    style
+}
+
 /// A configuration serving `style` on TCP port 0 and a Unix socket, with
 /// tiles in `dir`.
 pub fn config(dir: &Path, style: &Path, edit: impl FnOnce(&mut ServiceConfig)) -> ValidConfig {
@@ -367,7 +414,14 @@ impl ServerProcess {
         }
         ServerProcess {
             child,
-            endpoint: endpoint.expect("ready without a framed endpoint"),
+            // A render node serves no clients: nothing to connect to.
+            endpoint: endpoint.unwrap_or_else(|| {
+                assert!(
+                    stdout.lock().unwrap().contains("tile-server: render node "),
+                    "ready without a framed endpoint"
+                );
+                ipc_proto::Endpoint::Unix(PathBuf::new())
+            }),
             legacy,
             renderd,
             http,

@@ -6,6 +6,10 @@
 // Test helpers may unwrap: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+/// A cluster in network namespaces: two fronts, render nodes, a real
+/// Redis; a node killed, the engine restarted, a front cut off, a node
+/// with another style, viewports and cancels across nodes.
+mod cluster;
 /// Many clients that disconnect at random: every request of the clients
 /// that stay gets exactly one final answer per tile.
 mod concurrency;

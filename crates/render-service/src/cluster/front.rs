@@ -143,6 +143,8 @@ struct Dispatcher {
 
 impl Dispatcher {
     fn run(mut self, jobs: &Receiver<WorkerJob>) {
+        // Render nodes compare their styles with these from the start.
+        self.publish_versions();
         // Stops and re-ranks are noticed within a tick; a new job is
         // published at once.
         let ticks = tick(Duration::from_millis(10));

@@ -7,7 +7,9 @@
 -- ARGV[5] render ms  ARGV[6] stream length cap  ARGV[7] key prefix
 -- Every front that wants the job gets one entry on its completion stream;
 -- the job's state is then gone, so a second report (a node whose lease ran
--- out finishing late) reaches nobody. Returns the fronts told.
+-- out finishing late) reaches nobody. Returns the fronts told. The fronts'
+-- streams and the counter are named from the prefix, not passed as KEYS:
+-- like claim.lua, this needs a single Redis instance (not Redis Cluster).
 local holder = redis.call('GET', KEYS[2])
 if holder == ARGV[1] then
   redis.call('ZREM', KEYS[1], ARGV[2])

@@ -14,9 +14,11 @@ for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
   local n = tonumber(v)
   if best == nil or n < best then best = n end
 end
-redis.call('ZADD', KEYS[1], best, ARGV[2])
--- One token per publish wakes one idle render worker; the list is capped,
--- and a spare token only costs a worker one empty claim.
-redis.call('LPUSH', KEYS[5], '1')
-redis.call('LTRIM', KEYS[5], 0, 255)
+-- One token per job newly queued wakes one idle render worker (a re-rank
+-- wakes nobody); the list is capped, and a spare token only costs a worker
+-- one empty claim.
+if redis.call('ZADD', KEYS[1], best, ARGV[2]) == 1 then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 255)
+end
 return 'queued'
