@@ -337,9 +337,9 @@ fn answers(client: &mut TileClient, id: u64, mut each: impl FnMut(&Answers)) -> 
 /// Nothing more arrives on `client` within `wait`.
 fn assert_quiet(client: &mut TileClient, wait: Duration) {
     client.set_read_timeout(Some(wait)).unwrap();
-    match client.next_event() {
-        Ok(Some(event)) => panic!("an answer after the request ended: {event:?}"),
-        Ok(None) | Err(_) => {}
+    // A timeout (or the end of the connection) is the quiet we want.
+    if let Ok(Some(event)) = client.next_event() {
+        panic!("an answer after the request ended: {event:?}");
     }
 }
 
@@ -628,4 +628,28 @@ fn a_front_cut_off_from_the_engine_answers_busy_and_never_hangs() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+#[test]
+fn a_role_without_an_engine_and_an_engine_not_chosen_are_refused_with_the_reason() {
+    use crate::support::{run_to_end, server_command};
+    let dir = tempfile::tempdir().unwrap();
+    let style = write_small_style(dir.path());
+    let refused = |args: &[&str]| {
+        let ended = run_to_end(server_command().arg("--style").arg(&style).args(args));
+        assert_eq!(ended.status.code(), Some(2), "{}", ended.stderr);
+        ended.stderr
+    };
+    let said = refused(&["--role", "render"]);
+    assert!(
+        said.contains("--role") && said.contains("--queue redis://"),
+        "{said}"
+    );
+    let said = refused(&["--role", "front", "--queue", "nats://127.0.0.1:4222"]);
+    assert!(
+        said.contains("--queue") && said.contains("docs/architecture.md"),
+        "{said}"
+    );
+    let said = refused(&["--role", "boss"]);
+    assert!(said.contains("`front`"), "{said}");
 }
