@@ -480,10 +480,21 @@ fn a_cancel_on_one_front_removes_its_work_from_every_node_and_spares_the_other_f
         .request_tiles(shared.clone(), &options(Priority::Bulk))
         .unwrap();
     r1.wait_for_log("claimed", 2);
+    let completed_before = lab.redis_number(&["GET", "tessera:tessera:stat:completed"]);
     c1.cancel(vec![id1]).unwrap();
     let first = answers(&mut c1, id1, |_| {});
     first.assert_each_once(&tiles);
     assert!(!first.cancelled.is_empty(), "nothing was left to cancel");
+    // At once, only what f2 also wants (4 metatiles) is left in the queue.
+    let until = Instant::now() + Duration::from_secs(1);
+    while lab.queued() > 4 {
+        assert!(
+            Instant::now() < until,
+            "{} jobs still queued a second after the cancel",
+            lab.queued()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // What f2 still wants is drawn and answered.
     let second = answers(&mut c2, id2, |_| {});
     second.assert_each_once(&shared);
@@ -499,6 +510,13 @@ fn a_cancel_on_one_front_removes_its_work_from_every_node_and_spares_the_other_f
         std::thread::sleep(Duration::from_millis(50));
     }
     let completed = lab.redis_number(&["GET", "tessera:tessera:stat:completed"]);
+    // Since the cancel, only what f2 wants (4 metatiles) and what the nodes
+    // held or took before the cancel landed (2 + 2) was finished.
+    assert!(
+        completed - completed_before <= 8,
+        "{} jobs were finished after the cancel",
+        completed - completed_before
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         lab.redis_number(&["GET", "tessera:tessera:stat:completed"]),
