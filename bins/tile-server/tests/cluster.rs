@@ -320,7 +320,16 @@ impl Answers {
 fn answers(client: &mut TileClient, id: u64, mut each: impl FnMut(&Answers)) -> Answers {
     let mut answers = Answers::default();
     loop {
-        let event = client.next_event().unwrap().expect("the front closed");
+        let event = client
+            .next_event()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "request {id}: {} tiles answered, then nothing within the read timeout \
+                     (a hang): {e}",
+                    answers.done.len() + answers.failed.len() + answers.cancelled.len()
+                )
+            })
+            .expect("the front closed");
         assert_eq!(event.request_id(), id, "{event:?}");
         match event {
             Event::Done(d) => answers.done.push(d.tile),
