@@ -680,3 +680,93 @@ fn a_role_without_an_engine_and_an_engine_not_chosen_are_refused_with_the_reason
     let said = refused(&["--role", "boss"]);
     assert!(said.contains("`front`"), "{said}");
 }
+
+#[test]
+fn a_front_stopped_mid_seed_answers_every_tile_once_and_withdraws_its_jobs() {
+    let lab = Lab::new(&["f1", "r1"], 20_000);
+    let f1 = lab.front("f1", "");
+    let r1 = lab.node("r1", &lab.style);
+    let tiles = world(0..=5);
+    let mut client = lab.client("f1");
+    let id = client
+        .request_tiles(tiles.clone(), &options(Priority::Bulk))
+        .unwrap();
+    r1.wait_for_log("reported", 1);
+    let stopper = std::thread::spawn(move || f1.stop());
+    let answers = answers(&mut client, id, |_| {});
+    answers.assert_each_once(&tiles);
+    assert!(
+        !answers.cancelled.is_empty(),
+        "the stop came too late to test"
+    );
+    let ended = stopper.join().unwrap();
+    assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
+    // Nothing of the front's is left for the node.
+    let until = Instant::now() + Duration::from_secs(5);
+    while lab.queued() > 0 || lab.redis_number(&["ZCARD", "tessera:tessera:running"]) > 0 {
+        assert!(
+            Instant::now() < until,
+            "the stopped front's jobs are still in the engine"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_render_node_stopped_mid_seed_finishes_its_job_and_the_other_carries_on() {
+    let lab = Lab::new(&["f1", "r1", "r2"], 20_000);
+    let _f1 = lab.front("f1", "");
+    let r1 = lab.node("r1", &lab.style);
+    let _r2 = lab.node("r2", &lab.style);
+    let tiles = world(0..=5);
+    let mut client = lab.client("f1");
+    let id = client
+        .request_tiles(tiles.clone(), &options(Priority::Bulk))
+        .unwrap();
+    r1.wait_for_log("claimed", 2);
+    let ended = r1.stop();
+    assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
+    // It reported what it held: nothing waited for its lease to run out.
+    let claimed = ended.stderr.matches("claimed").count();
+    let reported = ended.stderr.matches("reported").count();
+    assert_eq!(claimed, reported, "{}", ended.stderr);
+    assert_eq!(
+        lab.redis_number(&["GET", "tessera:tessera:stat:requeued"]),
+        0
+    );
+    let answers = answers(&mut client, id, |_| {});
+    answers.assert_each_once(&tiles);
+    assert_eq!(answers.done.len(), tiles.len());
+}
+
+#[test]
+fn role_both_with_an_engine_is_a_front_and_a_render_node_in_one_process() {
+    let lab = Lab::new(&["b1"], 0);
+    let config = lab.config("b1.toml", &lab.style, "");
+    let socket = lab.path("b1.sock");
+    let both = ServerProcess::start(
+        lab.command("b1", env!("CARGO_BIN_EXE_tile-server"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--role", "both"])
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .env("RUST_LOG", "info,render_service::cluster=debug"),
+    );
+    let tiles = world(0..=4);
+    let mut client = lab.client("b1");
+    let id = client
+        .request_tiles(tiles.clone(), &options(Priority::Explicit))
+        .unwrap();
+    let answers = answers(&mut client, id, |_| {});
+    answers.assert_each_once(&tiles);
+    assert_eq!(answers.done.len(), tiles.len());
+    // Through the engine, not around it.
+    let log = both.stop().stderr;
+    assert!(
+        log.contains("cluster front") && log.contains("render node"),
+        "{log}"
+    );
+    assert!(lab.redis_number(&["GET", "tessera:tessera:stat:completed"]) >= 5);
+    assert_stored(&lab, &tiles);
+}
