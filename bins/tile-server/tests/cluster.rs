@@ -449,8 +449,9 @@ fn a_viewport_sent_behind_a_bulk_backlog_is_served_first_across_nodes() {
             "the bulk seed ended before the screen was drawn"
         );
         // While the screen was drawn, the nodes finished at most the bulk
-        // jobs they held (one each), and one that a node may have claimed
-        // between our send and the publication.
+        // jobs they held (one each), and what a node may have claimed
+        // between our send and the publication (one, two on a loaded
+        // machine). Without priorities across nodes it is most of them.
         let during: HashSet<Metatile> = bulk_answers
             .done
             .iter()
@@ -459,7 +460,7 @@ fn a_viewport_sent_behind_a_bulk_backlog_is_served_first_across_nodes() {
             .map(|(tile, _)| Metatile::containing(*tile, 8).unwrap())
             .collect();
         assert!(
-            during.len() <= 3,
+            during.len() <= 4,
             "{} bulk metatiles were finished while the screen waited {:?}",
             during.len(),
             drawn - sent
@@ -655,6 +656,17 @@ fn a_front_cut_off_from_the_engine_answers_busy_and_never_hangs() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The work it answered Busy was withdrawn when the engine came back:
+    // nobody draws it for a client that was told to retry.
+    let until = Instant::now() + Duration::from_secs(3);
+    while lab.queued() > 0 {
+        assert!(
+            Instant::now() < until,
+            "{} jobs answered Busy are still queued",
+            lab.queued()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -710,6 +722,11 @@ fn a_front_stopped_mid_seed_answers_every_tile_once_and_withdraws_its_jobs() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(
+        lab.redis(&["KEYS", "tessera:tessera:done:*"]),
+        "",
+        "its stream is left"
+    );
 }
 
 #[test]

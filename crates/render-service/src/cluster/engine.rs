@@ -72,13 +72,15 @@ impl Engine {
     /// An engine client for `url`, keys under `prefix`. Nothing connects
     /// until the first call.
     pub fn new(url: &str, prefix: &str) -> Result<Engine, EngineError> {
+        // Messages name the engine without its password.
+        let shown = super::redacted(url);
         let client = redis::Client::open(url).map_err(|source| EngineError::Redis {
-            url: url.to_owned(),
+            url: shown.clone(),
             source,
         })?;
         Ok(Engine {
             client,
-            url: url.to_owned(),
+            url: shown,
             prefix: prefix.to_owned(),
             connection: None,
             publish: Script::new(include_str!("lua/publish.lua")),
@@ -89,7 +91,7 @@ impl Engine {
         })
     }
 
-    /// The engine's address, for messages.
+    /// The engine's address, for messages (without a password).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -337,6 +339,16 @@ impl Engine {
         self.run(Duration::ZERO, |c, e| {
             redis::cmd("HGETALL").arg(e.key("versions")).query(c)
         })
+    }
+
+    /// Deletes `front`'s completion stream (the front is stopping).
+    pub(crate) fn forget_front(&mut self, front: &str) -> Result<(), EngineError> {
+        self.run(Duration::ZERO, |c, e| {
+            redis::cmd("DEL")
+                .arg(e.key(&format!("done:{front}")))
+                .query::<i64>(c)
+        })
+        .map(drop)
     }
 
     /// Jobs queued in `queue` now (for tests and status).

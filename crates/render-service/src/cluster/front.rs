@@ -106,7 +106,11 @@ pub(crate) fn start_front(
         closing: AtomicBool::new(false),
         done,
     });
-    tracing::info!(front = %shared.front, engine = %settings.url, "cluster front");
+    tracing::info!(
+        front = %shared.front,
+        engine = %super::redacted(&settings.url),
+        "cluster front"
+    );
     let reader = {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -170,6 +174,8 @@ impl Dispatcher {
             let _ = self.engine.withdraw(&self.shared.front, name);
         }
         self.shared.closing.store(true, Ordering::Relaxed);
+        // Nobody reads this front's completion stream any more.
+        let _ = self.engine.forget_front(&self.shared.front);
     }
 
     fn maps(&self) -> Arc<MapTable> {
@@ -330,7 +336,12 @@ impl Dispatcher {
             return;
         }
         if let Some(since) = self.engine_gone() {
-            let failed: Vec<JobId> = self.shared.lock().drain().map(|(_, j)| j.id).collect();
+            let failed: Vec<(String, JobId)> = self
+                .shared
+                .lock()
+                .drain()
+                .map(|(name, j)| (name, j.id))
+                .collect();
             if !failed.is_empty() {
                 tracing::warn!(
                     front = %self.shared.front,
@@ -339,7 +350,10 @@ impl Dispatcher {
                     since.elapsed().as_secs_f64()
                 );
             }
-            for id in failed {
+            for (name, id) in failed {
+                // Answered here: when the engine is back, nobody should
+                // still draw it for this front.
+                self.pending_withdrawals.extend(JobName::parse(&name));
                 self.shared
                     .report(engine_busy(id, self.engine.url(), since));
             }

@@ -249,6 +249,22 @@ impl fmt::Display for JobName {
     }
 }
 
+/// The engine's address as logs and messages show it: a password in it
+/// (`redis://:secret@host` or `redis://user:secret@host`) is replaced by
+/// `***`.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// A name for this process in the engine, unique enough across machines
 /// and restarts: the host, the process id and the start time.
 pub(crate) fn process_id(role: &str) -> String {
@@ -316,6 +332,27 @@ mod tests {
             ClusterSettings::from_section(&bad).unwrap_err().0,
             "cluster.name"
         );
+    }
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redacted("redis://:s3cret@10.0.0.5:6379/2"),
+            "redis://:***@10.0.0.5:6379/2"
+        );
+        assert_eq!(
+            redacted("redis://tessera:s3cret@db:6379"),
+            "redis://tessera:***@db:6379"
+        );
+        assert_eq!(redacted("redis://db:6379"), "redis://db:6379");
+        assert_eq!(redacted("redis://user@db:6379"), "redis://user@db:6379");
+        let engine = engine::Engine::new("redis://:s3cret@127.0.0.1:1", "t:").unwrap();
+        assert!(!format!("{engine:?}").contains("s3cret"));
+        let error = engine::Engine::new("redis://:s3cret@127.0.0.1:1", "t:")
+            .unwrap()
+            .ping()
+            .unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 
     #[test]

@@ -98,7 +98,12 @@ impl RenderNode {
             in_hand: Mutex::new(HashMap::new()),
             closing: Arc::clone(&closing),
         });
-        tracing::info!(node = %node.id, engine = %settings.url, slots, "render node");
+        tracing::info!(
+            node = %node.id,
+            engine = %super::redacted(&settings.url),
+            slots,
+            "render node"
+        );
         let slots = slots.max(1);
         let (free, free_rx) = bounded::<()>(slots);
         for _ in 0..slots {
@@ -109,7 +114,7 @@ impl RenderNode {
                 .name(name.into())
                 .spawn(body)
                 .map_err(|e| EngineError::Redis {
-                    url: settings.url.clone(),
+                    url: super::redacted(&settings.url),
                     source: redis::RedisError::from(e),
                 })
         };

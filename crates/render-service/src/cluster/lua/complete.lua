@@ -31,8 +31,12 @@ if ARGV[3] == 'stopped' then
 end
 local fronts = redis.call('HKEYS', KEYS[3])
 for _, front in ipairs(fronts) do
-  redis.call('XADD', ARGV[7] .. 'done:' .. front, 'MAXLEN', '~', ARGV[6], '*',
+  local stream = ARGV[7] .. 'done:' .. front
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*',
     'job', ARGV[2], 'status', ARGV[3], 'message', ARGV[4], 'ms', ARGV[5])
+  -- The stream of a front that died (a clean stop deletes its own) goes
+  -- a day after its last completion.
+  redis.call('EXPIRE', stream, 86400)
 end
 redis.call('DEL', KEYS[3])
 redis.call('DEL', KEYS[5])
