@@ -9,6 +9,11 @@
 #               ROUNDS rounds. The engine's counters (commands, bytes, CPU)
 #               are read before and after every cluster run: its cost per
 #               metatile job.
+#   ceiling     the engine's ceiling: engine_ceiling runs whole job lifecycles
+#               (publish, claim, complete, the front's stream read) through
+#               render-service's own engine client and Lua scripts, 1, 4 and
+#               8 at once, 5 s each, against a fresh Redis; jobs/s, and the
+#               share of a core Redis used (jobs/s ÷ share = the ceiling).
 #   priority    tile-client pan scenarios A-D (as service_vs_renderd.sh) through
 #               a front with 2 remote render nodes of 1 thread, and through one
 #               tile-server with --threads 2, alternating, PAN_RUNS runs.
@@ -29,7 +34,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 runmeta_init "$@"
 SHARED=${SHARED:-$(cd "$ROOT/../shared" && pwd)}
 STYLE=$SHARED/bench/mapnik/mapnik_style.xml
-PARTS=${PARTS:-throughput priority}
+PARTS=${PARTS:-throughput ceiling priority}
 ROUNDS=${ROUNDS:-3}
 PAN_RUNS=${PAN_RUNS:-5}
 ZOOM=${ZOOM:-0-6}
@@ -54,8 +59,8 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$RUN"' EXIT
 
-echo "building tile-server, tile-client (release)..."
-(cd "$ROOT" && cargo build --release -q -p tile-server -p tile-client)
+echo "building tile-server, tile-client, engine_ceiling (release)..."
+(cd "$ROOT" && cargo build --release -q -p tile-server -p tile-client -p tessera-benches --bin engine_ceiling)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 SOCK=$RUN/front.sock
 CLIENT=("$BIN/tile-client" --server "unix:$SOCK")
@@ -83,23 +88,29 @@ single_start() { # threads log; a fresh tile dir every run (see service_vs_rende
     > "$RUN/$2" 2>&1 &
   PIDS+=($!); wait_ready "$RUN/$2" $!
 }
-cluster_start() { # nodes log-prefix; the engine (no persistence), a front, N nodes of 1 thread
+REDIS_PID=""
+cluster_start() { # nodes log-prefix [extra tile-server args]; the engine (no persistence), a front,
+                  # N nodes of 1 thread (pinned one per CPU unless UNPINNED=1)
+  local n=$1 prefix=$2; shift 2
   RUN_N=$((RUN_N + 1)); TILES=$RUN/tiles-$RUN_N
   rm -f "$SOCK"
   redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning \
-    > "$RUN/$2-redis.log" 2>&1 &
-  PIDS+=($!)
+    > "$RUN/$prefix-redis.log" 2>&1 &
+  REDIS_PID=$!; PIDS+=($!)
   for _ in $(seq 100); do [ "$(rcli ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
-  "$BIN/tile-server" --style "$STYLE" --tile-dir "$TILES" --listen "unix:$SOCK" \
-    --role front --queue "$QUEUE" > "$RUN/$2-front.log" 2>&1 &
-  PIDS+=($!); wait_ready "$RUN/$2-front.log" $!
-  local k
-  for k in $(seq "$1"); do
-    taskset -c $((k - 1)) "$BIN/tile-server" --style "$STYLE" --threads 1 --tile-dir "$TILES" \
-      --role render --queue "$QUEUE" > "$RUN/$2-node$k.log" 2>&1 &
-    PIDS+=($!); wait_ready "$RUN/$2-node$k.log" $!
+  "$BIN/tile-server" --style "${CLUSTER_STYLE:-$STYLE}" --tile-dir "$TILES" --listen "unix:$SOCK" \
+    --role front --queue "$QUEUE" "$@" > "$RUN/$prefix-front.log" 2>&1 &
+  PIDS+=($!); wait_ready "$RUN/$prefix-front.log" $!
+  local k pin
+  for k in $(seq "$n"); do
+    pin=(taskset -c $(((k - 1) % $(nproc))))
+    [ -n "${UNPINNED:-}" ] && pin=()
+    "${pin[@]}" "$BIN/tile-server" --style "${CLUSTER_STYLE:-$STYLE}" --threads 1 --tile-dir "$TILES" \
+      --role render --queue "$QUEUE" "$@" > "$RUN/$prefix-node$k.log" 2>&1 &
+    PIDS+=($!); wait_ready "$RUN/$prefix-node$k.log" $!
   done
 }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 warm() { # every renderer loads its map before anything is timed
   timeout 60 "${CLIENT[@]}" render 0/0/0 1/0/0 2/0/0 3/0/0 4/0/0 --force >/dev/null
 }
@@ -161,6 +172,23 @@ if [[ " $PARTS " == *" throughput "* ]]; then
       esac
       stop_all
     done
+  done
+fi
+
+if [[ " $PARTS " == *" ceiling "* ]]; then
+  for round in $(seq "$ROUNDS"); do
+    echo "--- ceiling round $round, load $(load)"
+    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning \
+      > "$RUN/ceiling-redis.log" 2>&1 &
+    REDIS_PID=$!; PIDS+=($!)
+    for _ in $(seq 100); do [ "$(rcli ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+    for clients in 1 4 8; do
+      out=$("$BIN/engine_ceiling" --queue "$QUEUE" --redis-pid "$REDIS_PID" --clients "$clients" \
+        --seconds 5 ${ALLOW_DIRTY:+--allow-dirty})
+      echo "  round $round, $clients clients: $out" | cut -c1-220
+      echo "$out" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d["round"]='"$round"'; print(json.dumps(d))' >> "$RESULTS"
+    done
+    stop_all
   done
 fi
 

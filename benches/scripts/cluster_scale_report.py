@@ -109,6 +109,30 @@ def engine_cost(recs):
     return per
 
 
+def ceiling(recs, per):
+    rows = [r for r in recs if r.get("kind") == "engine_ceiling"]
+    if not rows:
+        return
+    print("#### The engine's ceiling, measured (engine_ceiling: whole job lifecycles through tessera's engine client and scripts; 5 s a run; median of rounds)\n")
+    print("| concurrent lifecycles | rounds | jobs/s | Redis CPU (share of one core) | Redis CPU µs a job | jobs/s ÷ share |")
+    print("|---|---|---|---|---|---|")
+    best = None
+    for clients in sorted({r["clients"] for r in rows}):
+        rs = [r for r in rows if r["clients"] == clients]
+        jobs = med([r["jobs_per_s"] for r in rs])
+        print("| %d | %d | %.0f | %.0f %% | %.0f | %.0f |" % (
+            clients, len(rs), jobs, 100 * med([r["redis_share"] for r in rs]),
+            med([r["redis_cpu_us_per_job"] for r in rs]), med([r["ceiling_jobs_per_s"] for r in rs])))
+        best = max(best or 0, jobs)
+    one = [p for p in (per or []) if p["nodes"] == 1]
+    if one and best:
+        rate = med([p["jobs"] / p["wall_s"] for p in one])
+        print("\n**Model, from the measured ceiling**: one Redis takes **%.0f jobs/s** (the best median\n"
+              "above, Redis near one full core); N render nodes at M jobs/s each need N × M ≤ %.0f:\n"
+              "%.0f nodes at this style's %.1f jobs/s per 1-thread node." % (best, best, best / rate, rate))
+    print()
+
+
 def priority(recs):
     pans = [r for r in recs if r.get("kind") == "pan"]
     if not pans:
@@ -143,7 +167,8 @@ def main():
             meta[0]["date"], rm.get("commit", "?")[:7], " (dirty)" if rm.get("dirty") else "",
             meta[0].get("redis", ""), meta[0]["load_start"]))
     throughput(recs)
-    engine_cost(recs)
+    per = engine_cost(recs)
+    ceiling(recs, per)
     priority(recs)
 
 

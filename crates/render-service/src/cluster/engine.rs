@@ -7,6 +7,10 @@
 //! and are loaded again when the engine has forgotten them (a restart).
 //! Each script is atomic in Redis, which is what makes a job's state
 //! consistent across fronts and nodes without locks of our own.
+//!
+//! The calls are public for tools and benchmarks (`engine_ceiling` drives
+//! whole job lifecycles with them); fronts and nodes are the callers that
+//! keep a job's promises.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,14 +38,17 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A completion read from a front's stream.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Completion {
+pub struct Completion {
     /// The stream entry's id (reading goes on after it).
-    pub(crate) id: String,
-    pub(crate) job: String,
+    pub id: String,
+    /// The job's name.
+    pub job: String,
     /// `done`, `failed:<kind code>` or `stopped`.
-    pub(crate) status: String,
-    pub(crate) message: String,
-    pub(crate) render_ms: u32,
+    pub status: String,
+    /// Why it failed, if it did.
+    pub message: String,
+    /// How long a tile took to draw, as the node measured it.
+    pub render_ms: u32,
 }
 
 /// One connection to the engine, made on first use and again after a
@@ -151,7 +158,7 @@ impl Engine {
 
     /// Publishes (or re-ranks) `front`'s interest in `job` at `score`;
     /// `true` when a node is drawing it already.
-    pub(crate) fn publish(
+    pub fn publish(
         &mut self,
         front: &str,
         job: &JobName,
@@ -176,7 +183,7 @@ impl Engine {
     }
 
     /// Withdraws `front`'s interest in `job`; how many fronts still want it.
-    pub(crate) fn withdraw(&mut self, front: &str, job: &JobName) -> Result<u64, EngineError> {
+    pub fn withdraw(&mut self, front: &str, job: &JobName) -> Result<u64, EngineError> {
         let name = job.to_string();
         self.run(Duration::ZERO, |c, e| {
             e.withdraw
@@ -191,7 +198,7 @@ impl Engine {
 
     /// Takes the most urgent job of `queues` for `node` under a lease:
     /// its name and whether it bypasses the store.
-    pub(crate) fn claim(
+    pub fn claim(
         &mut self,
         node: &str,
         queues: &[String],
@@ -211,12 +218,7 @@ impl Engine {
     }
 
     /// Extends `node`'s lease on `job`: `false` means stop drawing it.
-    pub(crate) fn renew(
-        &mut self,
-        node: &str,
-        job: &str,
-        lease: Duration,
-    ) -> Result<bool, EngineError> {
+    pub fn renew(&mut self, node: &str, job: &str, lease: Duration) -> Result<bool, EngineError> {
         let go_on: i64 = self.run(Duration::ZERO, |c, e| {
             e.renew
                 .key(e.key("running"))
@@ -231,7 +233,7 @@ impl Engine {
     }
 
     /// Reports `job` finished with `status`; how many fronts were told.
-    pub(crate) fn complete(
+    pub fn complete(
         &mut self,
         node: &str,
         job: &JobName,
@@ -261,7 +263,7 @@ impl Engine {
     }
 
     /// Waits up to `wait` for a publication's wake-up token.
-    pub(crate) fn wait_for_work(&mut self, wait: Duration) -> Result<(), EngineError> {
+    pub fn wait_for_work(&mut self, wait: Duration) -> Result<(), EngineError> {
         let seconds = wait.as_secs_f64().max(0.01);
         self.run(wait, |c, e| {
             redis::cmd("BLPOP")
@@ -274,7 +276,7 @@ impl Engine {
 
     /// Completions on `front`'s stream after `after` (`0` for all),
     /// waiting up to `wait` for the first.
-    pub(crate) fn completions(
+    pub fn completions(
         &mut self,
         front: &str,
         after: &str,

@@ -192,7 +192,7 @@ impl ClusterSettings {
 
 /// The queue of one map's style version: `<map>@<version>`. Map names are
 /// letters, digits, `-`, `_` and `@2x`; versions hex.
-pub(crate) fn queue_name(map: &str, version: &str) -> String {
+pub fn queue_name(map: &str, version: &str) -> String {
     format!("{map}@{version}")
 }
 
@@ -201,13 +201,14 @@ pub(crate) fn queue_name(map: &str, version: &str) -> String {
 /// tile. Every machine of a cluster uses the same metatile size (it is part
 /// of the style version).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct JobName {
+pub struct JobName {
     pub(crate) queue: String,
     pub(crate) first: TileCoord,
 }
 
 impl JobName {
-    pub(crate) fn new(queue: String, metatile: &Metatile) -> JobName {
+    /// The job of `metatile` in `queue` ([`queue_name`]).
+    pub fn new(queue: String, metatile: &Metatile) -> JobName {
         JobName {
             queue,
             first: metatile.first_tile(),
@@ -216,7 +217,7 @@ impl JobName {
 
     /// Reads a job's name as [`fmt::Display`] writes it; `None` for
     /// anything else (the engine is shared: never trust a name blindly).
-    pub(crate) fn parse(text: &str) -> Option<JobName> {
+    pub fn parse(text: &str) -> Option<JobName> {
         let mut parts = text.rsplitn(4, '/');
         let y = parts.next()?.parse().ok()?;
         let x = parts.next()?.parse().ok()?;
@@ -236,7 +237,7 @@ impl JobName {
     }
 
     /// The metatile of `size` this job draws.
-    pub(crate) fn metatile(&self, size: u32) -> Option<Metatile> {
+    pub fn metatile(&self, size: u32) -> Option<Metatile> {
         let metatile = Metatile::containing(self.first, size).ok()?;
         (metatile.first_tile() == self.first).then_some(metatile)
     }
@@ -267,7 +268,7 @@ pub(crate) fn redacted(url: &str) -> String {
 
 /// A name for this process in the engine, unique enough across machines
 /// and restarts: the host, the process id and the start time.
-pub(crate) fn process_id(role: &str) -> String {
+pub fn process_id(role: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
