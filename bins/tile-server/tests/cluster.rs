@@ -494,6 +494,9 @@ fn a_cancel_on_one_front_removes_its_work_from_every_node_and_spares_the_other_f
     c1.cancel(vec![id1]).unwrap();
     let first = answers(&mut c1, id1, |_| {});
     first.assert_each_once(&tiles);
+    let stats: HashMap<String, u64> = c1.stats().unwrap().into_iter().collect();
+    assert!(stats["cluster_jobs_withdrawn"] >= 1, "{stats:?}");
+    assert!(stats["cluster_jobs_published"] >= stats["cluster_jobs_withdrawn"]);
     assert!(!first.cancelled.is_empty(), "nothing was left to cancel");
     // At once, only what f2 also wants (4 metatiles) is left in the queue.
     let until = Instant::now() + Duration::from_secs(1);
@@ -656,6 +659,11 @@ fn a_front_cut_off_from_the_engine_answers_busy_and_never_hangs() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    let stats: HashMap<String, u64> = client.stats().unwrap().into_iter().collect();
+    assert_eq!(stats.get("cluster_engine_up"), Some(&1), "{stats:?}");
+    assert!(stats["cluster_engine_outages"] >= 1, "{stats:?}");
+    assert!(stats["cluster_jobs_busy"] >= 1, "{stats:?}");
+    assert!(stats["cluster_jobs_completed"] >= 1, "{stats:?}");
     // The work it answered Busy was withdrawn when the engine came back:
     // nobody draws it for a client that was told to retry.
     let until = Instant::now() + Duration::from_secs(3);

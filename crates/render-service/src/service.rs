@@ -655,6 +655,7 @@ impl TileService {
                     job_rx.clone(),
                     commands.clone(),
                     Arc::clone(&maps),
+                    Arc::clone(&stats),
                 )
                 .map_err(ServiceError::Thread)?;
                 0

@@ -39,6 +39,35 @@ pub struct Stats {
     render_ms: Mutex<VecDeque<f64>>,
     /// Metatiles rendered by map and zoom, and their render times.
     renders: Mutex<RenderCounts>,
+    /// A cluster front's dealings with the engine (shown only on a front).
+    pub(crate) cluster: ClusterCounters,
+}
+
+/// What a cluster front did with the engine (`cluster_*` in the stats).
+#[derive(Debug, Default)]
+pub(crate) struct ClusterCounters {
+    /// Set when this service is a cluster front.
+    pub(crate) front: std::sync::atomic::AtomicBool,
+    /// Jobs published to the shared queue.
+    pub(crate) published: AtomicU64,
+    /// Published jobs re-ranked (their class changed).
+    pub(crate) reranked: AtomicU64,
+    /// Jobs withdrawn (cancelled, left, preempted, shutdown).
+    pub(crate) withdrawn: AtomicU64,
+    /// Jobs answered from a render node's completion.
+    pub(crate) completed: AtomicU64,
+    /// Jobs answered Busy because the engine did not answer.
+    pub(crate) busy: AtomicU64,
+    /// Times the engine was lost.
+    pub(crate) outages: AtomicU64,
+    /// 1 while the engine answers.
+    pub(crate) engine_up: AtomicU64,
+}
+
+impl ClusterCounters {
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Metatiles rendered by map and zoom, and a histogram of their render
@@ -92,6 +121,7 @@ impl Default for Stats {
             idle_connections_closed: AtomicU64::new(0),
             render_ms: Mutex::new(VecDeque::with_capacity(RENDER_SAMPLES)),
             renders: Mutex::new(RenderCounts::default()),
+            cluster: ClusterCounters::default(),
         }
     }
 }
@@ -279,6 +309,20 @@ impl Stats {
             // sub-millisecond render is not reported as 0.
             entries.push((name.to_owned(), value.ceil() as u64));
         }
+        let cluster = &self.cluster;
+        if cluster.front.load(Ordering::Relaxed) {
+            for (name, counter) in [
+                ("cluster_engine_up", &cluster.engine_up),
+                ("cluster_engine_outages", &cluster.outages),
+                ("cluster_jobs_published", &cluster.published),
+                ("cluster_jobs_reranked", &cluster.reranked),
+                ("cluster_jobs_withdrawn", &cluster.withdrawn),
+                ("cluster_jobs_completed", &cluster.completed),
+                ("cluster_jobs_busy", &cluster.busy),
+            ] {
+                entries.push((name.to_owned(), load(counter)));
+            }
+        }
         for (client, queued) in &scheduler.queued_tiles_by_client {
             entries.push((format!("client_{client}_queued"), *queued as u64));
         }
@@ -313,6 +357,13 @@ mod tests {
         assert_eq!(snap.get("render_ms_p50"), Some(50));
         assert_eq!(snap.get("render_ms_p99"), Some(99));
         assert_eq!(snap.get("queued_viewport"), Some(0));
+        // One machine: no cluster counters to confuse anyone.
+        assert_eq!(snap.get("cluster_engine_up"), None);
+        stats.cluster.front.store(true, Ordering::Relaxed);
+        ClusterCounters::add(&stats.cluster.published);
+        let snap = stats.snapshot(&SchedulerStats::default());
+        assert_eq!(snap.get("cluster_jobs_published"), Some(1));
+        assert_eq!(snap.get("cluster_engine_up"), Some(0));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use super::engine::{Completion, Engine};
 use super::{process_id, queue_name, ClusterSettings, JobName};
 use crate::scheduler::{JobId, RenderJob};
 use crate::service::{already_rendered, Command, MapEntry, MapTable, WorkDone, WorkerJob};
+use crate::stats::{ClusterCounters, Stats};
 
 /// A published job, until its one report.
 struct Outstanding {
@@ -53,6 +54,7 @@ struct Shared {
     down_since: Mutex<Option<Instant>>,
     closing: AtomicBool,
     done: Sender<Command>,
+    stats: Arc<Stats>,
 }
 
 impl Shared {
@@ -78,6 +80,8 @@ impl Shared {
         if down.is_none() {
             tracing::warn!(front = %self.front, "lost the engine: {why}");
             *down = Some(Instant::now());
+            ClusterCounters::add(&self.stats.cluster.outages);
+            self.stats.cluster.engine_up.store(0, Ordering::Relaxed);
         }
     }
 
@@ -92,7 +96,10 @@ pub(crate) fn start_front(
     jobs: Receiver<WorkerJob>,
     done: Sender<Command>,
     maps: Arc<RwLock<Arc<MapTable>>>,
+    stats: Arc<Stats>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
+    stats.cluster.front.store(true, Ordering::Relaxed);
+    stats.cluster.engine_up.store(1, Ordering::Relaxed);
     let engine = |role: &str| {
         Engine::new(&settings.url, &settings.prefix)
             .map_err(|e| std::io::Error::other(format!("{role}: {e}")))
@@ -105,6 +112,7 @@ pub(crate) fn start_front(
         down_since: Mutex::new(None),
         closing: AtomicBool::new(false),
         done,
+        stats,
     });
     tracing::info!(
         front = %shared.front,
@@ -198,6 +206,7 @@ impl Dispatcher {
             return;
         };
         if let Some(since) = self.engine_gone() {
+            ClusterCounters::add(&self.shared.stats.cluster.busy);
             self.shared
                 .report(engine_busy(job.id, self.engine.url(), since));
             return;
@@ -218,9 +227,10 @@ impl Dispatcher {
         self.shared.lock().insert(name.to_string(), outstanding);
         self.publish_versions();
         if self.shared.down_since().is_none() {
-            if let Err(e) = self.engine.publish(&self.shared.front, &name, score, force) {
+            match self.engine.publish(&self.shared.front, &name, score, force) {
+                Ok(_) => ClusterCounters::add(&self.shared.stats.cluster.published),
                 // Published again when the engine is back.
-                self.shared.engine_failed(&e);
+                Err(e) => self.shared.engine_failed(&e),
             }
         }
     }
@@ -279,6 +289,7 @@ impl Dispatcher {
         }
         for (name, id) in stopped {
             tracing::debug!(job = %name, "withdrawn");
+            ClusterCounters::add(&self.shared.stats.cluster.withdrawn);
             if let Some(name) = JobName::parse(&name) {
                 self.withdraw(name);
             }
@@ -298,6 +309,7 @@ impl Dispatcher {
                 self.shared.engine_failed(&e);
                 break;
             }
+            ClusterCounters::add(&self.shared.stats.cluster.reranked);
         }
     }
 
@@ -333,6 +345,11 @@ impl Dispatcher {
                 .down_since
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            self.shared
+                .stats
+                .cluster
+                .engine_up
+                .store(1, Ordering::Relaxed);
             return;
         }
         if let Some(since) = self.engine_gone() {
@@ -354,6 +371,7 @@ impl Dispatcher {
                 // Answered here: when the engine is back, nobody should
                 // still draw it for this front.
                 self.pending_withdrawals.extend(JobName::parse(&name));
+                ClusterCounters::add(&self.shared.stats.cluster.busy);
                 self.shared
                     .report(engine_busy(id, self.engine.url(), since));
             }
@@ -501,5 +519,6 @@ fn answer(shared: &Shared, completion: Completion) {
         ),
     };
     tracing::debug!(metatile = %job.job.metatile, "completed by a render node");
+    ClusterCounters::add(&shared.stats.cluster.completed);
     shared.report(done);
 }
