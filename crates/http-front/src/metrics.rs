@@ -96,10 +96,37 @@ fn kind_of(name: &str) -> &'static str {
         || name.starts_with("metatiles_")
         || name.ends_with("_dropped_not_reading")
         || name.ends_with("_evicted")
-        || name.ends_with("_closed");
+        || name.ends_with("_closed")
+        || name.starts_with("cluster_jobs_")
+        || name == "cluster_engine_outages";
     if growing && !name.starts_with("tiles_queued") {
         "counter"
     } else {
         "gauge"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kind_of;
+
+    #[test]
+    fn counters_only_grow_and_gauges_go_both_ways() {
+        for counter in [
+            "tiles_rendered",
+            "metatiles_stopped",
+            "cluster_jobs_published",
+            "cluster_engine_outages",
+        ] {
+            assert_eq!(kind_of(counter), "counter", "{counter}");
+        }
+        for gauge in [
+            "tiles_per_s",
+            "queued_tiles",
+            "connections",
+            "cluster_engine_up",
+        ] {
+            assert_eq!(kind_of(gauge), "gauge", "{gauge}");
+        }
     }
 }
