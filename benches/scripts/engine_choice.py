@@ -246,9 +246,12 @@ class RedisSide:
         self.front = aioredis.Redis(**kw)
         self.node = aioredis.Redis(**kw)
         self.sha = {}
+        # As tessera loads them: the shared helpers first (engine.rs).
+        with open(os.path.join(LUA_DIR, "common.lua")) as f:
+            common = f.read()
         for name in ("publish", "withdraw", "claim", "renew", "complete"):
             with open(os.path.join(LUA_DIR, name + ".lua")) as f:
-                self.sha[name] = await self.front.script_load(f.read())
+                self.sha[name] = await self.front.script_load(common + "\n" + f.read())
         return self
 
     async def close(self):

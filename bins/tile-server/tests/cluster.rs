@@ -141,11 +141,11 @@ impl Lab {
             .spawn()
             .expect("redis-server (scripts/install-deps.sh installs it)");
         self.engine = Some(child);
-        let until = Instant::now() + Duration::from_secs(20);
-        while self.redis(&["PING"]) != "PONG" {
-            assert!(Instant::now() < until, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            Duration::from_secs(20),
+            || self.redis(&["PING"]) == "PONG",
+            || "redis-server did not start".to_owned(),
+        );
     }
 
     fn kill_engine(&mut self) {
@@ -177,6 +177,15 @@ impl Lab {
             .filter(|k| !k.is_empty())
             .map(|k| self.redis_number(&["ZCARD", k]))
             .sum()
+    }
+
+    /// Within 5 s, nothing is queued or running in the engine.
+    fn assert_engine_empties(&self, when: &str) {
+        eventually(
+            Duration::from_secs(5),
+            || self.queued() == 0 && self.redis_number(&["ZCARD", "tessera:tessera:running"]) == 0,
+            || format!("work left in the engine {when}: {} queued", self.queued()),
+        );
     }
 
     /// The cluster's configuration, with `extra` TOML lines in `[cluster]`
@@ -259,6 +268,16 @@ impl Drop for Lab {
                 .args(["netns", "del", &format!("{}{host}", self.tag)])
                 .status();
         }
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms; fails with `why` after
+/// `within`.
+fn eventually(within: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let until = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < until, "{}", why());
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -499,29 +518,23 @@ fn a_cancel_on_one_front_removes_its_work_from_every_node_and_spares_the_other_f
     assert!(stats["cluster_jobs_published"] >= stats["cluster_jobs_withdrawn"]);
     assert!(!first.cancelled.is_empty(), "nothing was left to cancel");
     // At once, only what f2 also wants (4 metatiles) is left in the queue.
-    let until = Instant::now() + Duration::from_secs(1);
-    while lab.queued() > 4 {
-        assert!(
-            Instant::now() < until,
-            "{} jobs still queued a second after the cancel",
-            lab.queued()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        Duration::from_secs(1),
+        || lab.queued() <= 4,
+        || {
+            format!(
+                "{} jobs still queued a second after the cancel",
+                lab.queued()
+            )
+        },
+    );
     // What f2 still wants is drawn and answered.
     let second = answers(&mut c2, id2, |_| {});
     second.assert_each_once(&shared);
     assert_eq!(second.done.len(), shared.len(), "{second:?}");
     // Nothing of f1's is left for any node: the queue empties, running
     // jobs stop at their next renewal, and no more jobs are finished.
-    let until = Instant::now() + Duration::from_secs(5);
-    while lab.queued() > 0 || lab.redis_number(&["ZCARD", "tessera:tessera:running"]) > 0 {
-        assert!(
-            Instant::now() < until,
-            "work left in the engine after the cancel"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.assert_engine_empties("after the cancel");
     let completed = lab.redis_number(&["GET", "tessera:tessera:stat:completed"]);
     // Since the cancel, only what f2 wants (4 metatiles) and what the nodes
     // held or took before the cancel landed (2 + 2) was finished.
@@ -666,15 +679,11 @@ fn a_front_cut_off_from_the_engine_answers_busy_and_never_hangs() {
     assert!(stats["cluster_jobs_completed"] >= 1, "{stats:?}");
     // The work it answered Busy was withdrawn when the engine came back:
     // nobody draws it for a client that was told to retry.
-    let until = Instant::now() + Duration::from_secs(3);
-    while lab.queued() > 0 {
-        assert!(
-            Instant::now() < until,
-            "{} jobs answered Busy are still queued",
-            lab.queued()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(3),
+        || lab.queued() == 0,
+        || format!("{} jobs answered Busy are still queued", lab.queued()),
+    );
 }
 
 #[test]
@@ -722,14 +731,7 @@ fn a_front_stopped_mid_seed_answers_every_tile_once_and_withdraws_its_jobs() {
     let ended = stopper.join().unwrap();
     assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
     // Nothing of the front's is left for the node.
-    let until = Instant::now() + Duration::from_secs(5);
-    while lab.queued() > 0 || lab.redis_number(&["ZCARD", "tessera:tessera:running"]) > 0 {
-        assert!(
-            Instant::now() < until,
-            "the stopped front's jobs are still in the engine"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.assert_engine_empties("after the front stopped");
     assert_eq!(
         lab.redis(&["KEYS", "tessera:tessera:done:*"]),
         "",

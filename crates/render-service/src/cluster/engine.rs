@@ -51,6 +51,12 @@ pub struct Completion {
     pub render_ms: u32,
 }
 
+/// A script with the helpers every script shares (`lua/common.lua`)
+/// before it.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/common.lua")))
+}
+
 /// One connection to the engine, made on first use and again after a
 /// failure.
 pub struct Engine {
@@ -90,11 +96,11 @@ impl Engine {
             url: shown,
             prefix: prefix.to_owned(),
             connection: None,
-            publish: Script::new(include_str!("lua/publish.lua")),
-            withdraw: Script::new(include_str!("lua/withdraw.lua")),
-            claim: Script::new(include_str!("lua/claim.lua")),
-            renew: Script::new(include_str!("lua/renew.lua")),
-            complete: Script::new(include_str!("lua/complete.lua")),
+            publish: script(include_str!("lua/publish.lua")),
+            withdraw: script(include_str!("lua/withdraw.lua")),
+            claim: script(include_str!("lua/claim.lua")),
+            renew: script(include_str!("lua/renew.lua")),
+            complete: script(include_str!("lua/complete.lua")),
         })
     }
 

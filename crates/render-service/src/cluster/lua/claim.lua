@@ -7,8 +7,7 @@
 -- them any more. Keys of expired jobs are derived from the prefix, so this
 -- script needs a single Redis instance (not Redis Cluster).
 -- Returns {job, force} or nil when nothing is queued for this node.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local prefix = ARGV[3]
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 64)
 for _, job in ipairs(expired) do
@@ -16,11 +15,7 @@ for _, job in ipairs(expired) do
   redis.call('DEL', prefix .. 'lease:' .. job)
   local vals = redis.call('HVALS', prefix .. 'want:' .. job)
   if #vals > 0 then
-    local best = nil
-    for _, v in ipairs(vals) do
-      local n = tonumber(v)
-      if best == nil or n < best then best = n end
-    end
+    local best = best_score(vals)
     local queue = prefix .. 'q:' .. string.match(job, '^[^/]+')
     redis.call('ZADD', queue, best, job)
     redis.call('INCR', prefix .. 'stat:requeued')

@@ -19,12 +19,7 @@ if ARGV[3] == 'stopped' then
   if holder == ARGV[1] then
     local vals = redis.call('HVALS', KEYS[3])
     if #vals > 0 then
-      local best = nil
-      for _, v in ipairs(vals) do
-        local n = tonumber(v)
-        if best == nil or n < best then best = n end
-      end
-      redis.call('ZADD', KEYS[4], best, ARGV[2])
+      redis.call('ZADD', KEYS[4], best_score(vals), ARGV[2])
     end
   end
   return 0

@@ -9,11 +9,7 @@
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 if ARGV[4] == '1' then redis.call('SET', KEYS[4], '1') end
 if redis.call('ZSCORE', KEYS[3], ARGV[2]) then return 'running' end
-local best = nil
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
-  local n = tonumber(v)
-  if best == nil or n < best then best = n end
-end
+local best = best_score(redis.call('HVALS', KEYS[2]))
 -- One token per job newly queued wakes one idle render worker (a re-rank
 -- wakes nobody); the list is capped, and a spare token only costs a worker
 -- one empty claim.

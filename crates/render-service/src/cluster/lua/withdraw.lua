@@ -12,11 +12,6 @@ if #vals == 0 then
   return 0
 end
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  local best = nil
-  for _, v in ipairs(vals) do
-    local n = tonumber(v)
-    if best == nil or n < best then best = n end
-  end
-  redis.call('ZADD', KEYS[1], best, ARGV[2])
+  redis.call('ZADD', KEYS[1], best_score(vals), ARGV[2])
 end
 return #vals
