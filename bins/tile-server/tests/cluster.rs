@@ -238,6 +238,22 @@ impl Lab {
         )
     }
 
+    /// A client of `host` that asked for every tile of `zooms` over the
+    /// world: the client, the request's id and the tiles.
+    fn seeding(
+        &self,
+        host: &str,
+        zooms: std::ops::RangeInclusive<u8>,
+        priority: Priority,
+    ) -> (TileClient, u64, Vec<TileCoord>) {
+        let tiles = world(zooms);
+        let mut client = self.client(host);
+        let id = client
+            .request_tiles(tiles.clone(), &options(priority))
+            .unwrap();
+        (client, id, tiles)
+    }
+
     fn client(&self, host: &str) -> TileClient {
         let endpoint = format!("unix:{}", self.path(&format!("{host}.sock")).display());
         let client = TileClient::connect(&endpoint.parse().unwrap(), None, "cluster-test").unwrap();
@@ -565,11 +581,7 @@ fn the_engine_restarts_mid_seed_and_nothing_is_lost_or_answered_twice() {
     let _f1 = lab.front("f1", "");
     let r1 = lab.node("r1", &lab.style);
     let _r2 = lab.node("r2", &lab.style);
-    let tiles = world(0..=5);
-    let mut client = lab.client("f1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Bulk))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("f1", 0..=5, Priority::Bulk);
     r1.wait_for_log("reported", 2);
     // Killed, not shut down, and without persistence: the restarted engine
     // knows nothing of the queue, the leases or the completion streams.
@@ -596,11 +608,7 @@ fn a_render_node_with_another_style_version_refuses_the_jobs_and_says_so() {
         .replace("#f2efe9", "#ff0000");
     std::fs::write(&other_style, text).unwrap();
     let r1 = lab.node("r1", &other_style);
-    let tiles = world(0..=3);
-    let mut client = lab.client("f1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Explicit))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("f1", 0..=3, Priority::Explicit);
     let log = r1.wait_for_log("refusing the jobs of map `m`", 1);
     assert!(log.contains("style version"), "{log}");
     // Its jobs wait for a node that has the fronts' style.
@@ -622,11 +630,7 @@ fn a_front_cut_off_from_the_engine_answers_busy_and_never_hangs() {
     let lab = Lab::new(&["f1", "r1"], 20_000);
     let _f1 = lab.front("f1", "engine_timeout_ms = 1500");
     let r1 = lab.node("r1", &lab.style);
-    let tiles = world(0..=5);
-    let mut client = lab.client("f1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Bulk))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("f1", 0..=5, Priority::Bulk);
     r1.wait_for_log("reported", 1);
     lab.link("f1", false);
     let cut = Instant::now();
@@ -715,11 +719,7 @@ fn a_front_stopped_mid_seed_answers_every_tile_once_and_withdraws_its_jobs() {
     let lab = Lab::new(&["f1", "r1"], 20_000);
     let f1 = lab.front("f1", "");
     let r1 = lab.node("r1", &lab.style);
-    let tiles = world(0..=5);
-    let mut client = lab.client("f1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Bulk))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("f1", 0..=5, Priority::Bulk);
     r1.wait_for_log("reported", 1);
     let stopper = std::thread::spawn(move || f1.stop());
     let answers = answers(&mut client, id, |_| {});
@@ -745,11 +745,7 @@ fn a_render_node_stopped_mid_seed_finishes_its_job_and_the_other_carries_on() {
     let _f1 = lab.front("f1", "");
     let r1 = lab.node("r1", &lab.style);
     let _r2 = lab.node("r2", &lab.style);
-    let tiles = world(0..=5);
-    let mut client = lab.client("f1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Bulk))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("f1", 0..=5, Priority::Bulk);
     r1.wait_for_log("claimed", 2);
     let ended = r1.stop();
     assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
@@ -780,11 +776,7 @@ fn role_both_with_an_engine_is_a_front_and_a_render_node_in_one_process() {
             .arg(format!("unix:{}", socket.display()))
             .env("RUST_LOG", "info,render_service::cluster=debug"),
     );
-    let tiles = world(0..=4);
-    let mut client = lab.client("b1");
-    let id = client
-        .request_tiles(tiles.clone(), &options(Priority::Explicit))
-        .unwrap();
+    let (mut client, id, tiles) = lab.seeding("b1", 0..=4, Priority::Explicit);
     let answers = answers(&mut client, id, |_| {});
     answers.assert_each_once(&tiles);
     assert_eq!(answers.done.len(), tiles.len());
