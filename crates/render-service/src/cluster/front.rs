@@ -340,16 +340,17 @@ impl Dispatcher {
                 jobs = count,
                 "the engine is back; outstanding jobs published again"
             );
-            *self
-                .shared
-                .down_since
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            // Up before new work can be published again.
             self.shared
                 .stats
                 .cluster
                 .engine_up
                 .store(1, Ordering::Relaxed);
+            *self
+                .shared
+                .down_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             return;
         }
         if let Some(since) = self.engine_gone() {
