@@ -451,11 +451,8 @@ fn a_viewport_sent_behind_a_bulk_backlog_is_served_first_across_nodes() {
     let lab = Lab::new(&["f1", "f2", "r1", "r2"], 20_000);
     let _fronts = (lab.front("f1", ""), lab.front("f2", ""));
     let _nodes = (lab.node("r1", &lab.style), lab.node("r2", &lab.style));
-    let bulk_tiles = world(0..=5);
-    let mut seeder = lab.client("f1");
-    let bulk = seeder
-        .request_tiles(bulk_tiles.clone(), &options(Priority::Bulk))
-        .unwrap();
+    // A backlog that outlasts the screen by far: 88 metatiles.
+    let (mut seeder, bulk, bulk_tiles) = lab.seeding("f1", 0..=6, Priority::Bulk);
     std::thread::scope(|scope| {
         // When each bulk tile was answered.
         let bulk_side = scope.spawn(move || {
