@@ -53,6 +53,7 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
     Ok(ticks / 100.0)
 }
 

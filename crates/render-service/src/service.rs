@@ -647,21 +647,19 @@ impl TileService {
         };
         let (jobs, job_rx) = bounded::<WorkerJob>(slots);
         let encoder = TileEncoder::new(options.render.compression);
-        let mut workers = Vec::with_capacity(threads);
-        let local_workers = match front {
-            Some(settings) => {
-                workers = cluster::start_front(
-                    &settings,
-                    job_rx.clone(),
-                    commands.clone(),
-                    Arc::clone(&maps),
-                    Arc::clone(&stats),
-                )
-                .map_err(ServiceError::Thread)?;
-                0
-            }
-            None => threads,
+        let remote = front.is_some();
+        let mut workers = match &front {
+            Some(settings) => cluster::start_front(
+                settings,
+                job_rx.clone(),
+                commands.clone(),
+                Arc::clone(&maps),
+                Arc::clone(&stats),
+            )
+            .map_err(ServiceError::Thread)?,
+            None => Vec::with_capacity(threads),
         };
+        let local_workers = if remote { 0 } else { threads };
         for index in 0..local_workers {
             let (job_rx, done, maps) = (job_rx.clone(), commands.clone(), Arc::clone(&maps));
             let context = WorkerContext {
@@ -684,10 +682,7 @@ impl TileService {
             clients: HashMap::new(),
             workers: slots,
             reserve,
-            remote: options
-                .cluster
-                .as_ref()
-                .is_some_and(|c| c.role != Role::Render),
+            remote,
             max_backlog: options.max_backlog_bytes.max(1),
         };
         let core = std::thread::Builder::new()

@@ -30,6 +30,9 @@ pub enum EngineError {
         /// What the client says.
         source: redis::RedisError,
     },
+    /// A render node's thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// How long a connection may take to open, and a command to answer (a
@@ -357,14 +360,5 @@ impl Engine {
                 .query::<i64>(c)
         })
         .map(drop)
-    }
-
-    /// Jobs queued in `queue` now (for tests and status).
-    pub fn queued(&mut self, queue: &str) -> Result<u64, EngineError> {
-        self.run(Duration::ZERO, |c, e| {
-            redis::cmd("ZCARD")
-                .arg(e.key(&format!("q:{queue}")))
-                .query(c)
-        })
     }
 }

@@ -113,10 +113,7 @@ impl RenderNode {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(body)
-                .map_err(|e| EngineError::Redis {
-                    url: super::redacted(&settings.url),
-                    source: redis::RedisError::from(e),
-                })
+                .map_err(EngineError::Thread)
         };
         let claimer = {
             let (node, free) = (Arc::clone(&node), free.clone());
